@@ -1,0 +1,1 @@
+"""Inference per task: plain functions over models, numpy and PIL (no Gradio)."""

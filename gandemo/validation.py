@@ -1,0 +1,30 @@
+"""Input checks shared by every task. Tasks raise `InvalidInput`; the UI turns it into `gr.Error`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class InvalidInput(ValueError):
+    """A request input is not allowed; the message says what was wrong and what is allowed."""
+
+
+def as_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi]; whole floats (3.0) and digit strings are accepted."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {value!r}") from None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be from {lo} to {hi}, got {value}")
+    return value

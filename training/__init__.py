@@ -1,0 +1,1 @@
+"""`python -m training <task> ...`: data, losses, the one resumable loop, export and evaluation."""

@@ -1,0 +1,350 @@
+"""The one training loop every task runs.
+
+A task (a `TrainTask` subclass) supplies its data, models, optimisers and one `train_step`; the
+loop owns the rest: device and AMP, the EMA copy, tqdm progress, a CSV log, periodic sample grids,
+atomic run-state saves, `--resume`, a stop with the step number on a NaN/inf loss, and the export
+of a checkpoint folder with its card.
+
+Run folder (`--out`, kept out of git):
+    state.pt            everything needed to continue exactly (models, optimisers, EMA, RNGs, data order)
+    log.csv             step, seconds, losses
+    samples/step_NNNNNN.png
+    checkpoint/         the exported checkpoint (copy it to assets/checkpoints/<task>/<variant>/)
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from gandemo.checkpoint import arch_entry, save_checkpoint
+
+STATE = "state.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last saved state is kept untouched."""
+
+
+@dataclass
+class RunConfig:
+    out: Path
+    steps: int
+    preset: str
+    device: torch.device
+    resume: bool = False
+    seed: int = 0
+    amp: bool = False
+    save_every_s: float = 180.0
+    sample_every: int = 250
+    log_every: int = 10
+    progress: bool = True
+    command: str = ""
+
+
+class Amp:
+    """Mixed precision where it helps (CUDA): bf16 autocast if the GPU has it, else fp16 with a
+    gradient scaler. On the CPU it is a no-op, so task code is written once."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.device = device
+        self.enabled = enabled and device.type == "cuda"
+        self.dtype = (
+            torch.bfloat16
+            if self.enabled and torch.cuda.is_bf16_supported()
+            else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.enabled and self.dtype == torch.float16
+        )
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.enabled)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """zero_grad, backward (scaled if needed), optimiser step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied as they are).
+
+    The decay ramps up from 0 ((1 + t) / (10 + t)) so early averages are not dominated by the
+    random initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1 - d)
+        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            ema_b.copy_(b)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "updates": self.updates, "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
+
+
+class TrainTask(ABC):
+    """What a task supplies to the loop. Subclasses set `name`, build `models` and `optimizers`
+    in `__init__`, and implement the abstract methods."""
+
+    name: ClassVar[str]
+    variant: ClassVar[str] = "default"
+    ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
+
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    ema_decay: float = 0.999
+
+    @abstractmethod
+    def next_batch(self) -> Any:
+        """The next training batch, already on the device."""
+
+    @abstractmethod
+    def train_step(self, batch: Any, amp: Amp) -> dict[str, torch.Tensor]:
+        """One optimisation step of every player; returns detached scalar losses/diagnostics."""
+
+    @abstractmethod
+    def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
+        """A picture of what the models make now (fixed inputs, so grids compare across steps)."""
+
+    @abstractmethod
+    def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
+        """name -> (module, constructor kwargs) for the checkpoint; `models` has the EMA swapped in."""
+
+    @abstractmethod
+    def card_fields(self) -> dict[str, Any]:
+        """Card fields of this task: at least `data`; task extras as DESIGN.md lists them."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Task state to resume exactly (e.g. the data sampler)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class Trainer:
+    """Runs a `TrainTask` under a `RunConfig`: `train()` then `export()`."""
+
+    def __init__(self, task: TrainTask, cfg: RunConfig) -> None:
+        self.task, self.cfg = task, cfg
+        self.amp = Amp(cfg.device, cfg.amp)
+        self.ema = EMA(task.models[task.ema_of], task.ema_decay) if task.ema_of else None
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.out = Path(cfg.out)
+        self.state_path = self.out / STATE
+        self._stop_signal: int | None = None
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task.name,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "preset": self.cfg.preset,
+            "models": {k: m.state_dict() for k, m in self.task.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.task.optimizers.items()},
+            "ema": self.ema.state_dict() if self.ema else None,
+            "scaler": self.amp.scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "task_state": self.task.extra_state(),
+        }
+
+    def save_state(self) -> None:
+        """Write state.pt atomically: a kill mid-write leaves the previous state intact."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".pt.tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, self.state_path)
+
+    def load_state(self) -> None:
+        state = torch.load(self.state_path, map_location=self.cfg.device, weights_only=True)
+        if state["task"] != self.task.name:
+            raise SystemExit(f"{self.state_path} belongs to task {state['task']!r}, not {self.task.name!r}")
+        for k, m in self.task.models.items():
+            m.load_state_dict(state["models"][k])
+        for k, o in self.task.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        if self.ema and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        self.amp.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        self.task.load_extra_state(state["task_state"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+
+    def prepare(self) -> None:
+        """Resume if asked; refuse to silently overwrite an existing run."""
+        if self.state_path.exists():
+            if not self.cfg.resume:
+                raise SystemExit(
+                    f"{self.out} already holds a run ({STATE}); pass --resume to continue it, "
+                    "or choose another --out"
+                )
+            self.load_state()
+            self._print(f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)")
+        elif self.cfg.resume:
+            self._print(f"nothing to resume in {self.out}; starting at step 0")
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def train(self) -> None:
+        self.prepare()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "samples").mkdir(exist_ok=True)
+        old_handler = signal.signal(signal.SIGTERM, self._on_signal)
+        last_save = time.monotonic()
+        log = open(self.out / "log.csv", "a", newline="")  # noqa: SIM115 - closed in finally
+        writer: csv.writer | None = None
+        bar = tqdm(
+            total=self.cfg.steps,
+            initial=self.step,
+            desc=self.task.name,
+            disable=not self.cfg.progress,
+            dynamic_ncols=True,
+        )
+        try:
+            for m in self.task.models.values():
+                m.train()
+            while self.step < self.cfg.steps and self._stop_signal is None:
+                t0 = time.perf_counter()
+                losses = self.task.train_step(self.task.next_batch(), self.amp)
+                values = {k: float(v) for k, v in losses.items()}
+                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                if bad:
+                    raise TrainingDiverged(
+                        f"{self.task.name}: {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
+                        f"{self.step + 1}; stopped without saving. The last good state "
+                        f"({self.state_path}) is untouched: lower the learning rate or resume from it."
+                    )
+                if self.ema:
+                    self.ema.update(self.task.models[self.task.ema_of])
+                self.step += 1
+                self.elapsed += time.perf_counter() - t0
+                bar.update(1)
+                if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                    if writer is None:
+                        writer = csv.writer(log)
+                        if log.tell() == 0:
+                            writer.writerow(["step", "seconds", *values])
+                    writer.writerow([self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())])
+                    log.flush()
+                if self.step % self.cfg.sample_every == 0:
+                    self.write_samples()
+                if time.monotonic() - last_save >= self.cfg.save_every_s:
+                    self.save_state()
+                    last_save = time.monotonic()
+        except KeyboardInterrupt:
+            self._stop_signal = signal.SIGINT
+        finally:
+            bar.close()
+            log.close()
+            signal.signal(signal.SIGTERM, old_handler)
+        self.save_state()
+        if self._stop_signal is not None:
+            self._print(f"stopped at step {self.step}; state saved, continue with --resume")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum  # finish the current step, save, then leave the loop
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.cfg.steps and self._stop_signal is None
+
+    def inference_models(self) -> dict[str, nn.Module]:
+        models = dict(self.task.models)
+        if self.ema:
+            models[self.task.ema_of] = self.ema.model
+        return models
+
+    def write_samples(self) -> Path:
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        self.task.sample_grid(self.inference_models()).save(path)
+        return path
+
+    # ---- export ------------------------------------------------------------------------------
+    def export(self, folder: Path | None = None) -> Path:
+        """Write the checkpoint folder (default: <out>/checkpoint) with its card."""
+        folder = folder or self.out / "checkpoint"
+        models = self.inference_models()
+        samples = self.task.sample_grid(models)  # may recalibrate e.g. BN statistics first
+        exported = self.task.export_modules(models)
+        card = {
+            "task": self.task.name,
+            "variant": self.task.variant,
+            "arch": {k: arch_entry(m, kw) for k, (m, kw) in exported.items()},
+            **self.task.card_fields(),
+            "training": {
+                "steps": self.step,
+                "wall_time_s": round(self.elapsed, 1),
+                "preset": self.cfg.preset,
+                "device": str(self.cfg.device),
+                "threads": torch.get_num_threads(),
+                "amp": self.amp.enabled,
+                "ema_decay": self.ema.decay if self.ema else None,
+                "seed": self.cfg.seed,
+                "commit": git_commit(),
+                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "command": self.cfg.command,
+                "torch": torch.__version__,
+            },
+            "metrics": {},
+        }
+        save_checkpoint(folder, {k: m for k, (m, _) in exported.items()}, card, samples=samples)
+        self._print(f"exported {self.task.name} at step {self.step} to {folder}")
+        return folder
+
+    def _print(self, msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
