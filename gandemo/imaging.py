@@ -43,9 +43,8 @@ def _open(source: Any) -> Image.Image:
         return Image.fromarray(arr.squeeze(2) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)):
-        if not Path(source).is_file():
-            raise ImageInputError(f"no image file at {source}")
+    elif isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise ImageInputError(f"no image file at {source}")
     return Image.open(source)
 
 
@@ -74,7 +73,9 @@ def load_image(
     except ImageInputError:
         raise
     except Image.DecompressionBombError:
-        raise ImageInputError(f"the image is too large; at most {max_pixels / 1e6:.0f} MP is allowed") from None
+        raise ImageInputError(
+            f"the image is too large; at most {max_pixels / 1e6:.0f} MP is allowed"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(
             f"the file is not a readable image ({type(exc).__name__}); "

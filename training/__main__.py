@@ -31,18 +31,26 @@ def _train_parser(name: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m training {name}", description=module.__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder of training data")
     p.add_argument("--out", type=Path, required=True, help="run folder (state, log, samples, checkpoint)")
-    p.add_argument("--preset", choices=sorted(module.PRESETS), default="cpu",
-                   help="cpu: about two hours on 2 cores; gpu: the paper-sized run on CUDA with AMP")
+    p.add_argument(
+        "--preset",
+        choices=sorted(module.PRESETS),
+        default="cpu",
+        help="cpu: about two hours on 2 cores; gpu: the paper-sized run on CUDA with AMP",
+    )
     p.add_argument("--steps", type=int, help="total steps of the run (overrides the preset)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     p.add_argument("--save-every", type=float, default=180.0, help="seconds between run-state saves")
     p.add_argument("--sample-every", type=int, default=250, help="steps between sample grids")
-    p.add_argument("--export", type=Path, help="checkpoint folder to write at the end "
-                   "(default: <out>/checkpoint)")
-    p.add_argument("--export-only", action="store_true",
-                   help="export the saved run state as a checkpoint now, without training")
+    p.add_argument(
+        "--export", type=Path, help="checkpoint folder to write at the end (default: <out>/checkpoint)"
+    )
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="export the saved run state as a checkpoint now, without training",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
     module.add_arguments(p)
     return p
@@ -61,9 +69,17 @@ def train_main(name: str, argv: list[str]) -> int:
     device = torch.device("cuda" if cuda else "cpu")
     steps = args.steps or module.PRESETS[args.preset]["steps"]
     cfg = RunConfig(
-        out=args.out, steps=steps, preset=args.preset, device=device, resume=args.resume or args.export_only,
-        seed=args.seed, amp=cuda, save_every_s=args.save_every, sample_every=args.sample_every,
-        progress=args.progress, command="python -m training " + shlex.join([name, *argv]),
+        out=args.out,
+        steps=steps,
+        preset=args.preset,
+        device=device,
+        resume=args.resume or args.export_only,
+        seed=args.seed,
+        amp=cuda,
+        save_every_s=args.save_every,
+        sample_every=args.sample_every,
+        progress=args.progress,
+        command="python -m training " + shlex.join([name, *argv]),
     )
     task = _task_class(name)(args, device)
     trainer = Trainer(task, cfg)

@@ -13,7 +13,7 @@ POLICIES = ("color", "translation", "cutout")
 
 
 def parse_policy(text: str | None) -> tuple[str, ...]:
-    """"color,translation" -> ("color", "translation"); "" or "none" -> ()."""
+    """ "color,translation" -> ("color", "translation"); "" or "none" -> ()."""
     if not text or text.strip().lower() == "none":
         return ()
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
@@ -44,9 +44,7 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     ty = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
     tx = torch.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
-    gy, gx = torch.meshgrid(
-        torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
-    )
+    gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = torch.clamp(gy[None] + ty + 1, 0, h + 1)
     gx = torch.clamp(gx[None] + tx + 1, 0, w + 1)
     padded = F.pad(x, [1, 1, 1, 1])  # shifted-in pixels are zeros (mid-grey in [-1, 1])

@@ -62,12 +62,18 @@ class FacesTask(TrainTask):
         self.ema_decay = float(p["ema_decay"])
         self.g_kwargs = {"z_dim": Z_DIM, "ngf": int(p["ngf"]), "channels": 3}
         self.d_kwargs = {"ndf": int(p["ndf"]), "channels": 3}
-        self.hparams = {"batch_size": self.batch_size, "lr": p["lr"], "betas": [0.5, 0.999],
-                        "diffaugment": ",".join(self.policy) or "none", **self.g_kwargs,
-                        "ndf": self.d_kwargs["ndf"]}
+        self.hparams = {
+            "batch_size": self.batch_size,
+            "lr": p["lr"],
+            "betas": [0.5, 0.999],
+            "diffaugment": ",".join(self.policy) or "none",
+            **self.g_kwargs,
+            "ndf": self.d_kwargs["ndf"],
+        }
 
-        self.data = ImageSet(args.data, IMAGE_SIZE, "train", HOLDOUT_FRACTION, limit=args.limit,
-                             progress=args.progress)
+        self.data = ImageSet(
+            args.data, IMAGE_SIZE, "train", HOLDOUT_FRACTION, limit=args.limit, progress=args.progress
+        )
         self.sampler = EpochSampler(len(self.data), self.batch_size, seed=args.seed)
         torch.manual_seed(args.seed)
         G = Generator(**self.g_kwargs).to(device)
@@ -120,7 +126,8 @@ class FacesTask(TrainTask):
     def card_fields(self) -> dict[str, Any]:
         return {
             "data": {
-                "name": self.data.folder.name if self.data.folder.name != "train"
+                "name": self.data.folder.name
+                if self.data.folder.name != "train"
                 else self.data.folder.parent.name,
                 "path": str(self.data.folder),
                 "items": len(self.data),

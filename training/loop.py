@@ -66,14 +66,8 @@ class Amp:
     def __init__(self, device: torch.device, enabled: bool) -> None:
         self.device = device
         self.enabled = enabled and device.type == "cuda"
-        self.dtype = (
-            torch.bfloat16
-            if self.enabled and torch.cuda.is_bf16_supported()
-            else torch.float16
-        )
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.enabled and self.dtype == torch.float16
-        )
+        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
 
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.enabled)
@@ -234,7 +228,9 @@ class Trainer:
                     "or choose another --out"
                 )
             self.load_state()
-            self._print(f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)")
+            self._print(
+                f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)"
+            )
         elif self.cfg.resume:
             self._print(f"nothing to resume in {self.out}; starting at step 0")
 
@@ -279,7 +275,9 @@ class Trainer:
                         writer = csv.writer(log)
                         if log.tell() == 0:
                             writer.writerow(["step", "seconds", *values])
-                    writer.writerow([self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())])
+                    writer.writerow(
+                        [self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())]
+                    )
                     log.flush()
                 if self.step % self.cfg.sample_every == 0:
                     self.write_samples()

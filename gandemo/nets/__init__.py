@@ -1,1 +1,3 @@
-"""Pure torch.nn.Modules, one file per GAN family. Checkpoint cards name them as `gandemo.nets.<file>:<Class>`."""
+"""Pure torch.nn.Modules, one file per GAN family.
+
+Checkpoint cards name them as `gandemo.nets.<file>:<Class>`."""

@@ -1,0 +1,1 @@
+"""One module per tab; `gandemo.ui.app.build_app` puts them together."""

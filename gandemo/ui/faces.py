@@ -1,0 +1,138 @@
+"""The Faces tab: a gallery of random faces from a seed, a walk between two seeds, the model card."""
+
+from __future__ import annotations
+
+import random
+
+import gradio as gr
+from PIL import Image
+
+from gandemo import registry
+from gandemo.tasks import faces
+from gandemo.ui.common import card_markdown, endpoint, output_path, unavailable
+
+HOW_IT_WORKS = r"""
+**The game.** A generator $G$ turns random noise $z \sim \mathcal{N}(0, I)$ (100 numbers) into a
+64×64 picture; a discriminator $D$ says how likely a picture is a real photo. They play
+
+$$\min_G \max_D \; \mathbb{E}_{x \sim p_\text{data}}[\log D(x)] + \mathbb{E}_{z}[\log(1 - D(G(z)))]$$
+
+$D$ minimises $-[\log D(x) + \log(1 - D(G(z)))]$. Early on $D$ rejects every fake with confidence,
+where $\log(1 - D(G(z)))$ is flat and gives $G$ almost no gradient, so $G$ instead minimises the
+**non-saturating** loss $-\log D(G(z))$: same fixed point, strong gradients when $G$ is losing.
+
+**DCGAN's rules** (Radford et al., 2016), all followed here:
+- no pooling: strided convolutions in $D$, transposed ("fractionally-strided") convolutions in $G$;
+- batch normalisation in both nets (not on $G$'s output or $D$'s input);
+- ReLU in $G$ with Tanh on the output; LeakyReLU(0.2) in $D$;
+- no fully connected hidden layers: $z$ is a 1×1 "image" with 100 channels, grown
+  4→8→16→32→64; $D$ shrinks 64→32→16→8→4 and a 4×4 convolution gives one logit;
+- Adam with learning rate 0.0002 and $\beta_1 = 0.5$.
+
+**Here on top**: the app uses an exponential moving average of $G$'s weights (smoother faces), and
+training showed $D$ randomly coloured and shifted copies of real and fake images
+(DiffAugment) so it cannot memorise the 13,000 training faces.
+
+**Seeds.** Face *i* of a seed always comes from the same $z$, so a seed is a fixed gallery; the
+walk goes along the sphere where Gaussian $z$ live (slerp) from face 1 of seed A to face 1 of seed B.
+"""
+
+
+def _gallery(images: list[Image.Image], label: str) -> list[tuple[Image.Image, str]]:
+    return [(img, f"{label} #{i + 1}") for i, img in enumerate(images)]
+
+
+@endpoint
+def generate_faces(seed: float, count: float) -> tuple[list[tuple[Image.Image, str]], str]:
+    """`count` faces for `seed` -> (gallery, path of the grid PNG)."""
+    # inputs are checked inside tasks.faces before any work; the model loads on first use
+    G = registry.get("faces")["G"]
+    images = faces.generate_faces(G, seed, count)
+    seed, count = int(seed), len(images)
+    grid = faces.grid_png(images, output_path(f"faces_seed{seed}_x{count}.png"))
+    return _gallery(images, f"seed {seed}"), str(grid)
+
+
+@endpoint
+def interpolate_faces(
+    seed_a: float, seed_b: float, frames: float
+) -> tuple[str, list[tuple[Image.Image, str]]]:
+    """Walk from seed_a's first face to seed_b's -> (GIF path, gallery of the frames)."""
+    G = registry.get("faces")["G"]
+    images = faces.interpolate_faces(G, seed_a, seed_b, frames)
+    gif = faces.animation_gif(images, output_path(f"walk_{int(seed_a)}_to_{int(seed_b)}.gif"))
+    return str(gif), _gallery(images, "frame")
+
+
+def random_seed() -> int:
+    return random.randint(0, faces.SEED_MAX)
+
+
+def build() -> None:
+    spec = registry.TASKS["faces"]
+    problem = registry.status("faces")
+    if problem:
+        unavailable(spec, problem)
+        return
+    card = registry.get("faces").card
+    gr.Markdown(
+        "Faces that do not exist, drawn by a DCGAN this project trained on CelebA photos. "
+        "Pick a seed (the same seed always gives the same faces) and how many."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            seed = gr.Number(value=42, label="Seed", minimum=0, maximum=faces.SEED_MAX)
+            dice = gr.Button("🎲 Random seed", size="sm")
+            count = gr.Slider(1, faces.COUNT_MAX, value=16, step=1, label="How many faces")
+            go = gr.Button("Generate faces", variant="primary")
+            grid_file = gr.File(label="Download the grid (PNG)", interactive=False)
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                label="Faces (64×64 each)", columns=8, format="png", object_fit="contain", height="auto"
+            )
+
+    gr.Markdown(
+        "### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            seed_a = gr.Number(value=42, label="Seed A", minimum=0, maximum=faces.SEED_MAX)
+            seed_b = gr.Number(value=7, label="Seed B", minimum=0, maximum=faces.SEED_MAX)
+            frames = gr.Slider(faces.FRAMES_MIN, faces.FRAMES_MAX, value=16, step=1, label="Frames")
+            walk = gr.Button("Interpolate", variant="primary")
+        with gr.Column(scale=1):
+            animation = gr.Image(
+                label="Animation (GIF, plays back and forth)", type="filepath", format="gif", height=256
+            )
+        with gr.Column(scale=2):
+            frame_gallery = gr.Gallery(label="Frames", columns=8, format="png", height="auto")
+
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(
+            HOW_IT_WORKS,
+            latex_delimiters=[
+                {"left": "$$", "right": "$$", "display": True},
+                {"left": "$", "right": "$", "display": False},
+            ],
+        )
+        gr.Markdown("#### The shipped model\n" + card_markdown(card))
+        samples = registry.checkpoint_dir("faces") / "samples.png"
+        if samples.is_file():
+            gr.Image(
+                str(samples),
+                label="64 faces from the shipped checkpoint",
+                interactive=False,
+                buttons=["download", "fullscreen"],
+            )
+
+    dice.click(random_seed, outputs=seed, api_visibility="undocumented")
+    # preprocess=False: the raw numbers reach the task's own checks, so every bad value (3.5,
+    # "abc", -1, 10000) gets the same plain message instead of Gradio's generic conversion error
+    go.click(generate_faces, [seed, count], [gallery, grid_file], api_name="generate_faces", preprocess=False)
+    walk.click(
+        interpolate_faces,
+        [seed_a, seed_b, frames],
+        [animation, frame_gallery],
+        api_name="interpolate_faces",
+        preprocess=False,
+    )

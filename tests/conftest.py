@@ -1,0 +1,80 @@
+"""Shared fixtures. Tests never read ../shared/datasets: they make tiny data of their own."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gandemo import registry
+from gandemo.checkpoint import arch_entry, save_checkpoint
+from gandemo.nets.dcgan import Generator
+
+torch.set_num_threads(2)
+
+TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
+
+
+def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) -> Path:
+    """`n` small JPEG "faces": coloured blobs on random backgrounds, varied enough to train on."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        bg = rng.integers(0, 255, 3)
+        img = np.broadcast_to(bg, (size, size, 3)).astype(np.float64).copy()
+        cx, cy, r = rng.uniform(16, 48, 2).tolist() + [rng.uniform(8, 20)]
+        disk = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
+        img[disk] = rng.integers(0, 255, 3)
+        img += rng.normal(0, 8, img.shape)
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
+    return folder
+
+
+def write_tiny_faces_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid faces checkpoint (ngf=8, 0.2 MB) under `root/faces/default`."""
+    torch.manual_seed(seed)
+    G = Generator(**TINY_G).eval()
+    card = {
+        "task": "faces",
+        "variant": "default",
+        "arch": {"G": arch_entry(G, TINY_G)},
+        "data": {"name": "test", "items": 0, "resolution": "64x64", "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        "metrics": {},
+    }
+    return save_checkpoint(root / "faces" / "default", {"G": G}, card)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_faces_checkpoint(root)
+    return root
+
+
+@pytest.fixture
+def use_checkpoints(monkeypatch: pytest.MonkeyPatch):
+    """Point the registry at a checkpoint root for one test (and forget cached models after)."""
+
+    def _use(root: Path) -> None:
+        monkeypatch.setenv(registry.ENV_ROOT, str(root))
+        registry.clear()
+
+    yield _use
+    registry.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

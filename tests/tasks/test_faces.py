@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gandemo.nets.dcgan import Generator
+from gandemo.tasks import faces
+from gandemo.validation import InvalidInput
+from tests.conftest import TINY_G
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    return Generator(**TINY_G).eval()
+
+
+def _arrays(images):
+    return [np.asarray(i) for i in images]
+
+
+def test_same_seed_same_faces_and_a_longer_gallery_extends_a_shorter_one(G):
+    a = faces.generate_faces(G, 123, 4)
+    b = faces.generate_faces(G, 123, 9)
+    assert len(a) == 4 and len(b) == 9
+    assert all(img.size == (64, 64) and img.mode == "RGB" for img in b)
+    assert all(np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(b[:4]), strict=True))
+    c = faces.generate_faces(G, 124, 4)
+    assert not np.array_equal(_arrays(a)[0], _arrays(c)[0])
+
+
+def test_latents_depend_only_on_seed_and_index():
+    z = faces.latents(5, 3)
+    assert z.shape == (3, 100) and abs(float(z.std()) - 1) < 0.2
+    assert torch.equal(faces.latents(5, 1)[0], z[0])
+    assert not torch.equal(z[0], z[1])
+
+
+def test_interpolation_runs_from_face_one_of_a_to_face_one_of_b(G):
+    frames = faces.interpolate_faces(G, 11, 22, 5)
+    assert len(frames) == 5
+    start, end = faces.generate_faces(G, 11, 1)[0], faces.generate_faces(G, 22, 1)[0]
+    # the endpoints of the walk are the galleries' first faces (up to float rounding of slerp)
+    assert np.abs(np.asarray(frames[0], int) - np.asarray(start, int)).max() <= 1
+    assert np.abs(np.asarray(frames[-1], int) - np.asarray(end, int)).max() <= 1
+
+
+def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
+    a, b = faces.latents(1, 1)[0], faces.latents(2, 1)[0]
+    path = faces.slerp(a, b, torch.linspace(0, 1, 7))
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    norms = path.norm(dim=1)
+    assert norms.min() > 0.9 * min(a.norm(), b.norm())  # a straight line would dip to ~0.7
+
+
+@pytest.mark.parametrize(
+    "seed, count, words",
+    [
+        (-1, 4, "seed"),
+        (2**31, 4, "seed"),
+        (1.5, 4, "seed"),
+        (1, 0, "count"),
+        (1, 10_000, "count"),
+        (1, 2.5, "count"),
+        (1, "many", "count"),
+    ],
+)
+def test_bad_inputs_are_refused_before_any_work(G, seed, count, words):
+    with pytest.raises(InvalidInput, match=words):
+        faces.generate_faces(G, seed, count)
+
+
+def test_bad_interpolation_inputs(G):
+    with pytest.raises(InvalidInput, match="frames must be from 2 to 60"):
+        faces.interpolate_faces(G, 1, 2, 1)
+    with pytest.raises(InvalidInput, match="seed B"):
+        faces.interpolate_faces(G, 1, -2, 5)
+
+
+def test_grid_and_gif_files(G, tmp_path: Path):
+    imgs = faces.generate_faces(G, 1, 10)
+    grid = Image.open(faces.grid_png(imgs, tmp_path / "g.png"))
+    assert grid.size == (8 * 64 + 9 * 2, 2 * 64 + 3 * 2)
+    gif = Image.open(faces.animation_gif(imgs[:4], tmp_path / "a.gif"))
+    assert gif.is_animated and gif.n_frames == 4 + 2  # forth and back
+    assert gif.size == (faces.DISPLAY_SIZE, faces.DISPLAY_SIZE)

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.augment import diff_augment, parse_policy
+from training.data import EpochSampler, ImageSet, is_holdout
+
+
+def test_image_set_decodes_crops_and_splits_stably(image_folder: Path):
+    (image_folder / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, not fatal
+    everything = ImageSet(image_folder, 32, "all", progress=False)
+    assert everything.images.shape == (24, 3, 32, 32) and everything.images.dtype == torch.uint8
+    train = ImageSet(image_folder, 32, "train", 0.25, progress=False)
+    held = ImageSet(image_folder, 32, "holdout", 0.25, progress=False)
+    assert len(train) + len(held) == 24 and len(held) > 0
+    assert not {p.name for p in train.paths} & {p.name for p in held.paths}
+    batch = train.batch(torch.tensor([0, 1]))
+    assert batch.shape == (2, 3, 32, 32) and batch.min() >= -1 and batch.max() <= 1
+
+
+def test_holdout_depends_on_the_name_only():
+    assert is_holdout(Path("a/x.jpg"), 0.5) == is_holdout(Path("b/x.jpg"), 0.5)
+    share = sum(is_holdout(Path(f"{i}.jpg"), 0.07) for i in range(5000)) / 5000
+    assert 0.05 < share < 0.09
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="no images"):
+        ImageSet(tmp_path, 32, progress=False)
+
+
+def test_sampler_covers_each_epoch_and_resumes_mid_epoch():
+    s = EpochSampler(10, 4, seed=0)
+    first = torch.cat([s.next() for _ in range(5)])  # 20 indices = 2 epochs
+    assert sorted(first[:10].tolist()) == list(range(10))
+    state = s.state_dict()
+    expected = [s.next() for _ in range(3)]
+    t = EpochSampler(10, 4, seed=99)
+    t.load_state_dict(state)
+    assert all(torch.equal(a, t.next()) for a in expected)
+
+
+def test_diffaugment_keeps_shape_and_passes_gradients():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    y = diff_augment(x, parse_policy("color,translation,cutout"))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(diff_augment(x, ()), x)
+
+
+def test_policy_parsing():
+    assert parse_policy("none") == () and parse_policy("") == ()
+    assert parse_policy("color, cutout") == ("color", "cutout")
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        parse_policy("flip")
