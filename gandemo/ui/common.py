@@ -68,13 +68,11 @@ def card_markdown(card: dict[str, Any]) -> str:
     ]
     metrics = card.get("metrics") or {}
     if metrics:
-        lines.append("\n| metric | this model | baseline | real images | how it was measured |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("\n| metric | this model | baseline | real (train) | real (held out) | how it was measured |")
+        lines.append("|---|---|---|---|---|---|")
         for name, m in metrics.items():
-            lines.append(
-                f"| {name} | {_fmt(m.get('model'))} | {_fmt(m.get('baseline'))} | "
-                f"{_fmt(m.get('real'))} | {m.get('method', '')} |"
-            )
+            cells = " | ".join(_fmt(m.get(k)) for k in ("model", "baseline", "real", "held_out"))
+            lines.append(f"| {name} | {cells} | {m.get('method', '')} |")
     else:
         lines.append("\n*No metrics measured yet: run `python -m training evaluate ...`.*")
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])

@@ -1,0 +1,109 @@
+"""Faces tab speed and memory, as a Space user meets them.
+
+Starts `python app.py` on a free port (cold start = process start until the page answers),
+calls `generate_faces` through gradio_client for 1, 16 and 64 faces (median of --repeats) and
+`interpolate_faces` for 16 frames, then reads the server's peak RSS. Also times the task function
+in-process (no HTTP) to show what the network and Gradio add. Prints a markdown table.
+
+    .venv/bin/python benchmarks/faces_latency.py [--repeats 7] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: first call pays for lazy loading and allocator growth
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=2, help="GANDEMO_THREADS for the server and in-process runs")
+    args = p.parse_args()
+
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GANDEMO_THREADS": str(args.threads)}
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(url)
+        cold = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+        rows = [("app cold start (process start → page served)", f"{cold:.2f} s")]
+        for n in (1, 16, 64):
+            s = median_seconds(lambda n=n: client.predict(1234, n, api_name="/generate_faces"), args.repeats)
+            rows.append((f"generate_faces, {n} face(s), via API (median of {args.repeats})", f"{s * 1000:.0f} ms"))
+        s = median_seconds(lambda: client.predict(1, 2, 16, api_name="/interpolate_faces"), args.repeats)
+        rows.append((f"interpolate_faces, 16 frames, via API (median of {args.repeats})", f"{s * 1000:.0f} ms"))
+        rows.append(("server peak RSS after these calls", f"{peak_rss_mb(server.pid):.0f} MB"))
+    finally:
+        server.terminate()
+        server.wait()
+
+    import torch
+
+    from gandemo import registry
+    from gandemo.tasks import faces
+
+    torch.set_num_threads(args.threads)
+    G = registry.get("faces")["G"]
+    for n in (1, 16, 64):
+        s = median_seconds(lambda n=n: faces.generate_faces(G, 1234, n), args.repeats)
+        rows.append((f"tasks.faces.generate_faces, {n} face(s), in-process", f"{s * 1000:.0f} ms"))
+
+    print(f"\nFaces benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s)\n")
+    print("| measurement | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
