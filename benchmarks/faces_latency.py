@@ -70,8 +70,9 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GANDEMO_THREADS": str(args.threads)}
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for(url)

@@ -182,9 +182,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     if not weights.is_file():
         raise CheckpointError(f"{folder}: {WEIGHTS} is missing")
     if sha256_of(weights) != card.get("sha256"):
-        raise CheckpointError(
-            f"{folder}: {WEIGHTS} does not match the sha256 in {CARD} (corrupted or replaced)"
-        )
+        raise CheckpointError(f"{folder}: {WEIGHTS} does not match the sha256 in {CARD} (corrupted or replaced)")
     arch = card.get("arch")
     if not isinstance(arch, dict) or not arch:
         raise CheckpointError(f"{folder}: {CARD} has no 'arch'")

@@ -73,13 +73,10 @@ def load_image(
     except ImageInputError:
         raise
     except Image.DecompressionBombError:
-        raise ImageInputError(
-            f"the image is too large; at most {max_pixels / 1e6:.0f} MP is allowed"
-        ) from None
+        raise ImageInputError(f"the image is too large; at most {max_pixels / 1e6:.0f} MP is allowed") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(
-            f"the file is not a readable image ({type(exc).__name__}); "
-            "upload a PNG, JPEG, WebP, BMP, GIF or TIFF"
+            f"the file is not a readable image ({type(exc).__name__}); upload a PNG, JPEG, WebP, BMP, GIF or TIFF"
         ) from None
     return _to_rgb(img, background)
 
@@ -131,9 +128,7 @@ def tensor_to_pils(x: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in tensor_to_uint8(x)]
 
 
-def make_grid(
-    images: Sequence[Image.Image], ncol: int | None = None, pad: int = 2, fill: int = 255
-) -> Image.Image:
+def make_grid(images: Sequence[Image.Image], ncol: int | None = None, pad: int = 2, fill: int = 255) -> Image.Image:
     """Tile equally sized images into one picture (nearly square unless `ncol` is given)."""
     if not images:
         raise ValueError("make_grid needs at least one image")

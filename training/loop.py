@@ -224,13 +224,10 @@ class Trainer:
         if self.state_path.exists():
             if not self.cfg.resume:
                 raise SystemExit(
-                    f"{self.out} already holds a run ({STATE}); pass --resume to continue it, "
-                    "or choose another --out"
+                    f"{self.out} already holds a run ({STATE}); pass --resume to continue it, or choose another --out"
                 )
             self.load_state()
-            self._print(
-                f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)"
-            )
+            self._print(f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)")
         elif self.cfg.resume:
             self._print(f"nothing to resume in {self.out}; starting at step 0")
 
@@ -275,9 +272,7 @@ class Trainer:
                         writer = csv.writer(log)
                         if log.tell() == 0:
                             writer.writerow(["step", "seconds", *values])
-                    writer.writerow(
-                        [self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())]
-                    )
+                    writer.writerow([self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())])
                     log.flush()
                 if self.step % self.cfg.sample_every == 0:
                     self.write_samples()

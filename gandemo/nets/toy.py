@@ -64,9 +64,7 @@ class MinibatchDiscrimination(nn.Module):
         """`reference` (features of other samples): score `x` against those instead of against its
         own batch, e.g. to ask what D says of one point in the company of G's current samples."""
         m = (x @ self.T).view(-1, self.out_features, self.kernel_dims)
-        others = (
-            m if reference is None else (reference @ self.T).view(-1, self.out_features, self.kernel_dims)
-        )
+        others = m if reference is None else (reference @ self.T).view(-1, self.out_features, self.kernel_dims)
         l1 = (m.unsqueeze(1) - others.unsqueeze(0)).abs().sum(dim=3)  # (N, M, B)
         closeness = torch.exp(-l1).sum(dim=1)
         if reference is None:

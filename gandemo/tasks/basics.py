@@ -46,9 +46,7 @@ LOSS_TITLES = {
 
 X_RANGE_1D = (-4.0, 4.0)  # the plotted and measured interval; every 1-D distribution lives well inside
 GRID_POINTS_1D = 401
-KDE_BANDWIDTH = (
-    0.05  # small: the G samples come from evenly spaced z quantiles, so there is no noise to smooth
-)
+KDE_BANDWIDTH = 0.05  # small: the G samples come from evenly spaced z quantiles, so there is no noise to smooth
 EVAL_SAMPLES_1D = 20_000
 MAPPING_LINES = 24  # z -> x lines drawn as in the paper's figure
 EVAL_SAMPLES_2D = 1_000
@@ -114,18 +112,14 @@ class Distribution1D:
         if self.uniform:
             lo, hi = self.uniform
             return np.where((x >= lo) & (x <= hi), 1.0 / (hi - lo), 0.0)
-        return sum(
-            w * _normal_pdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=True)
-        )
+        return sum(w * _normal_pdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=True))
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
         if self.uniform:
             lo, hi = self.uniform
             return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-        return sum(
-            w * _normal_cdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=True)
-        )
+        return sum(w * _normal_cdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=True))
 
     @property
     def mean(self) -> float:
@@ -260,9 +254,7 @@ class Coverage:
     counts: np.ndarray  # good samples per mode
 
 
-def mode_coverage(
-    points: np.ndarray, centers: np.ndarray, sigma: float, min_share: float = MIN_SHARE
-) -> Coverage:
+def mode_coverage(points: np.ndarray, centers: np.ndarray, sigma: float, min_share: float = MIN_SHARE) -> Coverage:
     """The VEEGAN / Unrolled-GAN measures: a sample is high quality when it lies within 3 sigma of
     its nearest mode; a mode is covered when it holds at least `min_share` of its fair share
     (n / K) of high-quality samples, at least one (PacGAN's rule: 20 of the 100 expected), so a

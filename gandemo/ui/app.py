@@ -27,9 +27,7 @@ TAB_BUILDERS: dict[str, Callable[[], None]] = {
 
 def _pending(task: str) -> None:
     spec = registry.TASKS[task]
-    unavailable(
-        spec, registry.status(task) or f"The {spec.title} tab arrives with its issue; {spec.train_hint}."
-    )
+    unavailable(spec, registry.status(task) or f"The {spec.title} tab arrives with its issue; {spec.train_hint}.")
 
 
 def configure_threads() -> int:

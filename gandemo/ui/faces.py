@@ -54,9 +54,7 @@ def generate_faces(seed: float, count: float) -> tuple[list[tuple[Image.Image, s
 
 
 @endpoint
-def interpolate_faces(
-    seed_a: float, seed_b: float, frames: float
-) -> tuple[str, list[tuple[Image.Image, str]]]:
+def interpolate_faces(seed_a: float, seed_b: float, frames: float) -> tuple[str, list[tuple[Image.Image, str]]]:
     """Walk from seed_a's first face to seed_b's -> (GIF path, gallery of the frames)."""
     G = registry.get("faces")["G"]
     images = faces.interpolate_faces(G, seed_a, seed_b, frames)
@@ -91,9 +89,7 @@ def build() -> None:
                 label="Faces (64×64 each)", columns=8, format="png", object_fit="contain", height="auto"
             )
 
-    gr.Markdown(
-        "### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B."
-    )
+    gr.Markdown("### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B.")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             seed_a = gr.Number(value=42, label="Seed A", minimum=0, maximum=faces.SEED_MAX)

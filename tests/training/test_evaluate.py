@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 
 from gandemo.checkpoint import read_card
+from tests.conftest import make_image_folder, write_tiny_faces_checkpoint
 from training import evaluate
 from training.__main__ import main
 from training.evaluate import pca_gaussian_samples
-from tests.conftest import make_image_folder, write_tiny_faces_checkpoint
 
 
 class PooledColours(torch.nn.Module):
@@ -24,8 +24,18 @@ def test_evaluate_writes_model_baseline_and_real_numbers_into_the_card(tmp_path:
     folder = write_tiny_faces_checkpoint(tmp_path / "ck")
     monkeypatch.setattr(evaluate, "inception_network", PooledColours)
     preview = tmp_path / "preview.png"
-    args = ["evaluate", "faces", "--checkpoint", str(folder), "--data", str(data), "--n", "8",
-            "--preview", str(preview)]
+    args = [
+        "evaluate",
+        "faces",
+        "--checkpoint",
+        str(folder),
+        "--data",
+        str(data),
+        "--n",
+        "8",
+        "--preview",
+        str(preview),
+    ]
     assert main(args) == 0
     card = read_card(folder)
     m = card["metrics"]

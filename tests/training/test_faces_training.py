@@ -49,9 +49,7 @@ def test_training_changes_both_players(image_folder: Path, tmp_path: Path):
     assert run(image_folder, out, "--steps", "3", "--resume") == 0
     after = state(out)["models"]
     for net in ("G", "D"):
-        changed = [
-            k for k, v in before[net].items() if v.is_floating_point() and not torch.equal(v, after[net][k])
-        ]
+        changed = [k for k, v in before[net].items() if v.is_floating_point() and not torch.equal(v, after[net][k])]
         assert changed, f"{net} did not change"
 
 
@@ -93,10 +91,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_state(
     err = capsys.readouterr().err
     assert "loss_g=nan at step 3" in err
     assert (out / "state.pt").read_bytes() == saved
-    assert (
-        not (out / "checkpoint").exists()
-        or load_checkpoint(out / "checkpoint").card["training"]["steps"] == 2
-    )
+    assert not (out / "checkpoint").exists() or load_checkpoint(out / "checkpoint").card["training"]["steps"] == 2
 
 
 def test_resume_after_kill_9(image_folder: Path, tmp_path: Path):

@@ -20,9 +20,7 @@ def client(checkpoint_root: Path):
     mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
     registry.clear()
     demo = build_app()
-    demo.queue().launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield Client(demo.local_url, verbose=False)
     finally:
