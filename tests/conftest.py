@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from gandemo import registry
 from gandemo.checkpoint import arch_entry, save_checkpoint
 from gandemo.nets.dcgan import Generator
 
-torch.set_num_threads(2)
+# tiny models gain nothing from more threads, and oversubscribed cores make torch crawl
+torch.set_num_threads(1)
+os.environ.setdefault("GANDEMO_THREADS", "1")  # the app under test sets its own thread count
 
 TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
 

@@ -175,6 +175,8 @@ class Trainer:
         self.ema = EMA(task.models[task.ema_of], task.ema_decay) if task.ema_of else None
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
+        # one entry per process that trained this run (a resume starts a new one): steps, threads
+        self.sessions: list[dict[str, Any]] = []
         self.out = Path(cfg.out)
         self.state_path = self.out / STATE
         self._stop_signal: int | None = None
@@ -193,6 +195,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "task_state": self.task.extra_state(),
+            "sessions": self.sessions,
         }
 
     def save_state(self) -> None:
@@ -218,6 +221,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         self.task.load_extra_state(state["task_state"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.sessions = list(state.get("sessions", []))
 
     def prepare(self) -> None:
         """Resume if asked; refuse to silently overwrite an existing run."""
@@ -237,6 +241,15 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "samples").mkdir(exist_ok=True)
         old_handler = signal.signal(signal.SIGTERM, self._on_signal)
+        session = {
+            "from_step": self.step,
+            "to_step": self.step,
+            "seconds": 0.0,
+            "threads": torch.get_num_threads(),
+            "device": str(self.cfg.device),
+        }
+        self.sessions.append(session)
+        session_start = self.elapsed
         last_save = time.monotonic()
         log = open(self.out / "log.csv", "a", newline="")  # noqa: SIM115 - closed in finally
         writer: csv.writer | None = None
@@ -265,6 +278,7 @@ class Trainer:
                     self.ema.update(self.task.models[self.task.ema_of])
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0
+                session.update(to_step=self.step, seconds=round(self.elapsed - session_start, 1))
                 bar.update(1)
                 if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
@@ -324,7 +338,7 @@ class Trainer:
                 "wall_time_s": round(self.elapsed, 1),
                 "preset": self.cfg.preset,
                 "device": str(self.cfg.device),
-                "threads": torch.get_num_threads(),
+                "sessions": self.sessions,
                 "amp": self.amp.enabled,
                 "ema_decay": self.ema.decay if self.ema else None,
                 "seed": self.cfg.seed,

@@ -62,7 +62,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"**Data**: {data.get('name', '?')}, {data.get('items', '?')} training images at "
         f"{data.get('resolution', '?')}; held out: {data.get('held_out', 'none')}",
         f"**Training**: {train.get('steps', '?')} steps, {float(train.get('wall_time_s', 0)) / 3600:.2f} h "
-        f"on {train.get('device', '?')} ({train.get('threads', '?')} threads), preset "
+        f"on {train.get('device', '?')}{_threads(train)}, preset "
         f"`{train.get('preset', '?')}`, commit `{str(train.get('commit', '?'))[:12]}`, "
         f"{train.get('date', '?')}",
     ]
@@ -76,6 +76,11 @@ def card_markdown(card: dict[str, Any]) -> str:
     else:
         lines.append("\n*No metrics measured yet: run `python -m training evaluate ...`.*")
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
+
+
+def _threads(train: dict[str, Any]) -> str:
+    counts = list(dict.fromkeys(s["threads"] for s in train.get("sessions", []) if "threads" in s))
+    return f" ({', then '.join(map(str, counts))} thread(s))" if counts else ""
 
 
 def _fmt(value: Any) -> str:

@@ -101,7 +101,7 @@ def build() -> None:
                 label="Animation (GIF, plays back and forth)", type="filepath", format="gif", height=256
             )
         with gr.Column(scale=2):
-            frame_gallery = gr.Gallery(label="Frames", columns=8, format="png", height="auto")
+            frame_gallery = gr.Gallery(label="Frames", columns=6, format="png", height="auto")
 
     with gr.Accordion("How it works", open=False):
         gr.Markdown(

@@ -14,7 +14,7 @@ from training.__main__ import main
 from training.faces import FacesTask
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--no-progress", "--sample-every", "2"]
+TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--no-progress", "--sample-every", "2", "--threads", "1"]
 
 
 def run(data: Path, out: Path, *extra: str) -> int:
@@ -65,6 +65,9 @@ def test_resume_continues_exactly_where_it_stopped(image_folder: Path, tmp_path:
         for k, v in a["models"][net].items():
             assert torch.equal(v, b["models"][net][k]), f"{net}.{k} differs after resume"
     assert torch.equal(a["ema"]["model"]["net.0.weight"], b["ema"]["model"]["net.0.weight"])
+    # each process that trained the run is on record (the card shows them)
+    assert [(x["from_step"], x["to_step"]) for x in b["sessions"]] == [(0, 2), (2, 4)]
+    assert all(x["threads"] >= 1 and x["device"] == "cpu" for x in b["sessions"])
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(image_folder: Path, tmp_path: Path):

@@ -1,0 +1,80 @@
+"""Click through the app in headless Chromium as a visitor would (Debian's chromium; Playwright
+never downloads a browser here). Skipped when either is missing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gandemo import registry
+from gandemo.ui.app import build_app
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if not CHROMIUM:
+    pytest.skip("no chromium on PATH", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def page(checkpoint_root: Path):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
+    registry.clear()
+    demo = build_app()
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.goto(demo.local_url)
+        try:
+            yield pg
+        finally:
+            browser.close()
+            demo.close()
+            mp.undo()
+            registry.clear()
+
+
+def test_generate_faces_fills_the_gallery_and_offers_the_grid(page):
+    page.get_by_role("tab", name="Faces").click()
+    page.get_by_label("How many faces").first.fill("6")
+    page.get_by_role("button", name="Generate faces").click()
+    gallery = page.locator(".gallery-item, button.thumbnail-item")
+    gallery.first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.grid-container img, .gallery img').length >= 6", timeout=30_000
+    )
+    # the download offers the grid, named after its seed and count
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.file-preview')].some(e => e.innerText.includes('faces_seed42_x6'))",
+        timeout=30_000,
+    )
+
+
+def test_a_bad_seed_shows_a_plain_error_and_the_app_keeps_working(page):
+    page.get_by_role("tab", name="Faces").click()
+    seed = page.get_by_label("Seed", exact=True)
+    seed.fill("3.5")
+    seed.press("Tab")
+    page.get_by_role("button", name="Generate faces").click()
+    page.get_by_text("seed must be a whole number").first.wait_for(timeout=30_000)
+    seed.fill("5")
+    seed.press("Tab")
+    page.get_by_role("button", name="Generate faces").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.file-preview')].some(e => e.innerText.includes('faces_seed5_x6'))",
+        timeout=30_000,
+    )
+
+
+def test_untrained_tabs_say_so_and_name_the_command(page):
+    page.get_by_role("tab", name="Music").click()
+    page.get_by_text("Music is not available yet").wait_for(timeout=10_000)
+    assert page.get_by_text("python -m training music").first.is_visible()
