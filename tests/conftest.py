@@ -77,6 +77,24 @@ def use_checkpoints(monkeypatch: pytest.MonkeyPatch):
     registry.clear()
 
 
+@pytest.fixture(scope="session")
+def app_url(checkpoint_root: Path):
+    """The whole app, served once per test session on a free local port, on the tiny checkpoint."""
+    from gandemo.ui.app import build_app
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
+    registry.clear()
+    demo = build_app()
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+        mp.undo()
+        registry.clear()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

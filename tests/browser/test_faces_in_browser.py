@@ -4,13 +4,8 @@ never downloads a browser here). Skipped when either is missing."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-
-from gandemo import registry
-from gandemo.ui.app import build_app
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -20,26 +15,18 @@ if not CHROMIUM:
 
 
 @pytest.fixture(scope="module")
-def page(checkpoint_root: Path):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
-    registry.clear()
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+def page(app_url: str):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )
         pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.goto(demo.local_url)
+        pg.goto(app_url)
         try:
             yield pg
         finally:
             browser.close()
-            demo.close()
-            mp.undo()
-            registry.clear()
 
 
 def test_generate_faces_fills_the_gallery_and_offers_the_grid(page):

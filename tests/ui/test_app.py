@@ -11,22 +11,11 @@ from PIL import Image
 
 from gandemo import registry
 from gandemo.ui.app import build_app
-from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def client(checkpoint_root: Path):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
-    registry.clear()
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
-        mp.undo()
-        registry.clear()
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
 
 
 def _pixels(gallery: list[dict]) -> list[np.ndarray]:
