@@ -246,6 +246,8 @@ class Trainer:
             "to_step": self.step,
             "seconds": 0.0,
             "threads": torch.get_num_threads(),
+            "commit": git_commit(),
+            "command": self.cfg.command,
             "device": str(self.cfg.device),
         }
         self.sessions.append(session)
@@ -342,10 +344,15 @@ class Trainer:
                 "amp": self.amp.enabled,
                 "ema_decay": self.ema.decay if self.ema else None,
                 "seed": self.cfg.seed,
-                "commit": git_commit(),
-                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "command": self.cfg.command,
+                # the code and command that started the run (each resume is in "sessions")
+                "commit": self.sessions[0]["commit"] if self.sessions else git_commit(),
+                "command": self.sessions[0]["command"] if self.sessions else self.cfg.command,
                 "torch": torch.__version__,
+                "exported": {
+                    "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "commit": git_commit(),
+                    "command": self.cfg.command,
+                },
             },
             "metrics": {},
         }

@@ -64,7 +64,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"**Training**: {train.get('steps', '?')} steps, {float(train.get('wall_time_s', 0)) / 3600:.2f} h "
         f"on {train.get('device', '?')}{_threads(train)}, preset "
         f"`{train.get('preset', '?')}`, commit `{str(train.get('commit', '?'))[:12]}`, "
-        f"{train.get('date', '?')}",
+        f"exported {train.get('exported', {}).get('date', '?')}",
     ]
     metrics = card.get("metrics") or {}
     if metrics:

@@ -135,7 +135,12 @@ def test_export_only_writes_a_checkpoint_from_the_saved_state(image_folder: Path
     out = tmp_path / "run"
     assert run(image_folder, out, "--steps", "2", "--export", str(tmp_path / "a")) == 0
     assert run(image_folder, out, "--steps", "9", "--export-only", "--export", str(tmp_path / "b")) == 0
-    assert load_checkpoint(tmp_path / "b").card["training"]["steps"] == 2
+    train = load_checkpoint(tmp_path / "b").card["training"]
+    assert train["steps"] == 2
+    # the card names the command that trained the run, and separately the one that exported it
+    assert "--steps 2" in train["command"] and "--export-only" not in train["command"]
+    assert "--export-only" in train["exported"]["command"]
+    assert [x["to_step"] for x in train["sessions"]] == [2]
     assert state(out)["step"] == 2  # nothing was trained
 
 
