@@ -14,6 +14,7 @@ The snapshots use fixed inputs made once at the start and consume no random numb
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,22 +36,23 @@ DISTRIBUTIONS_1D = ("gaussian", "bimodal", "uniform")
 NOISES = ("normal", "uniform")
 LOSSES_1D = ("minimax", "non-saturating")
 DATASETS_2D = ("ring", "grid")
-LOSSES_2D = ("standard", "minimax", "wgan-gp", "minibatch")
+LOSSES_2D = ("standard", "wgan-gp", "pacgan")
 LOSS_TITLES = {
     "minimax": "minimax: G minimises log(1 − D(G(z)))",
     "non-saturating": "non-saturating: G minimises −log D(G(z))",
     "standard": "standard GAN (non-saturating G loss)",
     "wgan-gp": "WGAN-GP (critic with gradient penalty)",
-    "minibatch": "standard GAN + minibatch discrimination (anti-collapse)",
+    "pacgan": "PacGAN: standard GAN whose D judges 2 samples at once (anti-collapse)",
 }
 
 X_RANGE_1D = (-4.0, 4.0)  # the plotted and measured interval; every 1-D distribution lives well inside
 GRID_POINTS_1D = 401
 KDE_BANDWIDTH = 0.05  # small: the G samples come from evenly spaced z quantiles, so there is no noise to smooth
-EVAL_SAMPLES_1D = 20_000
+EVAL_SAMPLES_1D = 10_000
 MAPPING_LINES = 24  # z -> x lines drawn as in the paper's figure
 EVAL_SAMPLES_2D = 1_000
-HEATMAP_SIZE = 64
+HEATMAP_SIZE = 48
+HEAT_PARTNERS = 4  # PacGAN heatmap: partners per grid point (half real, half generated)
 GP_WEIGHT = 10.0  # Gulrajani et al.'s lambda, used for their toy data too
 MIN_SHARE = 0.2  # a mode counts as covered with >= 20% of its fair share of good samples (PacGAN's 20/100)
 
@@ -68,7 +70,7 @@ def as_float(value: Any, name: str, lo: float, hi: float) -> float:
             value = float(value.strip())
         except ValueError:
             raise InvalidInput(f"{allowed}, got {value!r}") from None
-    if not isinstance(value, int | float):
+    if not isinstance(value, numbers.Real):  # ints, floats, numpy scalars
         raise InvalidInput(f"{allowed}, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
@@ -278,10 +280,12 @@ class Settings1D:
     distribution: str = "gaussian"
     noise: str = "normal"
     loss: str = "non-saturating"
+    # D learns 10x faster than G (a two time-scale rule): with equal rates the pair circles the
+    # equilibrium instead of settling on it
     lr_d: float = 2e-3
-    lr_g: float = 2e-3
+    lr_g: float = 2e-4
     k: int = 1
-    batch: int = 128
+    batch: int = 256
     seed: int = 0
 
 
@@ -351,42 +355,18 @@ class History:
 
 
 class ToyGAN(ABC):
-    """A G/D pair with its optimisers and RNG. `step()` = k D steps + 1 G step.
+    """A G/D pair with its optimisers and private RNG; `step()` = k D steps + 1 G step.
     Not thread-safe: one caller at a time (the UI holds a lock per session)."""
 
-    def __init__(
-        self,
-        settings: Settings1D | Settings2D,
-        x_dim: int,
-        z_dim: int,
-        hidden: int,
-        depth: int,
-        activation: str,
-        minibatch_features: int = 0,
-    ) -> None:
+    def __init__(self, settings: Settings1D | Settings2D, g: dict[str, Any], d: dict[str, Any], pack: int = 1) -> None:
         self.settings = settings
+        self.pack = pack
         self.rng = torch.Generator().manual_seed(settings.seed)
-        self.G = _build(
-            ToyGenerator,
-            self.rng,
-            z_dim=z_dim,
-            x_dim=x_dim,
-            hidden=hidden,
-            depth=depth,
-            activation=activation,
-        )
-        self.D = _build(
-            ToyDiscriminator,
-            self.rng,
-            x_dim=x_dim,
-            hidden=hidden,
-            depth=depth,
-            activation=activation,
-            minibatch_features=minibatch_features,
-        )
+        self.G = _build(ToyGenerator, self.rng, **g)
+        self.D = _build(ToyDiscriminator, self.rng, **d)
         # WGAN-GP's Adam settings (beta1 = 0) are Gulrajani et al.'s; the rest use DCGAN's beta1 = 0.5
         betas = (0.0, 0.9) if settings.loss == "wgan-gp" else (0.5, 0.999)
-        # foreach: one kernel per step for all tensors, measurably faster than the CPU default loop
+        # foreach: one kernel per update for all tensors instead of a Python loop over them
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=betas, foreach=True)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=betas, foreach=True)
         self.steps = 0
@@ -401,14 +381,16 @@ class ToyGAN(ABC):
     def sample_noise(self, n: int) -> torch.Tensor:
         """(n, z_dim) noise, drawn from the session's generator."""
 
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        """PacGAN: `pack` samples of one kind side by side make one input of D."""
+        if self.pack == 1:
+            return x
+        return x[: len(x) // self.pack * self.pack].reshape(-1, x.shape[1] * self.pack)
+
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if self.D.minibatch is None:
-            # one pass over both batches: half the op calls, and op overhead dominates nets this small
-            d_real, d_fake = self.D(torch.cat([real, fake])).split([len(real), len(fake)])
-        else:
-            # a minibatch layer must see the real and the fake batch apart: comparing the samples
-            # of an all-fake batch with each other is how it spots a collapsed G
-            d_real, d_fake = self.D(real), self.D(fake)
+        real, fake = self._packed(real), self._packed(fake)
+        # one pass over both batches: half the op calls, and op overhead is most of the cost here
+        d_real, d_fake = self.D(torch.cat([real, fake])).split([len(real), len(fake)])
         if self.settings.loss == "wgan-gp":
             t = torch.rand(len(real), 1, generator=self.rng)
             mix = (t * real + (1 - t) * fake).requires_grad_(True)
@@ -419,7 +401,7 @@ class ToyGAN(ABC):
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
 
     def _g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        d_fake = self.D(fake)
+        d_fake = self.D(self._packed(fake))
         if self.settings.loss == "wgan-gp":
             return -d_fake.mean()
         if self.settings.loss == "minimax":
@@ -428,7 +410,7 @@ class ToyGAN(ABC):
 
     @staticmethod
     def _apply(loss: torch.Tensor, params: list[nn.Parameter], opt: torch.optim.Optimizer) -> tuple:
-        # autograd.grad on this net's parameters only: no wasted gradients for the other player
+        # gradients for this player's parameters only: none wasted on the other player's
         grads = torch.autograd.grad(loss, params)
         for p, g in zip(params, grads, strict=True):
             p.grad = g
@@ -452,6 +434,7 @@ class ToyGAN(ABC):
         return self.last
 
     def train(self, n: int) -> dict[str, float]:
+        """`n` steps; returns the last step's losses and G's gradient norm."""
         for _ in range(n):
             self.step()
         return self.last
@@ -459,7 +442,7 @@ class ToyGAN(ABC):
     def _record(self, a: float, b: float) -> None:
         h = self.history
         if h.step and h.step[-1] == self.steps:
-            return  # a snapshot twice at the same step (e.g. Pause then Start) adds no new row
+            return  # a second snapshot at the same step (Pause, then Start) adds no row
         h.step.append(self.steps)
         h.d_loss.append(self.last["d_loss"])
         h.g_loss.append(self.last["g_loss"])
@@ -484,29 +467,31 @@ class View1D:
     gap: float  # mean |D - D*|
     g_mean: float
     g_std: float
+    d_of_g: float  # mean D(G(z)): near 0 when D rejects G's samples, which saturates the minimax loss
     losses: dict[str, float]
 
 
 def _noise_quantiles(noise: str, n: int) -> torch.Tensor:
-    """Evenly spaced quantiles of the noise: G's density then comes out smooth and without
-    sampling noise, and the same z's give the mapping lines a steady look from frame to frame."""
+    """Evenly spaced quantiles of the noise: G's density then comes out smooth and free of
+    sampling noise, and the mapping lines keep the same z's from frame to frame."""
     u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
     z = torch.special.ndtri(u) if noise == "normal" else 2 * u - 1
     return z.float().unsqueeze(1)
 
 
 class ToyGAN1D(ToyGAN):
-    """The paper's figure: x ~ a 1-D distribution, z ~ N(0, 1) or U(-1, 1), G and D small tanh MLPs
-    (tanh keeps G's density smooth, which ReLU's kinks would not)."""
+    """The paper's figure: x ~ a 1-D distribution, z ~ N(0, 1) or U(-1, 1); G and D are tanh MLPs
+    (2 hidden layers of 32), tanh so that G's density stays smooth where ReLU would put kinks."""
 
     def __init__(self, settings: Settings1D) -> None:
-        super().__init__(settings, x_dim=1, z_dim=1, hidden=32, depth=2, activation="tanh")
+        nets = {"hidden": 32, "depth": 2, "activation": "tanh"}
+        super().__init__(settings, g={"z_dim": 1, "x_dim": 1, **nets}, d={"x_dim": 1, **nets})
         self.data = DATA_1D[settings.distribution]
         self.grid = np.linspace(*X_RANGE_1D, GRID_POINTS_1D)
         self.dx = float(self.grid[1] - self.grid[0])
         self.p_data = self.data.pdf(self.grid)
-        edges = (self.grid[0] - self.dx / 2, self.grid[-1] + self.dx / 2)
-        self.data_tails = (float(self.data.cdf(edges[0])), float(1 - self.data.cdf(edges[1])))
+        lo, hi = self.grid[0] - self.dx / 2, self.grid[-1] + self.dx / 2
+        self.data_tails = (float(self.data.cdf(lo)), float(1 - self.data.cdf(hi)))
         self._z_eval = _noise_quantiles(settings.noise, EVAL_SAMPLES_1D)
         self._z_lines = _noise_quantiles(settings.noise, MAPPING_LINES)
         self._x_grid = torch.from_numpy(self.grid).float().unsqueeze(1)
@@ -542,6 +527,8 @@ class ToyGAN1D(ToyGAN):
             gap=gap,
             g_mean=float(xs.mean()),
             g_std=float(xs.std()),
+            # E[D(G(z))] as an integral over the grid: no second pass of D over the samples
+            d_of_g=float((d * p_g).sum() / max(p_g.sum(), 1e-12)),
             losses=dict(self.last),
         )
 
@@ -553,7 +540,7 @@ class View2D:
     step: int
     real: np.ndarray  # (n, 2)
     fake: np.ndarray  # (n, 2)
-    heat: np.ndarray  # (H, W): D(x) in [0, 1], or the WGAN critic's raw value; row 0 is y = -extent
+    heat: np.ndarray  # (H, W): D(x) in [0, 1], or the WGAN critic's raw score; row 0 is y = -extent
     extent: float
     centers: np.ndarray
     coverage: Coverage
@@ -561,21 +548,29 @@ class View2D:
 
 
 class ToyGAN2D(ToyGAN):
-    """Mode collapse you can see: a ring of 8 or a 5x5 grid of Gaussians; G maps 2-D Gaussian
-    noise through a ReLU MLP. The remedy adds a minibatch-discrimination layer to D."""
+    """Mode collapse you can see. G: 8-D Gaussian noise through 2 hidden ReLU layers of 128;
+    D: one hidden ReLU layer of 128, the nets of the Unrolled-GAN paper's ring experiment, in
+    which the standard GAN hops from mode to mode. The remedy, PacGAN, lets D judge two samples
+    at once: a pair from a collapsed G is two near-identical points, which real pairs rarely are."""
 
-    Z_DIM = 2
+    Z_DIM = 8
+    PACK = 2
 
     def __init__(self, settings: Settings2D) -> None:
-        mbd = 8 if settings.loss == "minibatch" else 0
+        pack = self.PACK if settings.loss == "pacgan" else 1
         super().__init__(
-            settings, x_dim=2, z_dim=self.Z_DIM, hidden=64, depth=2, activation="relu", minibatch_features=mbd
+            settings,
+            g={"z_dim": self.Z_DIM, "x_dim": 2, "hidden": 128, "depth": 2, "activation": "relu"},
+            # WGAN-GP's critic gets a second hidden layer: a one-layer critic is too coarse to
+            # approximate the 1-Lipschitz optimum, and Gulrajani et al. used deeper ones still
+            d={"x_dim": 2 * pack, "hidden": 128, "depth": 2 if settings.loss == "wgan-gp" else 1, "activation": "relu"},
+            pack=pack,
         )
         self.data = DATA_2D[settings.dataset]
-        # the fixed eval inputs come from a second generator, so they cost the training RNG nothing
+        # the fixed snapshot inputs come from a second generator: they cost the training RNG nothing
         eval_rng = torch.Generator().manual_seed(settings.seed + 1)
         self._z_eval = torch.randn(EVAL_SAMPLES_2D, self.Z_DIM, generator=eval_rng)
-        self.real_eval = self.data.sample(EVAL_SAMPLES_2D, eval_rng).numpy()
+        self.real_eval = self.data.sample(EVAL_SAMPLES_2D, eval_rng)
         ticks = torch.linspace(-self.data.extent, self.data.extent, HEATMAP_SIZE)
         yy, xx = torch.meshgrid(ticks, ticks, indexing="ij")
         self._heat_points = torch.stack([xx.ravel(), yy.ravel()], 1)
@@ -586,22 +581,34 @@ class ToyGAN2D(ToyGAN):
     def sample_noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.Z_DIM, generator=self.rng)
 
+    def _heat(self, fake: torch.Tensor) -> torch.Tensor:
+        pts = self._heat_points
+        if self.pack == 1:
+            scores = self.D(pts)
+        else:
+            # a packed D judges pairs: pair each grid point with partners drawn half from the real
+            # and half from G's samples, in both orders, and average what D says of the pairs
+            partners = torch.cat([self.real_eval[: HEAT_PARTNERS // 2], fake[: HEAT_PARTNERS // 2]])
+            n, m = len(pts), len(partners)
+            a, b = pts.repeat_interleave(m, 0), partners.repeat(n, 1)
+            pairs = torch.cat([torch.cat([a, b], 1), torch.cat([b, a], 1)])
+            scores = torch.sigmoid(self.D(pairs)).view(2, n, m).mean((0, 2))
+            return scores.view(HEATMAP_SIZE, HEATMAP_SIZE)
+        if self.settings.loss != "wgan-gp":
+            scores = torch.sigmoid(scores)
+        return scores.view(HEATMAP_SIZE, HEATMAP_SIZE)
+
     @torch.no_grad()
     def snapshot(self) -> View2D:
-        fake = self.G(self._z_eval).numpy()
-        # with a minibatch layer D scores a point by its company: score the grid against a
-        # training-sized batch of G's current samples, which is what D sees when G plays
-        company = torch.from_numpy(fake[: self.settings.batch]) if self.D.minibatch is not None else None
-        heat = self.D(self._heat_points, company)
-        if self.settings.loss != "wgan-gp":
-            heat = torch.sigmoid(heat)
-        cov = mode_coverage(fake, self.data.centers, self.data.sigma)
+        """G's samples, D's surface and the coverage numbers at the current step (appended to the history)."""
+        fake = self.G(self._z_eval)
+        cov = mode_coverage(fake.numpy(), self.data.centers, self.data.sigma)
         self._record(cov.modes, cov.high_quality)
         return View2D(
             step=self.steps,
-            real=self.real_eval,
-            fake=fake,
-            heat=heat.view(HEATMAP_SIZE, HEATMAP_SIZE).numpy(),
+            real=self.real_eval.numpy(),
+            fake=fake.numpy(),
+            heat=self._heat(fake).numpy(),
             extent=self.data.extent,
             centers=self.data.centers,
             coverage=cov,

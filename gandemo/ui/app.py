@@ -10,7 +10,7 @@ import gradio as gr
 import torch
 
 from gandemo import registry
-from gandemo.ui import faces
+from gandemo.ui import basics, faces
 from gandemo.ui.common import unavailable
 
 TITLE = "GAN Studio"
@@ -46,6 +46,8 @@ def build_app() -> gr.Blocks:
             "Every output is reproducible from its seed."
         )
         with gr.Tabs():
+            with gr.Tab("GAN Basics", id="basics"):
+                basics.build()
             for task, spec in registry.TASKS.items():
                 with gr.Tab(spec.title, id=task):
                     builder = TAB_BUILDERS.get(task)

@@ -1,0 +1,203 @@
+"""The GAN Basics tab through gradio_client, as a user's script would call it: streaming, sessions
+that continue and replay, isolation between users, bad inputs, and runs that stop when paused or
+when the page goes away."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+from PIL import Image
+
+from gandemo.tasks.basics import Settings1D, ToyGAN1D
+from gandemo.ui import basics as ui
+from gandemo.ui.app import build_app
+
+GAUSS = ("gaussian", "normal", "non-saturating", 2e-3, 2e-4, 1, 64, 0)
+BIMODAL = ("bimodal", "uniform", "minimax", 1e-3, 1e-3, 2, 32, 1)
+RING = ("ring", "pacgan", 1e-3, 1e-3, 1, 64, 0)
+
+
+@pytest.fixture(scope="module")
+def new_client(app_url: str):
+    """Makes browser sessions (clients); closes them all together at the end, since each close
+    waits up to a second for its heartbeat thread."""
+    made: list[Client] = []
+
+    def make() -> Client:
+        made.append(Client(app_url, verbose=False))
+        return made[-1]
+
+    yield make
+    closers = [threading.Thread(target=c.close) for c in made]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join()
+
+
+@pytest.fixture(scope="module")
+def client(new_client):
+    """One browser session shared by the tests that do not care where its games stand."""
+    return new_client()
+
+
+def _wait_for_no_runs(timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while ui.active_runs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ui.active_runs() == 0, "a run went on streaming after its page was gone"
+
+
+def _run(client: Client, api: str, *args) -> list[tuple]:
+    job = client.submit(*args, api_name=api)
+    job.result()
+    return job.outputs()
+
+
+def _png(plot: dict) -> Image.Image:
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(plot["plot"].split(",", 1)[1])))
+
+
+def test_toy_gan_streams_a_plot_and_the_numbers_every_few_steps(client: Client):
+    frames = _run(client, "/toy_gan", *GAUSS[:-1], 5, 30, 10)  # seed 5: a game of its own, from step 0
+    assert [numbers["step"] for _, _, numbers in frames] == [0, 10, 20, 30]
+    plot, markdown, numbers = frames[-1]
+    img = _png(plot)
+    assert img.size == (945, 414) and len(img.convert("L").getcolors(10_000)) > 20  # a drawing, not a blank
+    assert "Done: 30 steps" in markdown and "JSD" in markdown
+    assert 0 <= numbers["jsd_bits"] <= 1 and 0 <= numbers["mean_abs_d_minus_d_star"] <= 1
+    assert (numbers["data_mean"], numbers["data_std"]) == (1.0, 0.5)
+    assert frames[0][2]["jsd_bits"] != numbers["jsd_bits"]  # it trained between the frames
+
+
+def test_start_again_goes_on_and_the_same_settings_replay_the_same_game(new_client):
+    first, again = new_client(), new_client()
+    _run(first, "/toy_gan", *GAUSS, 20, 20)
+    continued = _run(first, "/toy_gan", *GAUSS, 20, 20)[-1][2]
+    in_one_go = _run(again, "/toy_gan", *GAUSS, 40, 40)[-1][2]
+    assert continued["step"] == in_one_go["step"] == 40
+    for key in ("d_loss", "g_loss", "jsd_bits", "g_mean", "g_std"):
+        assert continued[key] == pytest.approx(in_one_go[key], rel=1e-6), key
+
+
+def test_two_users_with_different_settings_do_not_touch_each_others_game(new_client):
+    a, b = new_client(), new_client()
+    job_a = a.submit(*GAUSS, 30, 10, api_name="/toy_gan")
+    job_b = b.submit(*BIMODAL, 30, 10, api_name="/toy_gan")  # runs alongside a's
+    got_a, got_b = job_a.result()[2], job_b.result()[2]
+    assert got_a["data_mean"] == 1.0 and got_b["data_mean"] == 0.0
+    assert got_a["jsd_bits"] != got_b["jsd_bits"]
+    # each equals the same game played alone, here in the test process
+    alone = ToyGAN1D(Settings1D(*GAUSS))
+    alone.train(30)
+    view = alone.snapshot()
+    assert got_a["step"] == 30
+    assert got_a["g_mean"] == pytest.approx(view.g_mean, rel=1e-5)
+    assert got_a["jsd_bits"] == pytest.approx(view.jsd_bits, rel=1e-5)
+
+
+def test_toy_gan_2d_streams_points_over_ds_verdict_and_the_mode_counts(client: Client):
+    frames = _run(client, "/toy_gan_2d", *RING, 20, 10)
+    assert [numbers["step"] for _, _, numbers in frames] == [0, 10, 20]
+    plot, markdown, numbers = frames[-1]
+    assert _png(plot).size == (945, 414)
+    assert numbers["modes_total"] == 8 and 0 <= numbers["modes_covered"] <= 8
+    assert 0 <= numbers["high_quality_percent"] <= 100
+    assert "modes covered" in markdown
+
+
+@pytest.mark.parametrize(
+    "api, args, words",
+    [
+        ("/toy_gan", (*GAUSS[:3], 0, *GAUSS[4:], 10, 10), "learning rate of D must be a number from 1e-05 to 0.1"),
+        ("/toy_gan", (*GAUSS[:4], 100, *GAUSS[5:], 10, 10), "learning rate of G must be a number .*, got 100"),
+        ("/toy_gan", (*GAUSS[:3], "nan", *GAUSS[4:], 10, 10), "learning rate of D .* got nan"),
+        ("/toy_gan", (*GAUSS[:5], 0, *GAUSS[6:], 10, 10), r"k \(D steps per G step\) must be from 1 to 10"),
+        ("/toy_gan", ("cauchy", *GAUSS[1:], 10, 10), "distribution must be one of gaussian, bimodal, uniform"),
+        ("/toy_gan", (*GAUSS, 0, 10), "steps must be from 1 to 20000"),
+        ("/toy_gan", (*GAUSS, 10, 0), "steps per plot update must be from 1 to 500"),
+        ("/toy_gan_2d", ("ring", "unrolled", *RING[2:], 10, 10), "loss must be one of standard, wgan-gp, pacgan"),
+        ("/toy_gan_2d", (*RING[:2], 1e-3, 0.5, *RING[4:], 10, 10), "learning rate of G .* got 0.5"),
+    ],
+)
+def test_bad_inputs_get_a_clear_error_and_the_next_request_is_served(client: Client, api, args, words):
+    # every bad value is checked in tests/tasks/test_basics.py; these go the whole way through the server
+    with pytest.raises(Exception, match=words):
+        client.predict(*args, api_name=api)
+    assert client.predict(*GAUSS, 1, 1, api_name="/toy_gan")[2]["step"] >= 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_numbers_are_refused_by_the_endpoint_itself(bad: float):
+    # gradio_client cannot even send NaN (it is not JSON), but a script calling over HTTP with a
+    # lenient encoder can: the endpoint refuses it before any work
+    with pytest.raises(gr.Error, match=f"learning rate of G must be a number from 1e-05 to 0.1, got {bad}"):
+        next(ui.toy_gan(*GAUSS[:4], bad, *GAUSS[5:], 10, 10))
+    with pytest.raises(gr.Error, match=f"learning rate of D must be a number .*, got {bad}"):
+        next(ui.toy_gan_2d(RING[0], RING[1], bad, *RING[3:], 10, 10))
+
+
+def test_a_run_stops_at_the_time_cap(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ui, "RUN_SECONDS_MAX", 0.5)  # the real cap is minutes; the logic is the same
+    frames = list(ui.toy_gan(*GAUSS, ui.RUN_STEPS_MAX, 5))
+    _, markdown, numbers, session = frames[-1]
+    assert "Stopped at the time cap (0 s)" in markdown or "Stopped at the time cap (1 s)" in markdown
+    assert 0 < numbers["step"] < ui.RUN_STEPS_MAX and session.gan.steps == numbers["step"]
+
+
+def test_pause_stops_the_run_and_start_goes_on_from_there(client: Client):
+    _wait_for_no_runs()
+    job = client.submit(*GAUSS, 20_000, 5, api_name="/toy_gan")
+    while len(job.outputs()) < 3:
+        time.sleep(0.05)
+    job.cancel()  # what Pause does: cancel the streaming event
+    _wait_for_no_runs()
+    paused_at = job.outputs()[-1][2]["step"]
+    assert 0 < paused_at < 20_000
+    resumed = client.predict(*GAUSS, 5, 5, api_name="/toy_gan")[2]
+    assert resumed["step"] >= paused_at + 5
+
+
+def test_closing_the_page_stops_the_run(app_url: str):
+    """A browser that goes away drops its event stream; the server must stop training for it."""
+    _wait_for_no_runs()
+    base = app_url.rstrip("/") + "/gradio_api"
+    with httpx.Client(timeout=30) as http:
+        config = http.get(app_url.rstrip("/") + "/config").raise_for_status().json()
+        fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "toy_gan")
+        session = uuid.uuid4().hex[:11]
+        body = {"data": [*GAUSS, 20_000, 5, None], "fn_index": fn_index, "session_hash": session}
+        http.post(f"{base}/queue/join", json=body).raise_for_status()
+        with http.stream("GET", f"{base}/queue/data", params={"session_hash": session}) as stream:
+            frames = 0
+            for line in stream.iter_lines():
+                if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_generating":
+                    frames += 1
+                    if frames == 2:
+                        assert ui.active_runs() >= 1
+                        break  # leaving the block closes the connection, as a closed tab does
+    _wait_for_no_runs()
+
+
+def test_the_tab_comes_first_and_explains_itself(tmp_path: Path, use_checkpoints):
+    use_checkpoints(tmp_path)  # no models needed: this tab trains its own
+    app = build_app()
+    texts = " ".join(str(getattr(b, "value", "")) for b in app.blocks.values())
+    assert "Nash equilibrium" in texts and "D^*(x)" in texts and "saturates" in texts
+    assert "mode collapse" in texts.lower() and "No explicit density" in texts
+    labels = [b.label for b in app.blocks.values() if type(b).__name__ == "Tab"]
+    assert labels[0] == "GAN Basics"
+    apis = {fn.api_name for fn in app.fns.values() if fn.api_visibility == "public"}
+    assert {"toy_gan", "toy_gan_2d"} <= apis
+    assert f"{ui.RUN_STEPS_MAX:,} steps or {ui.RUN_SECONDS_MAX:.0f} s" in texts  # the caps are stated
