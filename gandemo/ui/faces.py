@@ -79,7 +79,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
-            seed = gr.Number(value=42, label="Seed", minimum=0, maximum=faces.SEED_MAX)
+            seed = gr.Number(value=42, label="Seed", minimum=0, maximum=faces.SEED_MAX, elem_id="faces-seed")
             dice = gr.Button("🎲 Random seed", size="sm")
             count = gr.Slider(1, faces.COUNT_MAX, value=16, step=1, label="How many faces")
             go = gr.Button("Generate faces", variant="primary")

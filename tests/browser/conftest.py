@@ -1,0 +1,34 @@
+"""Headless Chromium on the session's app (Debian's chromium; Playwright never downloads a
+browser here). Every test in this folder is marked `browser` and skipped when either is missing."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="module")
+def page(app_url: str):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM:
+        pytest.skip("no chromium on PATH")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.goto(app_url)
+        try:
+            yield pg
+        finally:
+            browser.close()
