@@ -31,9 +31,10 @@ def _pending(task: str) -> None:
 
 
 def configure_threads() -> int:
-    """Bound torch's CPU threads (GANDEMO_THREADS, default: all cores up to 2) so one request
-    cannot oversubscribe a small Space."""
-    n = int(os.environ.get("GANDEMO_THREADS", min(2, os.cpu_count() or 1)))
+    """Bound torch's CPU threads (GANDEMO_THREADS, default 1). Requests run side by side (GAN
+    Basics streams up to 4 at once), and on 2 busy cores 2 threads per request made torch 1.5-40x
+    slower than 1 (64 faces: 404 ms with 1 thread, 639 ms with 2, with one core taken)."""
+    n = int(os.environ.get("GANDEMO_THREADS", 1))
     torch.set_num_threads(max(1, n))
     return n
 
