@@ -66,6 +66,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"`{train.get('preset', '?')}`, commit `{str(train.get('commit', '?'))[:12]}`, "
         f"exported {train.get('exported', {}).get('date', '?')}",
     ]
+    if card.get("notes"):
+        lines.append(f"**Notes**: {card['notes']}")
     metrics = card.get("metrics") or {}
     if metrics:
         lines.append("\n| metric | this model | baseline | real (train) | real (held out) | how it was measured |")
@@ -75,7 +77,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             lines.append(f"| {name} | {cells} | {m.get('method', '')} |")
     else:
         lines.append("\n*No metrics measured yet: run `python -m training evaluate ...`.*")
-    return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
+    n = 4 if card.get("notes") else 3
+    return "\n\n".join(lines[:n]) + "\n" + "\n".join(lines[n:])
 
 
 def _threads(train: dict[str, Any]) -> str:
