@@ -26,3 +26,12 @@ def test_refuses_everything_else_saying_what_is_allowed(value, words):
     with pytest.raises(InvalidInput, match=words) as err:
         as_int(value, "count", 0, 10)
     assert str(err.value).startswith("count must be")
+
+
+def test_as_float_accepts_numbers_in_range_and_refuses_the_rest():
+    from gandemo.validation import as_float
+
+    assert as_float("0.5", "lr", 0.0001, 1) == 0.5 and as_float(1, "lr", 0.0001, 1) == 1.0
+    for bad in (0, 100, float("nan"), float("inf"), "x", None, True):
+        with pytest.raises(InvalidInput, match="lr must be a number from 0.0001 to 1"):
+            as_float(bad, "lr", 0.0001, 1)

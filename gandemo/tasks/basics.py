@@ -14,7 +14,6 @@ The snapshots use fixed inputs made once at the start and consume no random numb
 from __future__ import annotations
 
 import math
-import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gandemo.nets.toy import ToyDiscriminator, ToyGenerator, reset_parameters
-from gandemo.validation import InvalidInput, as_int
+from gandemo.validation import InvalidInput, as_float, as_int
 
 SEED_MAX = 2**31 - 1
 LR_MIN, LR_MAX = 1e-5, 0.1
@@ -58,26 +57,6 @@ MIN_SHARE = 0.2  # a mode counts as covered with >= 20% of its fair share of goo
 
 
 # --------------------------------------------------------------------------- input checks
-
-
-def as_float(value: Any, name: str, lo: float, hi: float) -> float:
-    """`value` as a finite float in [lo, hi]; numeric strings are accepted, NaN/inf/bool are not."""
-    allowed = f"{name} must be a number from {lo:g} to {hi:g}"
-    if isinstance(value, bool) or value is None:
-        raise InvalidInput(f"{allowed}, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise InvalidInput(f"{allowed}, got {value!r}") from None
-    if not isinstance(value, numbers.Real):  # ints, floats, numpy scalars
-        raise InvalidInput(f"{allowed}, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InvalidInput(f"{allowed}, got {value}")
-    if not lo <= value <= hi:
-        raise InvalidInput(f"{allowed}, got {value:g}")
-    return value
 
 
 def as_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
