@@ -159,7 +159,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--preview", type=Path, help="write a PNG of model | baseline | real samples")
     p.add_argument("--dry-run", action="store_true", help="print the metrics, leave the card alone")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     measured = EVALUATORS[args.task](args)
     table = {name: {k: v for k, v in row.items() if k != "method"} for name, row in measured.items()}
     print(json.dumps(table, indent=2))
