@@ -43,6 +43,18 @@ def _train_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     p.add_argument("--save-every", type=float, default=180.0, help="seconds between run-state saves")
     p.add_argument("--sample-every", type=int, default=250, help="steps between sample grids")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="steps between in-run evaluations (e.g. FID); the best goes to <out>/best",
+    )
+    p.add_argument(
+        "--amp",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: bf16/fp16 autocast where the device computes it natively (CUDA, AVX512-BF16/AMX CPUs), else fp32",
+    )
     p.add_argument("--export", type=Path, help="checkpoint folder to write at the end (default: <out>/checkpoint)")
     p.add_argument(
         "--export-only",
@@ -63,7 +75,7 @@ def train_main(name: str, argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     cuda = args.preset == "gpu" and torch.cuda.is_available()
     if args.preset == "gpu" and not cuda:
-        print("preset gpu: no CUDA device found, training on the CPU without AMP", file=sys.stderr)
+        print("preset gpu: no CUDA device found, training on the CPU", file=sys.stderr)
     device = torch.device("cuda" if cuda else "cpu")
     steps = args.steps or module.PRESETS[args.preset]["steps"]
     cfg = RunConfig(
@@ -73,7 +85,8 @@ def train_main(name: str, argv: list[str]) -> int:
         device=device,
         resume=args.resume or args.export_only,
         seed=args.seed,
-        amp=cuda,
+        amp=args.amp == "auto",
+        eval_every=args.eval_every,
         save_every_s=args.save_every,
         sample_every=args.sample_every,
         progress=args.progress,

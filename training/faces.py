@@ -32,7 +32,7 @@ HOLDOUT_FRACTION = 0.07  # ~1,000 of the 14,000 faces, for the card's metrics; n
 # (three passes), so the CPU preset halves D's width: ~1 s/step, 6,000 steps (~30 epochs) in two
 # hours, with G at the paper's width.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"steps": 6000, "batch_size": 64, "ngf": 64, "ndf": 32, "lr": 2e-4, "ema_decay": 0.999},
+    "cpu": {"steps": 30000, "batch_size": 64, "ngf": 64, "ndf": 32, "lr": 2e-4, "ema_decay": 0.999},
     "gpu": {"steps": 30000, "batch_size": 128, "ngf": 64, "ndf": 64, "lr": 2e-4, "ema_decay": 0.9995},
 }
 
@@ -48,17 +48,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DiffAugment policy for D's inputs: comma list of color,translation,cutout, or none",
     )
     parser.add_argument("--limit", type=int, help="use only the first N images (quick trials)")
+    parser.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips of real faces"
+    )
+    parser.add_argument("--eval-n", type=int, default=996, help="faces per FID evaluation during the run")
 
 
 class FacesTask(TrainTask):
     name = "faces"
     ema_of = "G"
+    eval_key = "fid"
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
         p = {**PRESETS[args.preset], **{k: v for k, v in vars(args).items() if v is not None}}
         self.device = device
         self.batch_size = int(p["batch_size"])
         self.policy = parse_policy(args.diffaugment)
+        self.flip = bool(args.flip)
+        self.eval_n = int(args.eval_n)
+        self.data_folder, self.limit, self.progress = args.data, args.limit, args.progress
+        self._fid_ref: Any = None
         self.ema_decay = float(p["ema_decay"])
         self.g_kwargs = {"z_dim": Z_DIM, "ngf": int(p["ngf"]), "channels": 3}
         self.d_kwargs = {"ndf": int(p["ndf"]), "channels": 3}
@@ -67,6 +76,7 @@ class FacesTask(TrainTask):
             "lr": p["lr"],
             "betas": [0.5, 0.999],
             "diffaugment": ",".join(self.policy) or "none",
+            "hflip": self.flip,
             **self.g_kwargs,
             "ndf": self.d_kwargs["ndf"],
         }
@@ -85,7 +95,11 @@ class FacesTask(TrainTask):
         self.sample_z = latents(0, 64).to(device)  # the same 64 faces in every sample grid
 
     def next_batch(self) -> torch.Tensor:
-        return self.data.batch(self.sampler.next()).to(self.device, non_blocking=True)
+        x = self.data.batch(self.sampler.next())
+        if self.flip:  # a mirrored face is as real as the original: twice the data for free
+            flip = torch.rand(len(x)) < 0.5
+            x[flip] = x[flip].flip(3)
+        return x
 
     def train_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
         G, D = self.models["G"], self.models["D"]
@@ -95,14 +109,14 @@ class FacesTask(TrainTask):
         D.requires_grad_(True)
         with amp.autocast():
             fake = G(z)
-            logit_real = D(aug(real))
-            logit_fake = D(aug(fake.detach()))
+            logit_real = amp.fp32(D(aug(real)))
+            logit_fake = amp.fp32(D(aug(fake.detach())))
             loss_d = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
         amp.step(loss_d, self.optimizers["D"])
 
         D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
         with amp.autocast():
-            loss_g = F.softplus(-D(aug(fake))).mean()
+            loss_g = F.softplus(-amp.fp32(D(aug(fake)))).mean()
         amp.step(loss_g, self.optimizers["G"])
 
         return {
@@ -117,6 +131,23 @@ class FacesTask(TrainTask):
         with torch.inference_mode():
             images = G(self.sample_z)
         return make_grid(tensor_to_pils(images), ncol=8)
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """FID of `eval_n` faces against as many held-out faces, by the card's protocol."""
+        from gandemo import metrics
+        from training.evaluate import EVAL_SEED, inception_features, inception_network
+
+        if self._fid_ref is None:
+            held = ImageSet(self.data_folder, IMAGE_SIZE, "holdout", HOLDOUT_FRACTION, progress=False)
+            n = min(self.eval_n, len(held))
+            net = inception_network()
+            self._fid_ref = (net, inception_features(net, held.batch(torch.arange(n))))
+        net, ref = self._fid_ref
+        G = recalibrated_generator(models["G"], self.device)
+        z = latents(EVAL_SEED, len(ref), G.z_dim).to(self.device)
+        with torch.inference_mode():
+            fake = torch.cat([G(z[i : i + 100]) for i in range(0, len(z), 100)]).float().cpu()
+        return {"fid": round(metrics.frechet_distance(inception_features(net, fake), ref), 2)}
 
     def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
         return {"G": (recalibrated_generator(models["G"], self.device).cpu(), self.g_kwargs)}

@@ -55,22 +55,65 @@ class RunConfig:
     save_every_s: float = 180.0
     sample_every: int = 250
     log_every: int = 10
+    eval_every: int = 0  # steps between the task's in-run evaluations (0: never)
     progress: bool = True
     command: str = ""
 
 
-class Amp:
-    """Mixed precision where it helps (CUDA): bf16 autocast if the GPU has it, else fp16 with a
-    gradient scaler. On the CPU it is a no-op, so task code is written once."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo.
 
-    def __init__(self, device: torch.device, enabled: bool) -> None:
+    Elsewhere (e.g. the AVX2-only AMD EPYC these sessions also get) oneDNN emulates bf16 and a
+    DCGAN step measured 30-50x slower than fp32, so bf16 must never be switched on blindly."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Amp:
+    """The fast numeric path for the device, chosen once so task code is written once.
+
+    - CUDA: bf16 autocast if the GPU has it, else fp16 with a gradient scaler.
+    - CPU with AVX512-BF16/AMX: bf16 autocast (oneDNN runs AMX kernels for the convolutions).
+    - other CPUs: fp32 (bf16 is emulated there and far slower).
+    Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
+    in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast."""
+
+    def __init__(self, device: torch.device, enabled: bool, channels_last: bool = True) -> None:
         self.device = device
-        self.enabled = enabled and device.type == "cuda"
-        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+        if not enabled:
+            self.dtype = None
+        elif device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            self.dtype = torch.bfloat16 if cpu_has_fast_bf16() else None
+        self.enabled = self.dtype is not None
+        self.channels_last = channels_last
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    @property
+    def description(self) -> str:
+        precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.dtype]
+        return precision + (" + channels_last" if self.channels_last else "")
 
     def autocast(self) -> AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.enabled)
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.enabled)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """Move a model to the device in the fast memory layout."""
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the device in the fast memory layout."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    @staticmethod
+    def fp32(x: torch.Tensor) -> torch.Tensor:
+        return x.float()
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """zero_grad, backward (scaled if needed), optimiser step."""
@@ -83,18 +126,26 @@ class Amp:
 class EMA:
     """Exponential moving average of a model's parameters (buffers are copied as they are).
 
-    The decay ramps up from 0 ((1 + t) / (10 + t)) so early averages are not dominated by the
-    random initialisation."""
+    `decay` is the per-step decay once warmed up. Early on the averaging window is shorter
+    (StyleGAN2-ADA's ramp): the half-life in steps is min(half-life of `decay`, `rampup` x steps
+    so far), so the average is never dominated by the random initialisation."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, rampup: float = 0.05) -> None:
         self.decay = decay
+        self.rampup = rampup
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.updates = 0
+
+    def current_decay(self) -> float:
+        halflife = math.log(0.5) / math.log(self.decay)
+        if self.rampup:
+            halflife = min(halflife, self.rampup * self.updates)
+        return 0.5 ** (1 / halflife) if halflife > 0 else 0.0
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        d = self.current_decay()
         for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
             ema_p.lerp_(p.detach(), 1 - d)
         for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
@@ -140,6 +191,14 @@ class TrainTask(ABC):
     def card_fields(self) -> dict[str, Any]:
         """Card fields of this task: at least `data`; task extras as DESIGN.md lists them."""
 
+    # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
+    # decides which evaluated step is exported to <out>/best (lower is better).
+    eval_key: ClassVar[str | None] = None
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """Metrics of the current models (the EMA swapped in); {} if the task has none."""
+        return {}
+
     def extra_state(self) -> dict[str, Any]:
         """Task state to resume exactly (e.g. the data sampler)."""
         return {}
@@ -172,11 +231,14 @@ class Trainer:
     def __init__(self, task: TrainTask, cfg: RunConfig) -> None:
         self.task, self.cfg = task, cfg
         self.amp = Amp(cfg.device, cfg.amp)
+        for m in task.models.values():
+            self.amp.prepare(m)  # in place: the optimisers keep their parameters
         self.ema = EMA(task.models[task.ema_of], task.ema_decay) if task.ema_of else None
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         # one entry per process that trained this run (a resume starts a new one): steps, threads
         self.sessions: list[dict[str, Any]] = []
+        self.evaluations: list[dict[str, Any]] = []  # {"step": n, <metric>: value, ...}
         self.out = Path(cfg.out)
         self.state_path = self.out / STATE
         self._stop_signal: int | None = None
@@ -196,6 +258,7 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "task_state": self.task.extra_state(),
             "sessions": self.sessions,
+            "evaluations": self.evaluations,
         }
 
     def save_state(self) -> None:
@@ -222,6 +285,7 @@ class Trainer:
         self.task.load_extra_state(state["task_state"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.sessions = list(state.get("sessions", []))
+        self.evaluations = list(state.get("evaluations", []))
 
     def prepare(self) -> None:
         """Resume if asked; refuse to silently overwrite an existing run."""
@@ -249,6 +313,7 @@ class Trainer:
             "commit": git_commit(),
             "command": self.cfg.command,
             "device": str(self.cfg.device),
+            "precision": self.amp.description,
         }
         self.sessions.append(session)
         session_start = self.elapsed
@@ -267,7 +332,10 @@ class Trainer:
                 m.train()
             while self.step < self.cfg.steps and self._stop_signal is None:
                 t0 = time.perf_counter()
-                losses = self.task.train_step(self.task.next_batch(), self.amp)
+                batch = self.task.next_batch()
+                if isinstance(batch, torch.Tensor):
+                    batch = self.amp.batch(batch)
+                losses = self.task.train_step(batch, self.amp)
                 values = {k: float(v) for k, v in losses.items()}
                 bad = {k: v for k, v in values.items() if not math.isfinite(v)}
                 if bad:
@@ -292,6 +360,12 @@ class Trainer:
                     log.flush()
                 if self.step % self.cfg.sample_every == 0:
                     self.write_samples()
+                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    t_eval = time.perf_counter()
+                    self.evaluate()
+                    bar.write(f"step {self.step}: {self.evaluations[-1]} ({time.perf_counter() - t_eval:.0f} s)")
+                    self.save_state()
+                    last_save = time.monotonic()
                 if time.monotonic() - last_save >= self.cfg.save_every_s:
                     self.save_state()
                     last_save = time.monotonic()
@@ -318,6 +392,31 @@ class Trainer:
             models[self.task.ema_of] = self.ema.model
         return models
 
+    def evaluate(self) -> dict[str, Any]:
+        """Measure the current models (the task's `evaluate`), log it to eval.csv, and export
+        this step to <out>/best when it beats every earlier evaluation on `eval_key`."""
+        models = self.inference_models()
+        for m in models.values():
+            m.eval()
+        try:
+            result = {"step": self.step, **self.task.evaluate(models)}
+        finally:
+            for m in self.task.models.values():
+                m.train()
+        key = self.task.eval_key
+        earlier = [e[key] for e in self.evaluations if key in e]
+        self.evaluations.append(result)
+        path = self.out / "eval.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(list(result))
+            w.writerow(list(result.values()))
+        if key and key in result and (not earlier or result[key] < min(earlier)):
+            self.export(self.out / "best")
+        return result
+
     def write_samples(self) -> Path:
         path = self.out / "samples" / f"step_{self.step:06d}.png"
         self.task.sample_grid(self.inference_models()).save(path)
@@ -342,6 +441,8 @@ class Trainer:
                 "device": str(self.cfg.device),
                 "sessions": self.sessions,
                 "amp": self.amp.enabled,
+                "precision": self.amp.description,
+                "evaluations": self.evaluations,
                 "ema_decay": self.ema.decay if self.ema else None,
                 "seed": self.cfg.seed,
                 # the code and command that started the run (each resume is in "sessions")
