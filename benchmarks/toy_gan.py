@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gandemo.tasks.basics import Settings1D, Settings2D, ToyGAN, ToyGAN1D, ToyGAN2D  # noqa: E402
-from gandemo.ui.basics import Figure1D, Figure2D  # noqa: E402
+from gandemo.ui.basics.figures import Figure1D, Figure2D  # noqa: E402
 
 UPDATE_EVERY = {"1-D": 20, "2-D": 25}  # the tab's defaults
 

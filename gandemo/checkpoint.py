@@ -79,13 +79,15 @@ def save_checkpoint(
     card: dict[str, Any],
     samples: Image.Image | None = None,
     storage_dtype: torch.dtype | None = torch.float16,
+    pictures: dict[str, Image.Image] | None = None,
 ) -> Path:
     """Write `modules` and `card` to `folder` atomically; returns the folder.
 
     `card` must hold `task`, `variant` and `arch` (one entry per module, see `arch_entry`);
     `format_version`, `sha256` and `storage_dtype` are filled in here. Float tensors are stored
     as `storage_dtype` (fp16 by default: halves the size, invisible in 8-bit images) and loaded
-    back into the module's own dtype.
+    back into the module's own dtype. `pictures` are more PNGs for the folder (file name -> image),
+    e.g. the training curve.
     """
     folder = Path(folder)
     missing = {"task", "variant", "arch"} - card.keys()
@@ -106,6 +108,10 @@ def save_checkpoint(
         (tmp / CARD).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
         if samples is not None:
             samples.save(tmp / SAMPLES)
+        for name, picture in (pictures or {}).items():
+            if Path(name).name != name or not name.endswith(".png") or name == SAMPLES:
+                raise ValueError(f"picture names are plain .png file names other than {SAMPLES}, not {name!r}")
+            picture.save(tmp / name)
         _replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Measurements shared by training/evaluate.py, the tests and the benchmarks (numpy in, floats out).
 
-Faces: Fréchet distance between feature sets, mean pairwise distance (diversity), the share of
-pictures in which a classical face detector finds a face, nearest-neighbour distances (copying).
+Faces: Fréchet distance between feature sets, improved precision and recall, mean pairwise
+distance (diversity), the share of pictures in which a classical face detector finds a face,
+nearest-neighbour distances (copying).
 Later tasks add theirs here (PSNR/SSIM, AUROC, ...), so there is one metrics module.
 """
 
@@ -35,6 +36,34 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     cross = ac @ bc.T / np.sqrt((len(a) - 1) * (len(b) - 1))
     tr_sqrt = linalg.svdvals(cross).sum()
     return float(((mu_a - mu_b) ** 2).sum() + tr_a + tr_b - 2 * tr_sqrt)
+
+
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(d2, 0))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019) of feature sets.
+
+    Each set's manifold is the union of balls around its points, each ball reaching the point's
+    k-th nearest neighbour in its own set. Precision is the share of fake points inside the real
+    manifold (are samples realistic?); recall the share of real points inside the fake manifold
+    (is the data's variety covered?)."""
+    if len(real) <= k or len(fake) <= k:
+        raise ValueError(f"need more than k={k} items in each set")
+
+    def radii(x: np.ndarray) -> np.ndarray:
+        d = _pairwise_distances(x, x)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+
+    r_real, r_fake = radii(real), radii(fake)
+    cross = _pairwise_distances(fake, real)  # (fake, real)
+    precision = float((cross <= r_real[None, :]).any(axis=1).mean())
+    recall = float((r_fake[None, :] >= cross.T).any(axis=1).mean())
+    return precision, recall
 
 
 def mean_pairwise_distance(feats: np.ndarray, max_items: int = 1000, seed: int = 0) -> float:

@@ -17,6 +17,33 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     assert metrics.frechet_distance(a, c) == pytest.approx(4.0, rel=0.15)
 
 
+def test_frechet_distance_equals_the_sqrtm_formula():
+    """The SVD shortcut gives exactly the textbook value (scipy's matrix square root)."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(60, 80)) * rng.uniform(0.5, 2, 80)  # fewer items than dimensions, as FID
+    b = rng.normal(size=(75, 80)) + 0.3
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    textbook = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s_a + s_b - 2 * linalg.sqrtm(s_a @ s_b).real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(textbook, rel=1e-6)
+
+
+def test_precision_and_recall_separate_realism_from_variety():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 4))
+    same = rng.normal(size=(400, 4))
+    p, r = metrics.precision_recall(real, same)
+    assert p > 0.8 and r > 0.8
+    collapsed = rng.normal(size=(400, 4)) * 0.05  # realistic but one kind only
+    p, r = metrics.precision_recall(real, collapsed)
+    assert p > 0.95 and r < 0.1
+    far = rng.normal(size=(400, 4)) + 10  # neither
+    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        metrics.precision_recall(real[:3], same)
+
+
 def test_mean_pairwise_distance_on_known_points():
     pts = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])
     # pairs: 5, 0, 5 -> mean 10/3

@@ -4,6 +4,7 @@ import pytest
 
 from gandemo import registry
 from gandemo.checkpoint import WEIGHTS
+from gandemo.tasks import TASKS
 from tests.conftest import write_tiny_faces_checkpoint
 
 
@@ -16,10 +17,27 @@ def test_missing_checkpoint_names_the_training_command(tmp_path: Path, use_check
     assert registry.status("faces") == msg
 
 
-def test_every_task_has_a_tab_title_and_a_training_command():
-    assert list(registry.TASKS) == ["faces", "edges2photo", "superres", "music", "anomaly"]
-    for spec in registry.TASKS.values():
-        assert spec.title and spec.train_command().startswith(f"python -m training {spec.name} ")
+def test_every_task_with_a_checkpoint_has_a_tab_title_and_a_training_command():
+    assert list(TASKS) == ["basics", "faces", "edges2photo", "superres", "music", "anomaly"]
+    for spec in TASKS.values():
+        assert spec.title
+        if spec.has_checkpoint:
+            assert spec.train_command().startswith(f"python -m training {spec.name} --data <")
+            assert f"--export assets/checkpoints/{spec.name}/{spec.default_variant}" in spec.train_command()
+    assert "--variant psnr" in TASKS["superres"].train_command("psnr")
+    assert "--variant" not in TASKS["faces"].train_command()
+
+
+def test_the_runtime_names_no_training_data_paths():
+    """Where the data lives is training's business: gandemo never hard-codes ../shared/..."""
+    root = Path(__file__).resolve().parents[1] / "gandemo"
+    offenders = [p for p in root.rglob("*.py") if "shared/datasets" in p.read_text()]
+    assert not offenders
+
+
+def test_a_task_without_checkpoints_is_unavailable_by_design():
+    with pytest.raises(registry.ModelUnavailable, match="trained live"):
+        registry.get("basics")
 
 
 def test_loads_once_and_caches(tmp_path: Path, use_checkpoints):

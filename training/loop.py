@@ -1,14 +1,17 @@
 """The one training loop every task runs.
 
-A task (a `TrainTask` subclass) supplies its data, models, optimisers and one `train_step`; the
-loop owns the rest: device and AMP, the EMA copy, tqdm progress, a CSV log, periodic sample grids,
-atomic run-state saves, `--resume`, a stop with the step number on a NaN/inf loss, and the export
-of a checkpoint folder with its card.
+A task (a `training.task.TrainTask` subclass) supplies its data, models, optimisers and one
+`train_step`; the loop owns the rest: the device's fast numeric path (`Amp`), the EMA copy and
+its BatchNorm recalibration, tqdm progress, a CSV log, periodic sample grids, in-run evaluations
+with the best step kept, atomic run-state saves, `--resume`, a stop with the step number on a
+NaN/inf loss, and the export of a checkpoint folder with its card.
 
 Run folder (`--out`, kept out of git):
     state.pt            everything needed to continue exactly (models, optimisers, EMA, RNGs, data order)
     log.csv             step, seconds, losses
     samples/step_NNNNNN.png
+    eval.csv            step, metrics of each in-run evaluation (--eval-every)
+    best/               the checkpoint of the best evaluated step (the task's eval_key, lower is better)
     checkpoint/         the exported checkpoint (copy it to assets/checkpoints/<task>/<variant>/)
 """
 
@@ -23,20 +26,22 @@ import signal
 import subprocess
 import sys
 import time
-from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
 from gandemo.checkpoint import arch_entry, save_checkpoint
+from training.task import TrainTask
 
 STATE = "state.pt"
+CURVE = "training_curve.png"  # the in-run evaluations, plotted into the exported checkpoint
 
 
 class TrainingDiverged(RuntimeError):
@@ -157,54 +162,6 @@ class EMA:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.updates = int(state["updates"])
-
-
-class TrainTask(ABC):
-    """What a task supplies to the loop. Subclasses set `name`, build `models` and `optimizers`
-    in `__init__`, and implement the abstract methods."""
-
-    name: ClassVar[str]
-    variant: ClassVar[str] = "default"
-    ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
-
-    models: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-    ema_decay: float = 0.999
-
-    @abstractmethod
-    def next_batch(self) -> Any:
-        """The next training batch, already on the device."""
-
-    @abstractmethod
-    def train_step(self, batch: Any, amp: Amp) -> dict[str, torch.Tensor]:
-        """One optimisation step of every player; returns detached scalar losses/diagnostics."""
-
-    @abstractmethod
-    def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
-        """A picture of what the models make now (fixed inputs, so grids compare across steps)."""
-
-    @abstractmethod
-    def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
-        """name -> (module, constructor kwargs) for the checkpoint; `models` has the EMA swapped in."""
-
-    @abstractmethod
-    def card_fields(self) -> dict[str, Any]:
-        """Card fields of this task: at least `data`; task extras as DESIGN.md lists them."""
-
-    # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
-    # decides which evaluated step is exported to <out>/best (lower is better).
-    eval_key: ClassVar[str | None] = None
-
-    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
-        """Metrics of the current models (the EMA swapped in); {} if the task has none."""
-        return {}
-
-    def extra_state(self) -> dict[str, Any]:
-        """Task state to resume exactly (e.g. the data sampler)."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
-        pass
 
 
 def git_commit() -> str:
@@ -387,9 +344,15 @@ class Trainer:
         return self.step >= self.cfg.steps and self._stop_signal is None
 
     def inference_models(self) -> dict[str, nn.Module]:
+        """The models as the app will use them: the EMA copy in place of its model, with BatchNorm
+        statistics re-estimated for the averaged weights. Called once per sample grid, evaluation
+        or export, whose parts then share the result."""
         models = dict(self.task.models)
         if self.ema:
-            models[self.task.ema_of] = self.ema.model
+            ema = self.ema.model
+            if has_batchnorm(ema):
+                ema = recalibrate_batchnorm(ema, self.task.calibration_inputs(), self.cfg.device)
+            models[self.task.ema_of] = ema
         return models
 
     def evaluate(self) -> dict[str, Any]:
@@ -403,6 +366,7 @@ class Trainer:
         finally:
             for m in self.task.models.values():
                 m.train()
+        result["seconds"] = round(self.elapsed, 1)
         key = self.task.eval_key
         earlier = [e[key] for e in self.evaluations if key in e]
         self.evaluations.append(result)
@@ -414,7 +378,7 @@ class Trainer:
                 w.writerow(list(result))
             w.writerow(list(result.values()))
         if key and key in result and (not earlier or result[key] < min(earlier)):
-            self.export(self.out / "best")
+            self.export(self.out / "best", models)
         return result
 
     def write_samples(self) -> Path:
@@ -423,11 +387,11 @@ class Trainer:
         return path
 
     # ---- export ------------------------------------------------------------------------------
-    def export(self, folder: Path | None = None) -> Path:
+    def export(self, folder: Path | None = None, models: dict[str, nn.Module] | None = None) -> Path:
         """Write the checkpoint folder (default: <out>/checkpoint) with its card."""
         folder = folder or self.out / "checkpoint"
-        models = self.inference_models()
-        samples = self.task.sample_grid(models)  # may recalibrate e.g. BN statistics first
+        models = models or self.inference_models()
+        samples = self.task.sample_grid(models)
         exported = self.task.export_modules(models)
         card = {
             "task": self.task.name,
@@ -457,9 +421,70 @@ class Trainer:
             },
             "metrics": {},
         }
-        save_checkpoint(folder, {k: m for k, (m, _) in exported.items()}, card, samples=samples)
+        pictures = {}
+        key = self.task.eval_key
+        if key and sum(key in e for e in self.evaluations) >= 2:
+            pictures[CURVE] = plot_evaluations(self.evaluations, key, self.task.name)
+        save_checkpoint(folder, {k: m for k, (m, _) in exported.items()}, card, samples=samples, pictures=pictures)
         self._print(f"exported {self.task.name} at step {self.step} to {folder}")
         return folder
 
     def _print(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
+
+def plot_evaluations(evaluations: list[dict[str, Any]], key: str, title: str) -> Image.Image:
+    """`key` against training steps (and hours on the top axis), as a small PNG for the card."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [e for e in evaluations if key in e]
+    steps = [e["step"] for e in rows]
+    values = [e[key] for e in rows]
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(steps, values, "o-", color="tab:blue")
+    best = min(range(len(values)), key=values.__getitem__)
+    ax.annotate(
+        f"best {values[best]:g} at step {steps[best]:,}",
+        (steps[best], values[best]),
+        textcoords="offset points",
+        xytext=(0, 10),
+        ha="center",
+        fontsize=9,
+    )
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"{key} (lower is better)")
+    ax.set_title(f"{title}: {key} measured during training", fontsize=10)
+    ax.grid(alpha=0.3)
+    secs = [e.get("seconds") for e in rows]
+    if None not in secs and all(a < b for a, b in zip(secs, secs[1:], strict=False)):
+        hours = [e["seconds"] / 3600 for e in rows]
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps))
+        )
+        top.set_xlabel("hours of training", fontsize=8)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Any, device: torch.device) -> nn.Module:
+    """A copy of `model` whose BatchNorm running statistics are re-estimated on `batches`
+    (a cumulative average over all of them), in eval mode without gradients. Inference runs in
+    eval mode, so an output does not depend on the rest of its batch; the statistics must then
+    match the weights in use, which for an EMA model are not the live model's."""
+    model = copy.deepcopy(model).to(device)
+    for bn in (m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    for x in batches:
+        model(x.to(device))
+    return model.eval().requires_grad_(False)

@@ -8,6 +8,7 @@ a to seed b starts at the first face of seed a's gallery and ends at the first f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,33 +41,47 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _render(G: nn.Module, z: torch.Tensor, batch: int = 64) -> list[Image.Image]:
-    out: list[Image.Image] = []
-    for i in range(0, len(z), batch):
-        out += tensor_to_pils(G(z[i : i + batch]))
-    return out
+def render(G: nn.Module, z: torch.Tensor, batch: int = 100) -> torch.Tensor:
+    """The one way faces are drawn (the app, training's sample grids and evaluation all call it):
+    latents (N, z_dim) -> images (N, 3, 64, 64) in [-1, 1], in batches, G in eval mode."""
+    was_training = G.training
+    G.eval()
+    try:
+        return torch.cat([G(z[i : i + batch]).float() for i in range(0, len(z), batch)])
+    finally:
+        G.train(was_training)
 
 
-def generate_faces(G: nn.Module, seed: int, count: int) -> list[Image.Image]:
+def check_seed(value: Any, name: str = "seed") -> int:
+    return as_int(value, name, 0, SEED_MAX)
+
+
+def check_count(value: Any) -> int:
+    return as_int(value, "count", 1, COUNT_MAX)
+
+
+def check_frames(value: Any) -> int:
+    return as_int(value, "frames", FRAMES_MIN, FRAMES_MAX)
+
+
+def generate_faces(G: nn.Module, seed: Any, count: Any) -> list[Image.Image]:
     """`count` faces (64x64 RGB) for `seed`; validates both first."""
-    seed = as_int(seed, "seed", 0, SEED_MAX)
-    count = as_int(count, "count", 1, COUNT_MAX)
-    return _render(G, latents(seed, count, G.z_dim))
+    seed, count = check_seed(seed), check_count(count)
+    return tensor_to_pils(render(G, latents(seed, count, G.z_dim)))
 
 
-def interpolate_faces(G: nn.Module, seed_a: int, seed_b: int, frames: int) -> list[Image.Image]:
+def interpolate_faces(G: nn.Module, seed_a: Any, seed_b: Any, frames: Any) -> list[Image.Image]:
     """`frames` faces on the spherical path from face 1 of seed_a to face 1 of seed_b."""
-    seed_a = as_int(seed_a, "seed A", 0, SEED_MAX)
-    seed_b = as_int(seed_b, "seed B", 0, SEED_MAX)
-    frames = as_int(frames, "frames", FRAMES_MIN, FRAMES_MAX)
+    seed_a, seed_b = check_seed(seed_a, "seed A"), check_seed(seed_b, "seed B")
+    frames = check_frames(frames)
     za, zb = latents(seed_a, 1, G.z_dim)[0], latents(seed_b, 1, G.z_dim)[0]
-    return _render(G, slerp(za, zb, torch.linspace(0, 1, frames)))
+    return tensor_to_pils(render(G, slerp(za, zb, torch.linspace(0, 1, frames))))
 
 
 def grid_png(images: list[Image.Image], path: str | Path) -> Path:
     """Save the faces as one grid PNG (8 per row at most) and return its path."""
     path = Path(path)
-    make_grid(images, ncol=min(8, len(images))).save(path)
+    make_grid(images, ncol=min(8, len(images))).save(path, compress_level=1)
     return path
 
 

@@ -1,35 +1,58 @@
-"""What every tab shares: the endpoint guard, the "not trained yet" panel, the model-card panel
-and a place for files handed to the browser."""
+"""What every tab shares, written once: the endpoint guard (plain and streaming handlers), the
+"is this model available" check with its "not trained yet" panel, the "How it works" panel with
+the model card and samples, the LaTeX settings, and a place for files handed to the browser."""
 
 from __future__ import annotations
 
 import functools
+import html
+import inspect
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
-from gandemo.registry import ModelUnavailable, TaskSpec
+from gandemo import registry
+from gandemo.registry import ModelUnavailable
+from gandemo.tasks import TaskSpec
 from gandemo.validation import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTPUT_DIR = Path(tempfile.gettempdir()) / "gan-studio-outputs"
 _OUTPUT_MAX_AGE_S = 3600
 
+# $$...$$ displayed, $...$ inline: the one LaTeX setting of every Markdown block with formulas
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def _as_gr_error(exc: Exception) -> gr.Error:
+    return gr.Error(str(exc), print_exception=False)
+
 
 def endpoint(fn: F) -> F:
     """Turn the plain-words errors of tasks and the registry into `gr.Error`, which Gradio shows
-    to the user (and gradio_client raises) while the server goes on serving."""
+    to the user (and gradio_client raises) while the server goes on serving. Works for plain
+    handlers and for streaming (generator) handlers alike."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except (InvalidInput, ModelUnavailable) as exc:
+                raise _as_gr_error(exc) from None
+
+        return streaming  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (InvalidInput, ModelUnavailable) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise _as_gr_error(exc) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -41,7 +64,12 @@ def output_path(name: str) -> Path:
     for old in _OUTPUT_DIR.iterdir():
         try:
             if now - old.stat().st_mtime > _OUTPUT_MAX_AGE_S:
-                old.unlink()
+                if old.is_dir():
+                    for f in old.iterdir():
+                        f.unlink()
+                    old.rmdir()
+                else:
+                    old.unlink()
         except OSError:
             pass  # another request pruned it first
     folder = Path(tempfile.mkdtemp(dir=_OUTPUT_DIR))  # unique per request: no cross-user clobbering
@@ -49,8 +77,38 @@ def output_path(name: str) -> Path:
 
 
 def unavailable(spec: TaskSpec, message: str) -> None:
-    """The tab body shown when a task's model cannot be loaded: what is missing, how to make it."""
-    gr.Markdown(f"### {spec.title} is not available yet\n\n{message}", elem_classes=["unavailable"])
+    """The tab body shown when a task's model cannot be loaded: what is missing, how to make it.
+
+    The message is escaped: it holds paths and commands such as `--variant <category>`, which
+    the page would otherwise take for an HTML tag and drop."""
+    gr.Markdown(
+        f"### {spec.title} is not available yet\n\n{html.escape(message, quote=False)}",
+        elem_classes=["unavailable"],
+    )
+
+
+def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None]) -> None:
+    """Build a task's tab: `body(checkpoint)` when its default model loads, else the panel that
+    says what is missing and which command trains it. The one availability check of the UI."""
+    try:
+        ckpt = registry.get(spec.name)
+    except ModelUnavailable as exc:
+        unavailable(spec, str(exc))
+        return
+    body(ckpt)
+
+
+def how_it_works(text: str, ckpt: registry.Checkpoint, samples_label: str) -> None:
+    """The "How it works" accordion: the explanation (with LaTeX), the model card, its samples."""
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(text, latex_delimiters=LATEX)
+        gr.Markdown("#### The shipped model\n" + card_markdown(ckpt.card))
+        samples = ckpt.folder / "samples.png"
+        if samples.is_file():
+            gr.Image(str(samples), label=samples_label, interactive=False, buttons=["download", "fullscreen"])
+        curve = ckpt.folder / "training_curve.png"
+        if curve.is_file():
+            gr.Image(str(curve), label="Measured during training", interactive=False, buttons=["fullscreen"])
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -62,7 +120,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"**Data**: {data.get('name', '?')}, {data.get('items', '?')} training images at "
         f"{data.get('resolution', '?')}; held out: {data.get('held_out', 'none')}",
         f"**Training**: {train.get('steps', '?')} steps, {float(train.get('wall_time_s', 0)) / 3600:.2f} h "
-        f"on {train.get('device', '?')}{_threads(train)}, preset "
+        f"on {train.get('device', '?')}{_threads(train)}{_precision(train)}, preset "
         f"`{train.get('preset', '?')}`, commit `{str(train.get('commit', '?'))[:12]}`, "
         f"exported {train.get('exported', {}).get('date', '?')}",
     ]
@@ -84,6 +142,10 @@ def card_markdown(card: dict[str, Any]) -> str:
 def _threads(train: dict[str, Any]) -> str:
     counts = list(dict.fromkeys(s["threads"] for s in train.get("sessions", []) if "threads" in s))
     return f" ({', then '.join(map(str, counts))} thread(s))" if counts else ""
+
+
+def _precision(train: dict[str, Any]) -> str:
+    return f", {train['precision']}" if train.get("precision") else ""
 
 
 def _fmt(value: Any) -> str:

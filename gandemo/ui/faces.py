@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import gradio as gr
 from PIL import Image
 
 from gandemo import registry
-from gandemo.tasks import faces
-from gandemo.ui.common import card_markdown, endpoint, output_path, unavailable
+from gandemo.checkpoint import Checkpoint
+from gandemo.tasks import TaskSpec, faces
+from gandemo.ui.common import endpoint, how_it_works, output_path, task_tab
 
 HOW_IT_WORKS = r"""
 **The game.** A generator $G$ turns random noise $z \sim \mathcal{N}(0, I)$ (100 numbers) into a
@@ -38,41 +40,36 @@ walk goes along the sphere where Gaussian $z$ live (slerp) from face 1 of seed A
 """
 
 
-def _gallery(images: list[Image.Image], label: str) -> list[tuple[Image.Image, str]]:
-    return [(img, f"{label} #{i + 1}") for i, img in enumerate(images)]
-
-
 @endpoint
-def generate_faces(seed: float, count: float) -> tuple[list[tuple[Image.Image, str]], str]:
+def generate_faces(seed: Any, count: Any) -> tuple[list[Image.Image], str]:
     """`count` faces for `seed` -> (gallery, path of the grid PNG)."""
-    # inputs are checked inside tasks.faces before any work; the model loads on first use
+    seed, count = faces.check_seed(seed), faces.check_count(count)  # before any work
     G = registry.get("faces")["G"]
     images = faces.generate_faces(G, seed, count)
-    seed, count = int(seed), len(images)
     grid = faces.grid_png(images, output_path(f"faces_seed{seed}_x{count}.png"))
-    return _gallery(images, f"seed {seed}"), str(grid)
+    return images, str(grid)
 
 
 @endpoint
-def interpolate_faces(seed_a: float, seed_b: float, frames: float) -> tuple[str, list[tuple[Image.Image, str]]]:
+def interpolate_faces(seed_a: Any, seed_b: Any, frames: Any) -> tuple[str, list[Image.Image]]:
     """Walk from seed_a's first face to seed_b's -> (GIF path, gallery of the frames)."""
+    seed_a, seed_b = faces.check_seed(seed_a, "seed A"), faces.check_seed(seed_b, "seed B")
+    frames = faces.check_frames(frames)
     G = registry.get("faces")["G"]
     images = faces.interpolate_faces(G, seed_a, seed_b, frames)
-    gif = faces.animation_gif(images, output_path(f"walk_{int(seed_a)}_to_{int(seed_b)}.gif"))
-    return str(gif), _gallery(images, "frame")
+    gif = faces.animation_gif(images, output_path(f"walk_{seed_a}_to_{seed_b}.gif"))
+    return str(gif), images
 
 
 def random_seed() -> int:
     return random.randint(0, faces.SEED_MAX)
 
 
-def build() -> None:
-    spec = registry.TASKS["faces"]
-    problem = registry.status("faces")
-    if problem:
-        unavailable(spec, problem)
-        return
-    card = registry.get("faces").card
+def build(spec: TaskSpec) -> None:
+    task_tab(spec, _body)
+
+
+def _body(ckpt: Checkpoint) -> None:
     gr.Markdown(
         "Faces that do not exist, drawn by a DCGAN this project trained on CelebA photos. "
         "Pick a seed (the same seed always gives the same faces) and how many."
@@ -85,8 +82,14 @@ def build() -> None:
             go = gr.Button("Generate faces", variant="primary")
             grid_file = gr.File(label="Download the grid (PNG)", interactive=False)
         with gr.Column(scale=3):
+            # no captions: on 64x64 thumbnails they would cover the faces; the label says the order
             gallery = gr.Gallery(
-                label="Faces (64×64 each)", columns=8, format="png", object_fit="contain", height="auto"
+                label="Faces (64×64 each, face 1 first; click one to enlarge)",
+                columns=8,
+                format="png",
+                object_fit="contain",
+                height="auto",
+                elem_id="faces-gallery",
             )
 
     gr.Markdown("### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B.")
@@ -101,25 +104,9 @@ def build() -> None:
                 label="Animation (GIF, plays back and forth)", type="filepath", format="gif", height=256
             )
         with gr.Column(scale=2):
-            frame_gallery = gr.Gallery(label="Frames", columns=6, format="png", height="auto")
+            frame_gallery = gr.Gallery(label="Frames, in order", columns=6, format="png", height="auto")
 
-    with gr.Accordion("How it works", open=False):
-        gr.Markdown(
-            HOW_IT_WORKS,
-            latex_delimiters=[
-                {"left": "$$", "right": "$$", "display": True},
-                {"left": "$", "right": "$", "display": False},
-            ],
-        )
-        gr.Markdown("#### The shipped model\n" + card_markdown(card))
-        samples = registry.checkpoint_dir("faces") / "samples.png"
-        if samples.is_file():
-            gr.Image(
-                str(samples),
-                label="64 faces from the shipped checkpoint",
-                interactive=False,
-                buttons=["download", "fullscreen"],
-            )
+    how_it_works(HOW_IT_WORKS, ckpt, "64 faces from the shipped checkpoint")
 
     dice.click(random_seed, outputs=seed, api_visibility="undocumented")
     # preprocess=False: the raw numbers reach the task's own checks, so every bad value (3.5,

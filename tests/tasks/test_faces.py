@@ -86,3 +86,22 @@ def test_grid_and_gif_files(G, tmp_path: Path):
     gif = Image.open(faces.animation_gif(imgs[:4], tmp_path / "a.gif"))
     assert gif.is_animated and gif.n_frames == 4 + 2  # forth and back
     assert gif.size == (faces.DISPLAY_SIZE, faces.DISPLAY_SIZE)
+
+
+def test_render_is_the_one_drawing_function_and_batching_does_not_change_faces(G):
+    z = faces.latents(3, 7)
+    whole = faces.render(G, z)
+    assert whole.shape == (7, 3, 64, 64) and whole.dtype == torch.float32
+    assert whole.min() >= -1 and whole.max() <= 1
+    assert torch.allclose(faces.render(G, z, batch=2), whole, atol=1e-5)
+    G.train()
+    try:
+        assert torch.allclose(faces.render(G, z), whole, atol=1e-5)  # always in eval mode ...
+        assert G.training  # ... and the caller's mode is given back
+    finally:
+        G.eval()
+
+
+@pytest.mark.parametrize("raw, value", [("4.0", 4), ("1e3", 1000), (7.0, 7), (" 12 ", 12)])
+def test_checks_accept_whole_numbers_in_any_spelling(raw, value):
+    assert faces.check_seed(raw) == value

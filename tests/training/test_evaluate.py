@@ -7,9 +7,9 @@ import torch
 
 from gandemo.checkpoint import read_card
 from tests.conftest import make_image_folder, write_tiny_faces_checkpoint
-from training import evaluate
-from training.__main__ import main
-from training.evaluate import pca_gaussian_samples
+from training import inception
+from training.cli import main
+from training.faces import pca_gaussian_samples
 
 
 class PooledColours(torch.nn.Module):
@@ -22,7 +22,7 @@ class PooledColours(torch.nn.Module):
 def test_evaluate_writes_model_baseline_and_real_numbers_into_the_card(tmp_path: Path, monkeypatch):
     data = make_image_folder(tmp_path / "faces", n=120)
     folder = write_tiny_faces_checkpoint(tmp_path / "ck")
-    monkeypatch.setattr(evaluate, "inception_network", PooledColours)
+    monkeypatch.setattr(inception, "inception_network", PooledColours)
     preview = tmp_path / "preview.png"
     args = [
         "evaluate",
@@ -45,6 +45,7 @@ def test_evaluate_writes_model_baseline_and_real_numbers_into_the_card(tmp_path:
     faces_found = m["faces found by a detector (%)"]
     assert 0 <= faces_found["model"] <= 100 and "held_out" in faces_found
     assert m["diversity (mean pairwise Inception distance)"]["model"] >= 0
+    assert 0 <= m["precision (k=3)"]["model"] <= 1 and 0 <= m["recall (k=3)"]["baseline"] <= 1
     assert preview.is_file()
     assert card["sha256"]  # weights untouched: the card still verifies
     from gandemo.checkpoint import load_checkpoint

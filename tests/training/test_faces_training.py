@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gandemo.checkpoint import load_checkpoint
-from training.__main__ import main
+from training.cli import main
 from training.faces import FacesTask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,9 +142,3 @@ def test_export_only_writes_a_checkpoint_from_the_saved_state(image_folder: Path
     assert "--export-only" in train["exported"]["command"]
     assert [x["to_step"] for x in train["sessions"]] == [2]
     assert state(out)["step"] == 2  # nothing was trained
-
-
-def test_unknown_task_and_help(capsys):
-    assert main(["cats"]) == 2
-    assert main([]) == 0
-    assert "python -m training" in capsys.readouterr().out

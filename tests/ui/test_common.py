@@ -1,4 +1,43 @@
-from gandemo.ui.common import card_markdown
+import gradio as gr
+import pytest
+
+from gandemo.tasks import TASKS
+from gandemo.ui.common import card_markdown, endpoint, unavailable
+from gandemo.validation import InvalidInput, as_int
+
+
+@endpoint
+def _plain(x):
+    return as_int(x, "x", 0, 9) * 2
+
+
+@endpoint
+def _streaming(n):
+    n = as_int(n, "n", 1, 3)
+    yield from range(n)
+    raise InvalidInput("stopped on purpose")
+
+
+def test_endpoint_turns_input_errors_into_gr_error_for_plain_handlers():
+    assert _plain("4") == 8
+    with pytest.raises(gr.Error, match="x must be from 0 to 9"):
+        _plain(10)
+
+
+def test_endpoint_works_for_streaming_handlers_too():
+    gen = _streaming(2)
+    assert [next(gen), next(gen)] == [0, 1]
+    with pytest.raises(gr.Error, match="stopped on purpose"):
+        next(gen)
+    with pytest.raises(gr.Error, match="n must be from 1 to 3"):
+        list(_streaming(0))
+
+
+def test_not_available_panel_keeps_angle_brackets_visible():
+    with gr.Blocks() as demo:
+        unavailable(TASKS["anomaly"], "Train it with --variant <category>")
+    md = next(b for b in demo.blocks.values() if isinstance(b, gr.Markdown))
+    assert "&lt;category&gt;" in md.value and "<category>" not in md.value
 
 
 def test_card_markdown_shows_data_training_notes_and_every_metric_column():

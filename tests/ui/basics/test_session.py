@@ -1,6 +1,7 @@
-"""The GAN Basics tab through gradio_client, as a user's script would call it: streaming, sessions
-that continue and replay, isolation between users, bad inputs, and runs that stop when paused or
-when the page goes away."""
+"""The GAN Basics live session (gandemo/ui/basics/session.py) through gradio_client, as a user's
+script would call it: streaming, sessions that continue and replay, isolation between users, bad
+inputs, and runs that stop when paused or when the page goes away. The tab's body is served on its
+own, without the rest of the app."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -18,9 +18,11 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
+from gandemo.tasks import TASKS
 from gandemo.tasks.basics import Settings1D, ToyGAN1D
-from gandemo.ui import basics as ui
-from gandemo.ui.app import build_app
+from gandemo.ui.basics import build
+from gandemo.ui.basics import session as ui
+from tests.conftest import free_port
 
 GAUSS = ("gaussian", "normal", "non-saturating", 2e-3, 2e-4, 1, 64, 0)
 BIMODAL = ("bimodal", "uniform", "minimax", 1e-3, 1e-3, 2, 32, 1)
@@ -28,13 +30,25 @@ RING = ("ring", "pacgan", 1e-3, 1e-3, 1, 64, 0)
 
 
 @pytest.fixture(scope="module")
-def new_client(app_url: str):
+def tab_url():
+    """The GAN Basics tab alone, served once per module on a free local port (no app, no models)."""
+    with gr.Blocks() as demo:
+        build(TASKS["basics"])
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def new_client(tab_url: str):
     """Makes browser sessions (clients); closes them all together at the end, since each close
     waits up to a second for its heartbeat thread."""
     made: list[Client] = []
 
     def make() -> Client:
-        made.append(Client(app_url, verbose=False))
+        made.append(Client(tab_url, verbose=False))
         return made[-1]
 
     yield make
@@ -169,12 +183,12 @@ def test_pause_stops_the_run_and_start_goes_on_from_there(client: Client):
     assert resumed["step"] >= paused_at + 5
 
 
-def test_closing_the_page_stops_the_run(app_url: str):
+def test_closing_the_page_stops_the_run(tab_url: str):
     """A browser that goes away drops its event stream; the server must stop training for it."""
     _wait_for_no_runs()
-    base = app_url.rstrip("/") + "/gradio_api"
+    base = tab_url.rstrip("/") + "/gradio_api"
     with httpx.Client(timeout=30) as http:
-        config = http.get(app_url.rstrip("/") + "/config").raise_for_status().json()
+        config = http.get(tab_url.rstrip("/") + "/config").raise_for_status().json()
         fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "toy_gan")
         session = uuid.uuid4().hex[:11]
         body = {"data": [*GAUSS, 20_000, 5, None], "fn_index": fn_index, "session_hash": session}
@@ -188,16 +202,3 @@ def test_closing_the_page_stops_the_run(app_url: str):
                         assert ui.active_runs() >= 1
                         break  # leaving the block closes the connection, as a closed tab does
     _wait_for_no_runs()
-
-
-def test_the_tab_comes_first_and_explains_itself(tmp_path: Path, use_checkpoints):
-    use_checkpoints(tmp_path)  # no models needed: this tab trains its own
-    app = build_app()
-    texts = " ".join(str(getattr(b, "value", "")) for b in app.blocks.values())
-    assert "Nash equilibrium" in texts and "D^*(x)" in texts and "saturates" in texts
-    assert "mode collapse" in texts.lower() and "No explicit density" in texts
-    labels = [b.label for b in app.blocks.values() if type(b).__name__ == "Tab"]
-    assert labels[0] == "GAN Basics"
-    apis = {fn.api_name for fn in app.fns.values() if fn.api_visibility == "public"}
-    assert {"toy_gan", "toy_gan_2d"} <= apis
-    assert f"{ui.RUN_STEPS_MAX:,} steps or {ui.RUN_SECONDS_MAX:.0f} s" in texts  # the caps are stated

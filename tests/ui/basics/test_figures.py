@@ -1,0 +1,65 @@
+"""The GAN Basics figures (gandemo/ui/basics/figures.py), drawn directly: a PNG of the tab's size
+with a drawing on it, blitted frames after the first, limits that grow only when a curve leaves
+them, and the WGAN critic's heatmap rescaled to [0, 1]."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gandemo.tasks.basics import Settings1D, Settings2D, ToyGAN1D, ToyGAN2D
+from gandemo.ui.basics.figures import Figure1D, Figure2D, _grown
+
+
+def _png(plot) -> Image.Image:
+    assert plot.type == "matplotlib" and plot.plot.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(plot.plot.split(",", 1)[1])))
+
+
+def test_a_1d_frame_is_a_png_drawing_and_later_frames_are_blitted():
+    gan = ToyGAN1D(Settings1D())
+    fig = Figure1D(gan, 20)
+    first = _png(fig.draw(gan.snapshot(), gan.history))
+    assert first.size == (945, 414) and len(first.convert("L").getcolors(10_000)) > 20  # a drawing, not a blank
+    gan.train(5)
+    second = _png(fig.draw(gan.snapshot(), gan.history))
+    assert (fig.frames, fig.full_redraws) == (2, 1)  # the axes and text were drawn once
+    assert np.asarray(second).tobytes() != np.asarray(first).tobytes()  # it moved
+
+
+def test_reach_grows_the_step_axis_with_headroom():
+    gan = ToyGAN1D(Settings1D())
+    fig = Figure1D(gan, 100)
+    fig.reach(50)
+    assert fig.side[0].get_xlim()[1] == 100  # fits: no redraw needed
+    fig.reach(120)
+    assert all(ax.get_xlim()[1] == 150 for ax in fig.side)  # 1.5x the old end, not just enough
+
+
+@pytest.mark.parametrize(
+    "lo, hi, values, log, expected",
+    [
+        (0.0, 1.5, [0.2, 1.4], False, None),  # inside: keep the limits
+        (0.0, 1.5, [0.2, 2.0], False, (-0.25, 2.45)),  # outside: a quarter of the span as headroom
+        (1e-3, 10, [0.0, 5.0, np.nan], True, None),  # log scale: zeros and NaN are not drawn
+        (1e-3, 10, [1e-4, 20.0], True, (1e-4 / 3, 60.0)),  # log scale: grow by a factor of 3
+        (0.0, 1.0, [np.nan], False, None),  # nothing to fit
+    ],
+)
+def test_grown_limits(lo, hi, values, log, expected):
+    got = _grown(lo, hi, np.asarray(values, np.float64), log)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_the_wgan_critics_heatmap_is_shown_rescaled_to_0_1():
+    gan = ToyGAN2D(Settings2D(loss="wgan-gp", k=5))
+    fig = Figure2D(gan, 10)
+    view = gan.snapshot()
+    assert _png(fig.draw(view, gan.history)).size == (945, 414)
+    heat = np.asarray(fig.heat.get_array())
+    assert heat.min() == pytest.approx(0) and heat.max() == pytest.approx(1)
+    assert "modes" in fig.title.get_text()

@@ -1,0 +1,166 @@
+"""The trainer contract: what a task hands to the one loop (`training.loop.Trainer`).
+
+A task is one `TrainTask` subclass in `training/<name>.py`, found by its `name` (the name of
+`gandemo.tasks.TASKS`). Its presets, its own command-line options and its evaluation live on the
+class, like `modify_commandline_options` in the pix2pix code base; the options every task shares
+(`--batch-size`, `--lr`, `--limit`, `--threads`, `--variant`, ...) are parsed once by
+`training.cli`. `ImageTask` adds what every image GAN needs: the in-memory image set with its
+held-out split, the resumable sampler, flips, and the card's `data` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+from torch import nn
+
+from gandemo.tasks import TASKS
+from training.data import EpochSampler, ImageSet
+
+
+class TrainTask(ABC):
+    """What a task supplies. Subclasses set the class attributes, build `models` and
+    `optimizers` in `__init__(args, device)` and implement the abstract methods.
+
+    `args` holds the parsed command line with the preset's values filled in wherever the user
+    gave none (see `training.cli`), so a task reads e.g. `args.batch_size` and `args.lr` directly.
+    """
+
+    name: ClassVar[str]
+    # preset -> values of generic options (steps, batch_size, lr, ema_decay, eval_every...) and of
+    # the task's own options; "cpu" sized for 2 cores, "gpu" for one CUDA device
+    presets: ClassVar[dict[str, dict[str, Any]]]
+    ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
+    # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
+    # decides which evaluated step is exported to <out>/best (lower is better).
+    eval_key: ClassVar[str | None] = None
+
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    variant: str = "default"
+    ema_decay: float = 0.999
+
+    # ---- command line (class level: read before any instance exists) ------------------------
+    @classmethod  # noqa: B027 - optional hook
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this task's own training options (the shared ones are there already)."""
+
+    @classmethod  # noqa: B027 - optional hook
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this task's own `python -m training evaluate <task>` options."""
+
+    @classmethod
+    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+        """Measure a checkpoint folder against its baseline: metric name -> {"model": ...,
+        "baseline": ..., "method": "in words"}; written into the card by the caller."""
+        raise NotImplementedError(f"{cls.name} has no evaluation yet")
+
+    # ---- the run ------------------------------------------------------------------------------
+    @abstractmethod
+    def next_batch(self) -> Any:
+        """The next training batch (the loop moves tensors to the device in its fast layout)."""
+
+    @abstractmethod
+    def train_step(self, batch: Any, amp: Any) -> dict[str, torch.Tensor]:
+        """One optimisation step of every player; returns detached scalar losses/diagnostics."""
+
+    @abstractmethod
+    def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
+        """A picture of what the models make now (fixed inputs, so grids compare across steps)."""
+
+    @abstractmethod
+    def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
+        """name -> (module, constructor kwargs) for the checkpoint; `models` are ready for inference."""
+
+    @abstractmethod
+    def card_fields(self) -> dict[str, Any]:
+        """Card fields of this task: at least `data`; task extras as docs/DESIGN.md lists them."""
+
+    def calibration_inputs(self) -> Iterator[torch.Tensor]:
+        """Input batches for the EMA model, on which the loop re-estimates its BatchNorm
+        statistics before it is used (the EMA's weights are an average; the statistics copied
+        from the live model do not fit them). Only needed when the EMA model has BatchNorm."""
+        raise NotImplementedError(f"{self.name}: the EMA model has BatchNorm; give calibration_inputs()")
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """Metrics of the current models during the run (ready for inference); {} if none."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """Task state to resume exactly (e.g. the data sampler)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class ImageTask(TrainTask):
+    """A task trained on one folder of images: decoded once into memory at `image_size`, with a
+    stable held-out split (`holdout_fraction` of the files by a hash of the name, never trained
+    on), endless shuffled epochs that resume mid-epoch, optional horizontal flips."""
+
+    image_size: ClassVar[int]
+    holdout_fraction: ClassVar[float] = 0.0
+
+    def load_images(self, args: argparse.Namespace, flip: bool = False) -> None:
+        self.data = ImageSet(
+            args.data, self.image_size, "train", self.holdout_fraction, limit=args.limit, progress=args.progress
+        )
+        self.sampler = EpochSampler(len(self.data), args.batch_size, seed=args.seed)
+        self.flip = flip
+
+    def held_out(self, n: int | None = None) -> torch.Tensor:
+        """The first `n` held-out images as floats in [-1, 1] (the metrics' reference)."""
+        held = ImageSet(self.data.folder, self.image_size, "holdout", self.holdout_fraction, progress=False)
+        return held.batch(torch.arange(min(n or len(held), len(held))))
+
+    def next_batch(self) -> torch.Tensor:
+        x = self.data.batch(self.sampler.next())
+        if self.flip:  # a mirrored photo is as real as the original: twice the data for free
+            mirror = torch.rand(len(x)) < 0.5
+            x[mirror] = x[mirror].flip(3)
+        return x
+
+    def data_card(self) -> dict[str, Any]:
+        folder = self.data.folder
+        return {
+            "name": folder.name if folder.name != "train" else folder.parent.name,
+            "path": str(folder),
+            "items": len(self.data),
+            "resolution": f"{self.image_size}x{self.image_size}",
+            "augmentation": "random horizontal flips" if self.flip else "none",
+            "held_out": f"{self.holdout_fraction:.0%} of the files by a hash of the file name "
+            "(training.data.is_holdout), never trained on; metrics use them"
+            if self.holdout_fraction
+            else "none",
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+
+def task_class(name: str) -> type[TrainTask]:
+    """The `TrainTask` subclass of task `name`, from `training/<name>.py`."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    module = importlib.import_module(f"training.{name}")
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, TrainTask) and getattr(value, "name", None) == name:
+            return value
+    raise KeyError(f"training/{name}.py defines no TrainTask subclass named {name!r}")
+
+
+def trainable_tasks() -> list[str]:
+    """Tasks whose trainer has landed (training/<name>.py exists), in the catalogue's order."""
+    here = Path(__file__).resolve().parent
+    return [name for name in TASKS if (here / f"{name}.py").is_file()]
