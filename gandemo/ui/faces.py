@@ -40,6 +40,11 @@ walk goes along the sphere where Gaussian $z$ live (slerp) from face 1 of seed A
 """
 
 
+# Both faces endpoints share one limit of 2: two requests overlap (one in the model on one core
+# while the other's images are encoded and sent), more would only queue inside torch.
+FACES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "faces"}
+
+
 @endpoint
 def generate_faces(seed: Any, count: Any) -> tuple[list[Image.Image], str]:
     """`count` faces for `seed` -> (gallery, path of the grid PNG)."""
@@ -111,11 +116,19 @@ def _body(ckpt: Checkpoint) -> None:
     dice.click(random_seed, outputs=seed, api_visibility="undocumented")
     # preprocess=False: the raw numbers reach the task's own checks, so every bad value (3.5,
     # "abc", -1, 10000) gets the same plain message instead of Gradio's generic conversion error
-    go.click(generate_faces, [seed, count], [gallery, grid_file], api_name="generate_faces", preprocess=False)
+    go.click(
+        generate_faces,
+        [seed, count],
+        [gallery, grid_file],
+        api_name="generate_faces",
+        preprocess=False,
+        **FACES_CONCURRENCY,
+    )
     walk.click(
         interpolate_faces,
         [seed_a, seed_b, frames],
         [animation, frame_gallery],
         api_name="interpolate_faces",
         preprocess=False,
+        **FACES_CONCURRENCY,
     )
