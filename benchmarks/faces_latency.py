@@ -12,41 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks._server import rss_mb, start_app  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -67,16 +40,8 @@ def main() -> None:
 
     from gradio_client import Client
 
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GANDEMO_THREADS": str(args.threads)}
-    t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server, url, cold = start_app(args.threads)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for(url)
-        cold = time.perf_counter() - t0
         client = Client(url, verbose=False)
         rows = [("app cold start (process start → page served)", f"{cold:.2f} s")]
         for n in (1, 16, 64):
@@ -84,7 +49,7 @@ def main() -> None:
             rows.append((f"generate_faces, {n} face(s), via API (median of {args.repeats})", f"{s * 1000:.0f} ms"))
         s = median_seconds(lambda: client.predict(1, 2, 16, api_name="/interpolate_faces"), args.repeats)
         rows.append((f"interpolate_faces, 16 frames, via API (median of {args.repeats})", f"{s * 1000:.0f} ms"))
-        rows.append(("server peak RSS after these calls", f"{peak_rss_mb(server.pid):.0f} MB"))
+        rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
     finally:
         server.terminate()
         server.wait()

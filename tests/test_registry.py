@@ -35,6 +35,18 @@ def test_the_runtime_names_no_training_data_paths():
     assert not offenders
 
 
+def test_dependencies_point_one_way():
+    """The runtime never imports the training package (training -> gandemo, never back)."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*(root / "gandemo").rglob("*.py"), root / "app.py"]
+    offenders = [
+        str(p.relative_to(root))
+        for p in files
+        if any(ln.lstrip().startswith(("import training", "from training")) for ln in p.read_text().splitlines())
+    ]
+    assert not offenders
+
+
 def test_a_task_without_checkpoints_is_unavailable_by_design():
     with pytest.raises(registry.ModelUnavailable, match="trained live"):
         registry.get("basics")

@@ -31,9 +31,14 @@ where $\log(1 - D(G(z)))$ is flat and gives $G$ almost no gradient, so $G$ inste
   4→8→16→32→64; $D$ shrinks 64→32→16→8→4 and a 4×4 convolution gives one logit;
 - Adam with learning rate 0.0002 and $\beta_1 = 0.5$.
 
-**Here on top**: the app uses an exponential moving average of $G$'s weights (smoother faces), and
-training showed $D$ randomly coloured and shifted copies of real and fake images
-(DiffAugment) so it cannot memorise the 13,000 training faces.
+**Here on top**, each measured by FID during training (the curve below the card):
+- the app draws with an exponential moving average of $G$'s weights (smoother, steadier faces), whose
+  averaging window grows with training (StyleGAN2-ADA's ramp) so the random start is forgotten fast;
+- $D$ sees randomly coloured and shifted copies of real and fake images alike (DiffAugment), so it
+  cannot simply memorise the 13,000 training faces; real faces are also mirrored at random;
+- the model is measured on ~1,000 held-out faces it never saw, against a simple "eigenfaces"
+  baseline (a Gaussian in PCA space): FID (lower is better), and precision (are the faces
+  realistic?) and recall (do they cover the variety of real faces?).
 
 **Seeds.** Face *i* of a seed always comes from the same $z$, so a seed is a fixed gallery; the
 walk goes along the sphere where Gaussian $z$ live (slerp) from face 1 of seed A to face 1 of seed B.
