@@ -9,13 +9,6 @@ from training.faces import FacesTask
 from training.task import TrainTask, task_class, trainable_tasks
 
 
-def test_tasks_are_found_by_their_name():
-    assert task_class("faces") is FacesTask
-    assert "faces" in trainable_tasks() and "basics" not in trainable_tasks()
-    with pytest.raises(KeyError, match="unknown task"):
-        task_class("cats")
-
-
 def test_the_preset_fills_what_the_command_line_leaves_out():
     base = ["--data", "d", "--out", "o"]
     cpu = parse_train_args(FacesTask, base)
