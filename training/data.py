@@ -1,5 +1,5 @@
-"""Data shared by the image tasks: a decoded, in-memory image set with a stable held-out split,
-and an infinite, resumable batch sampler."""
+"""Data shared by the image tasks: a decoded, in-memory image set with a stable held-out split
+(single images, or pix2pix's A|B side-by-side pairs), and an infinite, resumable batch sampler."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from gandemo.imaging import ImageInputError, center_square, list_images, load_image
@@ -20,8 +21,24 @@ def is_holdout(path: Path, fraction: float) -> bool:
     return h % 10_000 < fraction * 10_000
 
 
+def split_pair(img: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """An A|B side-by-side picture (pix2pix's layout: A on the left) -> (A, B).
+
+    Raises ImageInputError unless the picture is twice as wide as it is tall (one pixel of slack)."""
+    w, h = img.size
+    if abs(w - 2 * h) > 1:
+        raise ImageInputError(f"an A|B pair must be twice as wide as tall, got {w}x{h}")
+    half = w // 2
+    return img.crop((0, 0, half, h)), img.crop((w - half, 0, w, h))
+
+
 class ImageSet:
     """Every image of a folder, centre-cropped to `size`^2 and kept in memory as uint8 (N, 3, S, S).
+
+    With `pairs=True` each file is an A|B pair side by side (pix2pix's aligned layout: A on the
+    left, B on the right, each half square); both halves are centre-cropped to `size`^2 and stacked
+    on channels, (N, 6, S, S): channels 0-2 are A, 3-5 are B, so one index, flip or crop treats
+    both alike. Files that are not twice as wide as tall are skipped like unreadable ones.
 
     14,000 faces at 64^2 are 172 MB and decode in seconds, which beats a DataLoader on 2 cores.
     """
@@ -34,6 +51,7 @@ class ImageSet:
         holdout_fraction: float = 0.0,
         limit: int | None = None,
         progress: bool = True,
+        pairs: bool = False,
     ) -> None:
         if split not in ("train", "holdout", "all"):
             raise ValueError(f"split must be train, holdout or all, not {split!r}")
@@ -49,24 +67,28 @@ class ImageSet:
         arrays, kept = [], []
         for p in tqdm(paths, desc=f"decoding {split} images", disable=not progress, leave=False):
             try:
-                img = center_square(load_image(p), size)
+                img = load_image(p)
+                halves = split_pair(img) if pairs else (img,)
+                array = np.concatenate([np.asarray(center_square(x, size)) for x in halves], axis=2)
             except ImageInputError:
                 continue  # an unreadable file in a big folder is skipped, not fatal
-            arrays.append(np.asarray(img))
+            arrays.append(array)
             kept.append(p)
         if not arrays:
-            raise FileNotFoundError(f"none of the {len(paths)} files in {self.folder} could be decoded")
+            what = "decoded as A|B pairs (twice as wide as tall)" if pairs else "decoded"
+            raise FileNotFoundError(f"none of the {len(paths)} files in {self.folder} could be {what}")
         self.paths = kept
         self.size = size
         self.split = split
         self.holdout_fraction = holdout_fraction
+        self.pairs = pairs
         self.images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
     def __len__(self) -> int:
         return len(self.images)
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
-        """uint8 images at `indices` -> float (B, 3, S, S) in [-1, 1]."""
+        """uint8 images at `indices` -> float (B, C, S, S) in [-1, 1] (C = 3, or 6 for pairs)."""
         return self.images[indices].float().div_(127.5).sub_(1.0)
 
 

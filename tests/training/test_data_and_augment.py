@@ -1,10 +1,12 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from training.augment import diff_augment, parse_policy
-from training.data import EpochSampler, ImageSet, is_holdout
+from training.data import EpochSampler, ImageSet, is_holdout, split_pair
 
 
 def test_image_set_decodes_crops_and_splits_stably(image_folder: Path):
@@ -17,6 +19,38 @@ def test_image_set_decodes_crops_and_splits_stably(image_folder: Path):
     assert not {p.name for p in train.paths} & {p.name for p in held.paths}
     batch = train.batch(torch.tensor([0, 1]))
     assert batch.shape == (2, 3, 32, 32) and batch.min() >= -1 and batch.max() <= 1
+
+
+def test_image_set_reads_a_b_pairs_side_by_side(tmp_path: Path):
+    """pix2pix's aligned layout: A on the left, B on the right; both halves cropped and stacked."""
+    rng = np.random.default_rng(0)
+    halves = {}
+    for i in range(6):
+        a, b = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+        halves[f"{i}.png"] = (a, b)
+        Image.fromarray(np.concatenate([a, b], axis=1)).save(tmp_path / f"{i}.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "square.png")  # not a pair: skipped like a broken file
+    pairs = ImageSet(tmp_path, 16, "all", pairs=True, progress=False)
+    assert pairs.images.shape == (6, 6, 16, 16) and pairs.pairs
+    for k, path in enumerate(pairs.paths):
+        a, b = halves[path.name]
+        assert np.array_equal(pairs.images[k, :3].permute(1, 2, 0).numpy(), a)
+        assert np.array_equal(pairs.images[k, 3:].permute(1, 2, 0).numpy(), b)
+    assert pairs.batch(torch.tensor([0, 1])).shape == (2, 6, 16, 16)
+    small = ImageSet(tmp_path, 8, "all", pairs=True, progress=False)  # each half resized on its own
+    assert small.images.shape == (6, 6, 8, 8)
+    split = [ImageSet(tmp_path, 16, part, 0.4, pairs=True, progress=False) for part in ("train", "holdout")]
+    assert {p.name for s in split for p in s.paths} == set(halves) and len(split[1]) > 0
+
+
+def test_split_pair_and_a_folder_without_pairs(tmp_path: Path):
+    left, right = split_pair(Image.new("RGB", (21, 10)))
+    assert left.size == right.size == (10, 10)
+    with pytest.raises(ValueError, match="twice as wide"):
+        split_pair(Image.new("RGB", (30, 10)))
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    with pytest.raises(FileNotFoundError, match="as A\\|B pairs"):
+        ImageSet(tmp_path, 16, "all", pairs=True, progress=False)
 
 
 def test_holdout_depends_on_the_name_only():

@@ -1,0 +1,216 @@
+"""Edges → Photo: a Pix2Pix U-Net turns a shoe's edge map (black lines on white, 128x128) into a photo.
+
+Three ways in, one way through the model:
+- `photo_to_edges(photo)` draws a photo's edges with the training data's own recipe (the data's
+  PROVENANCE.md, "Photo preparation" and "Edge recipe"), so an uploaded photo lands exactly in
+  the distribution the model learnt from;
+- `normalise_sketch(sketch)` brings a hand drawing to that distribution: cropped to the drawing,
+  scaled and placed where the training shoes sit, lines thinned to 1 px. An input that already
+  looks like a training edge map keeps its geometry, so the photo lines up with it pixel for pixel;
+- `render(G, edges)` is the one function that runs the generator, for the app, training's sample
+  grids and the evaluation alike; `edges_to_photo(G, image)` is sketch -> (edges, photo).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from gandemo.imaging import load_image, pil_to_tensor, tensor_to_pils
+from gandemo.validation import InvalidInput
+
+SIZE = 128  # the model's resolution: training pairs are 128x128 edges | 128x128 photo
+
+# ---- the data's edge recipe (PROVENANCE.md of the edges2shoes_utzap set; its recipe.py) -----------
+FG_THR = 238  # a pixel is foreground (shoe) if min(R, G, B) < FG_THR
+MASK_MIN_AREA = 30  # mask blobs smaller than this (px) are dropped
+MASK_SMOOTH_SIGMA = 1.0
+BLUR_SIGMA = 1.2  # Gaussian blur before Canny
+CANNY_LO, CANNY_HI = 60, 150
+INNER_ERODE_ITERS = 2  # interior edges are kept only inside the mask eroded twice by 3x3
+MIN_COMPONENT = 15  # interior edge components smaller than this (px) are dropped
+
+# ---- what training edge maps look like (measured on every 15th/30th of the 4,550 training maps) --
+INK_THRESHOLD = 128  # the data's edge halves are JPEGs: lines ~0-40, background ~250-255; split at 128
+# Where a training shoe sits in its 128x128 frame: its long side is 123 px (median; 5-95%: 91-128),
+# at most ~94 px tall (the source photos are 136x102, padded to a square: a 96-px band), centred
+# left-right (median offset 0) and standing on the band's floor (bottom margin: median 17 px).
+BOX_W, BOX_H, BOTTOM_MARGIN = 122, 94, 17
+# "Looks like a training edge map": 128x128, mostly white (ink 1.5-8.9% of the pixels in the data,
+# a photo of a shoe 20%), near-binary (no pixel of the data's maps is mid-grey, 64..192; a shoe
+# photo has 5-37% such pixels) and thin (a 2x2 erosion keeps 0.3% of the ink, at most 9%; 2-px
+# strokes keep ~68%, photos 41-96%).
+LIKE_INK = (0.003, 0.15)
+LIKE_MAX_MID_GREY = 0.02
+LIKE_MAX_THICK = 0.2
+MIN_INK_PIXELS = 10  # fewer dark pixels than this is a blank sketch (stray specks, JPEG noise)
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+# ---- photo -> edges --------------------------------------------------------------------------------
+def prepare_photo(image: Any) -> Image.Image:
+    """Any photo -> the 128x128 RGB photo the data's right halves are: padded to a square on white
+    (centred), then resized with OpenCV's INTER_AREA."""
+    import cv2
+
+    rgb = np.asarray(load_image(image), dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    s = max(h, w)
+    canvas = np.full((s, s, 3), 255, np.uint8)
+    y0, x0 = (s - h) // 2, (s - w) // 2
+    canvas[y0 : y0 + h, x0 : x0 + w] = rgb
+    if s != SIZE:
+        canvas = cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return Image.fromarray(canvas)
+
+
+def _keep_big(binary: np.ndarray, min_area: int) -> np.ndarray:
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return keep[labels]
+
+
+def _foreground_mask(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    m = (rgb.min(axis=2) < FG_THR).astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _K3)
+    m = _keep_big(m, MASK_MIN_AREA).astype(np.uint8)
+    # fill holes: the background is what a flood fill reaches from a 1-px frame around the image
+    inv = cv2.copyMakeBorder((1 - m).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    ffmask = np.zeros((inv.shape[0] + 2, inv.shape[1] + 2), np.uint8)
+    cv2.floodFill(inv, ffmask, (0, 0), 2)
+    m = ((m > 0) | (inv[1:-1, 1:-1] == 1)).astype(np.float32)
+    m = cv2.GaussianBlur(m, (0, 0), MASK_SMOOTH_SIGMA) > 0.5  # smooth the jagged boundary
+    return m.astype(np.uint8)
+
+
+def edge_map(rgb: np.ndarray) -> np.ndarray:
+    """The data's edge recipe on a prepared (128x128 RGB uint8) photo: uint8 (H, W), 0 = line,
+    255 = background. The outline of the shoe's silhouette plus Canny edges inside it."""
+    import cv2
+
+    rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    m = _foreground_mask(rgb)
+    outline = (m - cv2.erode(m, _K3)) > 0  # 1-px inner silhouette
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # 0.299 R + 0.587 G + 0.114 B
+    grey = cv2.GaussianBlur(grey, (0, 0), BLUR_SIGMA)
+    inner = cv2.Canny(grey, CANNY_LO, CANNY_HI) > 0
+    inner &= cv2.erode(m, _K3, iterations=INNER_ERODE_ITERS) > 0
+    inner = _keep_big(inner, MIN_COMPONENT)
+    return np.where(outline | inner, 0, 255).astype(np.uint8)
+
+
+def photo_to_edges(image: Any) -> Image.Image:
+    """Any photo (path, bytes, PIL, array; any mode and size) -> its 128x128 RGB edge map, black
+    lines on white, by the training data's recipe. It assumes what the data has: an object on a
+    light, plain background; on a busy background it draws the background's edges too."""
+    lines = edge_map(np.asarray(prepare_photo(image)))
+    if (lines == 0).sum() == 0:
+        raise InvalidInput("no edges were found in the photo: use a photo of a shoe on a light, plain background")
+    return _rgb(lines)
+
+
+# ---- sketch -> training-like edges -----------------------------------------------------------------
+def _rgb(lines: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.repeat(lines[..., None], 3, axis=2))
+
+
+def looks_like_training_edges(grey: np.ndarray) -> bool:
+    """Whether a greyscale uint8 image is already an edge map of the training data's kind:
+    128x128, mostly white, near-binary, with thin (about 1 px) dark lines."""
+    import cv2
+
+    if grey.shape != (SIZE, SIZE):
+        return False
+    ink = grey < INK_THRESHOLD
+    share = float(ink.mean())
+    if not LIKE_INK[0] <= share <= LIKE_INK[1]:
+        return False
+    if float(((grey >= 64) & (grey <= 192)).mean()) > LIKE_MAX_MID_GREY:
+        return False
+    core = cv2.erode(ink.astype(np.uint8), np.ones((2, 2), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return float(core.sum()) / float(ink.sum()) <= LIKE_MAX_THICK
+
+
+def normalise_sketch(image: Any) -> Image.Image:
+    """A drawing (any size and mode; transparency counts as white) -> a 128x128 RGB edge map like the
+    training data's: black 1-px lines on white.
+
+    A training-like edge map (`looks_like_training_edges`) is only binarised: its geometry stays.
+    Any other drawing is cropped to its dark strokes, scaled to fit the box a training shoe fills
+    (BOX_W x BOX_H, aspect kept), centred left-right and stood on the training shoes' floor
+    (BOTTOM_MARGIN px above the bottom edge); small gaps (up to 2 px at 128x128) are closed and the
+    strokes thinned to 1 px (skeletonised), whatever the brush width. A white-on-dark drawing is
+    read with its colours swapped. A blank drawing raises InvalidInput."""
+    import cv2
+    from skimage.morphology import skeletonize
+
+    grey = np.asarray(load_image(image).convert("L"))
+    if looks_like_training_edges(grey):
+        return _rgb(np.where(grey < INK_THRESHOLD, 0, 255).astype(np.uint8))
+    ink = grey < INK_THRESHOLD
+    if ink.mean() > 0.5:  # more "ink" than paper: light strokes on a dark ground
+        ink = ~ink
+    if ink.sum() < MIN_INK_PIXELS:
+        raise InvalidInput(
+            "the sketch is blank: draw the outline of a shoe with dark strokes on white, "
+            "or upload an edge map or a photo"
+        )
+    ys, xs = np.nonzero(ink)
+    crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+    h, w = crop.shape
+    scale = min(BOX_W / w, BOX_H / h)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    if scale < 1:
+        # INTER_AREA gives each output pixel the share of it that ink covers. A 1-px stroke adds
+        # `scale` to the pixels it crosses; split between two, the larger share is >= scale / 2.
+        cover = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA)
+        lines = cover >= 0.5 * scale
+    else:
+        lines = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_LINEAR) >= 0.5
+    canvas = np.zeros((SIZE, SIZE), np.uint8)
+    x0, y0 = (SIZE - tw) // 2, SIZE - BOTTOM_MARGIN - th
+    canvas[y0 : y0 + th, x0 : x0 + tw] = lines
+    canvas = cv2.morphologyEx(canvas, cv2.MORPH_CLOSE, _K3)
+    thin = skeletonize(canvas > 0)
+    return _rgb(np.where(thin, 0, 255).astype(np.uint8))
+
+
+# ---- the model -------------------------------------------------------------------------------------
+def to_batch(images: Sequence[Image.Image]) -> torch.Tensor:
+    """RGB PIL images of one size -> float (N, 3, H, W) in [-1, 1] (the model's input)."""
+    return torch.stack([pil_to_tensor(img) for img in images])
+
+
+@torch.inference_mode()
+def render(G: nn.Module, edges: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """The one way photos are made (the app, training's sample grids and evaluation all call it):
+    edge maps (N, 3, 128, 128) in [-1, 1] -> photos (N, 3, 128, 128) in [-1, 1], float on the CPU.
+
+    G runs in eval mode: BatchNorm uses its (recalibrated) running statistics and dropout is off,
+    so a photo depends on its own edges only, never on the rest of the batch, and is reproducible.
+    (The paper keeps dropout on at test time as G's noise; in practice G learns to ignore it.)"""
+    was_training = G.training
+    device = next(G.parameters()).device
+    G.eval()
+    try:
+        return torch.cat([G(edges[i : i + batch].to(device)).float().cpu() for i in range(0, len(edges), batch)])
+    finally:
+        G.train(was_training)
+
+
+def edges_to_photo(G: nn.Module, image: Any) -> tuple[Image.Image, Image.Image]:
+    """A sketch or an edge map (any size and mode, RGBA allowed) -> (the edges as the model saw
+    them, the photo), both 128x128 RGB."""
+    edges = normalise_sketch(image)
+    return edges, tensor_to_pils(render(G, to_batch([edges])))[0]

@@ -1,0 +1,219 @@
+"""The edges2photo trainer on a few A|B pairs the test draws: the loader, training steps with and
+without the GAN term, in-run and offline evaluation (with a stand-in for the Inception network)."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from gandemo import metrics
+from gandemo.checkpoint import load_checkpoint, read_card
+from gandemo.nets.pix2pix import UNetGenerator
+from gandemo.tasks.edges2photo import photo_to_edges
+from tests.training.test_evaluate import PooledColours
+from training import inception
+from training.cli import main
+from training.data import is_holdout
+from training.edges2photo import Edges2PhotoTask, load_pairs, translate
+
+TINY = [
+    *("--ngf", "4", "--max-mult", "2", "--ndf", "4", "--batch-size", "2", "--eval-n", "3"),
+    *("--no-progress", "--threads", "1"),
+]
+
+
+def make_pair_folder(folder: Path, train: int = 6, held: int = 3, seed: int = 0) -> Path:
+    """`train` + `held` JPEG pairs, 256x128: left the edges of a coloured blob-shoe on white (by the
+    app's own photo_to_edges), right the photo. Names are picked so `held` of them are held out."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    want = {True: held, False: train}
+    i = 0
+    while want[True] or want[False]:
+        name = f"{i:06d}.jpg"
+        i += 1
+        h = is_holdout(Path(name), Edges2PhotoTask.holdout_fraction)
+        if not want[h]:
+            continue
+        want[h] -= 1
+        photo = Image.new("RGB", (128, 128), "white")
+        d = ImageDraw.Draw(photo)
+        x0, y0 = rng.integers(5, 30, 2)
+        x1, y1 = rng.integers(90, 123), rng.integers(70, 110)
+        d.ellipse((int(x0), int(y0), int(x1), int(y1)), fill=tuple(int(c) for c in rng.integers(0, 200, 3)))
+        d.line((int(x0) + 10, int(y1) - 15, int(x1) - 10, int(y1) - 15), fill=(240, 240, 240), width=3)
+        pair = Image.new("RGB", (256, 128))
+        pair.paste(photo_to_edges(photo), (0, 0))
+        pair.paste(photo, (128, 0))
+        pair.save(folder / name, quality=95)
+    return folder
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> Path:
+    return make_pair_folder(tmp_path / "pairs")
+
+
+def run(data: Path, out: Path, *extra: str) -> int:
+    return main(["edges2photo", "--data", str(data), "--out", str(out), *TINY, *extra])
+
+
+def test_the_loader_reads_pairs_binarises_the_edges_and_holds_pairs_out(pairs: Path):
+    train = load_pairs(pairs, "train", Edges2PhotoTask.holdout_fraction, progress=False)
+    held = load_pairs(pairs, "holdout", Edges2PhotoTask.holdout_fraction, progress=False)
+    assert (len(train), len(held)) == (6, 3) and not {p.name for p in train.paths} & {p.name for p in held.paths}
+    assert train.images.shape == (6, 6, 128, 128)
+    edges, photos = train.images[:, :3], train.images[:, 3:]
+    assert set(edges.unique().tolist()) == {0, 255}  # the JPEG's ringing is gone
+    assert (edges == edges[:, :1]).all()  # grey: one decision for the three channels
+    first = np.asarray(Image.open(train.paths[0]).convert("RGB"))
+    assert np.array_equal(first[:, :128].mean(2) < 128, (edges[0, 0] == 0).numpy())
+    assert np.array_equal(photos[0].permute(1, 2, 0).numpy(), first[:, 128:])  # a 128x128 half is taken as is
+
+
+def test_translate_moves_edges_and_photo_together_and_fills_white():
+    torch.manual_seed(0)
+    half = torch.rand(5, 3, 32, 32) * 2 - 1
+    x = torch.cat([half, half], dim=1)
+    y = translate(x, 4)
+    assert y.shape == x.shape and torch.equal(y[:, :3], y[:, 3:])
+    assert not torch.equal(y, x)
+    for i in range(5):  # each item is x shifted by some (dy, dx) with white where it came in
+        found = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                shifted = torch.ones_like(x[i])
+                src = x[i][:, max(0, -dy) : 32 - max(0, dy), max(0, -dx) : 32 - max(0, dx)]
+                shifted[:, max(0, dy) : 32 - max(0, -dy), max(0, dx) : 32 - max(0, -dx)] = src
+                found |= torch.equal(shifted, y[i])
+        assert found
+    assert torch.equal(translate(x, 0), x)
+
+
+def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(pairs: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "2", "--sample-every", "1") == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["step"] == 2 and set(state["models"]) == {"G", "D"}
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["step", "seconds", "loss_d", "loss_g_gan", "l1"]
+    ckpt = load_checkpoint(out / "checkpoint")
+    G = ckpt["G"]
+    assert isinstance(G, UNetGenerator) and not G.training
+    card = ckpt.card
+    assert card["task"] == "edges2photo" and card["arch"]["G"]["kwargs"]["ngf"] == 4
+    assert card["hyperparameters"]["lambda_l1"] == 100 and card["hyperparameters"]["gan"] is True
+    assert card["data"]["items"] == 6
+    assert card["data"]["augmentation"] == (
+        "random horizontal flips and random translations by up to 8 px (white fill), the same for both halves"
+    )
+    assert "cGAN" in card["objective"] and card["image_size"] == 128
+    # samples: 3 rows (edges | output | truth) of the held-out pairs, 128 px each plus 2 px gaps
+    grid = Image.open(out / "checkpoint" / "samples.png")
+    assert grid.size == (3 * 130 + 2, 3 * 130 + 2)
+    assert (out / "samples" / "step_000002.png").is_file()
+    with torch.no_grad():
+        assert G(torch.zeros(1, 3, 128, 128)).shape == (1, 3, 128, 128)
+
+
+def test_training_changes_both_players(pairs: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "1") == 0
+    before = torch.load(out / "state.pt", weights_only=True)["models"]
+    assert run(pairs, out, "--steps", "2", "--resume") == 0
+    after = torch.load(out / "state.pt", weights_only=True)["models"]
+    for net in ("G", "D"):
+        changed = [k for k, v in before[net].items() if v.is_floating_point() and not torch.equal(v, after[net][k])]
+        assert changed, f"{net} did not change"
+
+
+def test_resume_continues_exactly_where_it_stopped(pairs: Path, tmp_path: Path):
+    """Flips and shifts come from the saved RNG, the data order from the saved sampler."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(pairs, straight, "--steps", "4") == 0
+    assert run(pairs, split, "--steps", "2") == 0
+    assert run(pairs, split, "--steps", "4", "--resume") == 0
+    a = torch.load(straight / "state.pt", weights_only=True)
+    b = torch.load(split / "state.pt", weights_only=True)
+    for net in ("G", "D"):
+        for k, v in a["models"][net].items():
+            assert torch.equal(v, b["models"][net][k]), f"{net}.{k} differs after resume"
+
+
+def test_no_gan_trains_the_l1_baseline_without_a_discriminator(pairs: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "2", "--no-gan") == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert set(state["models"]) == {"G"} and set(state["optimizers"]) == {"G"}
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert header == ["step", "seconds", "l1"]
+    card = load_checkpoint(out / "checkpoint").card
+    assert card["hyperparameters"]["gan"] is False and "ndf" not in card["hyperparameters"]
+    assert "L1 only" in card["objective"]
+
+
+def test_in_run_evaluation_measures_fid_and_l1_and_keeps_the_best(pairs: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(inception, "inception_network", PooledColours)
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "2", "--eval-every", "1") == 0
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert all(float(r["fid"]) >= 0 and 0 <= float(r["l1"]) <= 1 for r in rows)
+    assert load_checkpoint(out / "best").card["training"]["steps"] in (1, 2)
+
+
+def test_evaluate_measures_model_and_both_baselines_on_held_out_pairs(pairs: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(inception, "inception_network", PooledColours)
+    assert run(pairs, tmp_path / "gan", "--steps", "2") == 0
+    assert run(pairs, tmp_path / "l1", "--steps", "2", "--no-gan") == 0
+    folder, preview = tmp_path / "gan" / "checkpoint", tmp_path / "preview.png"
+    args = ["evaluate", "edges2photo", "--checkpoint", str(folder), "--data", str(pairs)]
+    args += ["--l1-baseline", str(tmp_path / "l1" / "checkpoint"), "--preview", str(preview), "--threads", "1"]
+    assert main(args) == 0
+    m = read_card(folder)["metrics"]
+    fid = next(v for k, v in m.items() if k.startswith("FID"))
+    assert "(3 vs 3)" in next(k for k in m if k.startswith("FID"))
+    assert {"model", "l1_only", "baseline", "real", "method"} == fid.keys()
+    assert all(fid[k] >= 0 for k in ("model", "l1_only", "baseline", "real"))
+    for row in ("L1 (mean absolute error, 0-1)", "PSNR (dB)", "SSIM"):
+        assert {"model", "l1_only", "baseline", "method"} == m[row].keys(), row
+    assert all(0 <= m["L1 (mean absolute error, 0-1)"][k] <= 1 for k in ("model", "l1_only", "baseline"))
+    assert all(-1 <= m["SSIM"][k] <= 1 for k in ("model", "l1_only", "baseline"))
+    # the mean-photo baseline's numbers, recomputed by hand
+    train = load_pairs(pairs, "train", Edges2PhotoTask.holdout_fraction, progress=False)
+    held = load_pairs(pairs, "holdout", Edges2PhotoTask.holdout_fraction, progress=False)
+    mean = train.images[:, 3:].float().mean(0).round().clamp(0, 255)
+    expected_l1 = float((held.images[:, 3:].float() - mean).abs().mean() / 255)
+    assert m["L1 (mean absolute error, 0-1)"]["baseline"] == pytest.approx(expected_l1, abs=1e-3)
+    assert Image.open(preview).size == (3 * 130 + 2, 5 * 130 + 2)  # edges | model | l1_only | baseline | truth
+    load_checkpoint(folder)  # the card still verifies
+
+
+def test_evaluate_refuses_a_baseline_of_another_task(pairs: Path, tmp_path: Path, monkeypatch):
+    from tests.conftest import write_tiny_faces_checkpoint
+
+    monkeypatch.setattr(inception, "inception_network", PooledColours)
+    assert run(pairs, tmp_path / "gan", "--steps", "1") == 0
+    faces = write_tiny_faces_checkpoint(tmp_path / "ck")
+    args = ["evaluate", "edges2photo", "--checkpoint", str(tmp_path / "gan" / "checkpoint"), "--data", str(pairs)]
+    with pytest.raises(SystemExit, match="'faces' checkpoint"):
+        main([*args, "--l1-baseline", str(faces), "--dry-run"])
+
+
+def test_psnr_and_ssim():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(a.astype(int) + rng.integers(-8, 9, a.shape), 0, 255).astype(np.uint8)
+    mse = ((a.astype(float) - noisy) ** 2).reshape(3, -1).mean(1)
+    assert np.allclose(metrics.psnr(a, noisy), 10 * np.log10(255**2 / mse))
+    assert np.isinf(metrics.psnr(a, a)).all()
+    s_same, s_noisy = metrics.ssim(a, a), metrics.ssim(a, noisy)
+    assert s_same.shape == (3,) and np.allclose(s_same, 1)
+    assert (s_noisy < 1).all() and (s_noisy > metrics.ssim(a, 255 - a)).all()
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        metrics.psnr(a[0], noisy[0])
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.ssim(a, noisy[:2])

