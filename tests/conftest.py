@@ -14,12 +14,14 @@ from PIL import Image
 from gandemo import registry
 from gandemo.checkpoint import arch_entry, save_checkpoint
 from gandemo.nets.dcgan import Generator
+from gandemo.nets.pix2pix import UNetGenerator
 
 # tiny models gain nothing from more threads, and oversubscribed cores make torch crawl
 torch.set_num_threads(1)
 os.environ.setdefault("GANDEMO_THREADS", "1")  # the app under test sets its own thread count
 
 TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
+TINY_UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 7, "max_mult": 2}
 
 
 def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) -> Path:
@@ -53,6 +55,23 @@ def write_tiny_faces_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "faces" / "default", {"G": G}, card)
 
 
+def write_tiny_edges_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid edges2photo checkpoint (U-Net ngf=4) under `root/edges2photo/default`."""
+    torch.manual_seed(seed)
+    G = UNetGenerator(**TINY_UNET).eval()
+    card = {
+        "task": "edges2photo",
+        "variant": "default",
+        "arch": {"G": arch_entry(G, TINY_UNET)},
+        "data": {"name": "test", "items": 0, "resolution": "128x128", "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        "hyperparameters": {"lambda_l1": 100.0, "ndf": 4, "d_layers": 3, "batch_size": 2, "lr": 2e-4},
+        "objective": "cGAN (softplus on PatchGAN logits) + lambda * L1",
+        "metrics": {},
+    }
+    return save_checkpoint(root / "edges2photo" / "default", {"G": G}, card)
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
@@ -62,6 +81,7 @@ def image_folder(tmp_path: Path) -> Path:
 def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints")
     write_tiny_faces_checkpoint(root)
+    write_tiny_edges_checkpoint(root)
     return root
 
 

@@ -1,0 +1,291 @@
+"""The Edges → Photo tab: draw a shoe (or upload an edge map, or let the app find a photo's edges)
+and the Pix2Pix generator turns it into a photo; beside it, the edges as the model saw them.
+
+Both endpoints take a plain image and hand it, raw (`preprocess=False`), to the task's own decoder
+(`gandemo.imaging.load_image`: pixel cap, any mode, transparency on white) and checks, never to
+Gradio's: a corrupt, empty, huge or blank picture gets the task's own plain message and the next
+request is served. Their input is the "What goes in" image. The sketchpad reaches it through a
+private step that passes on its composite (a PNG the browser's canvas made, decoded by Gradio's
+image editor); an example or an extracted edge map is put there directly. So the page and an API
+client go through the same door.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image, ImageDraw
+
+from gandemo import registry
+from gandemo.checkpoint import Checkpoint
+from gandemo.tasks import TaskSpec, edges2photo
+from gandemo.ui.common import endpoint, how_it_works, task_tab
+from gandemo.validation import InvalidInput
+
+HOW_IT_WORKS = r"""
+**The game, with a condition.** Pix2Pix (Isola et al., 2017) is a *conditional* GAN: the generator
+$G$ sees an edge map $x$ and draws a photo $G(x)$; the discriminator $D$ sees the edge map *and* a
+photo and says whether the photo is the real one $y$ for those edges. The adversarial part is
+
+$$\mathcal{L}_\text{cGAN}(G, D) = \mathbb{E}_{x,y}[\log D(x, y)] + \mathbb{E}_{x}[\log(1 - D(x, G(x)))]$$
+
+and $G$ is also pulled towards the true photo, pixel by pixel, by the L1 distance
+$\mathcal{L}_{L1}(G) = \mathbb{E}_{x,y}\lVert y - G(x) \rVert_1$:
+
+$$G^* = \arg\min_G \max_D \; \mathcal{L}_\text{cGAN}(G, D) + \lambda \, \mathcal{L}_{L1}(G), \qquad \lambda = 100$$
+
+The **L1 term** alone gives the right colours in the right places, but blurry: for an uncertain
+detail the average of all plausible photos has the least L1 error. The **GAN term** punishes blur,
+because a blurry photo is easy for $D$ to call fake. As with the faces, $G$ minimises the
+non-saturating $-\log D(x, G(x))$, and $D$'s loss is halved (the paper's choice, so $D$ learns
+more slowly than $G$).
+
+**U-Net generator.** The encoder halves the picture seven times, 128 → 64 → … → 1
+(Conv-BatchNorm-LeakyReLU), and the decoder doubles it back (ConvTranspose-BatchNorm-ReLU, Tanh at
+the end). **Skip connections** hand each encoder block's output straight to its mirrored decoder
+block (concatenated on channels), so where the edges are reaches the output without squeezing
+through the 1×1 bottleneck: the photo lines up with the edges pixel for pixel. The paper keeps
+dropout on at test time as $G$'s only noise; $G$ learns to ignore it, so here dropout acts only
+while training and the same edges always give the same photo.
+
+**PatchGAN discriminator.** $D$ does not give one verdict per picture but one per patch: three
+strided 4×4 convolutions and two more, so each logit sees a **70×70** window of the (edges, photo)
+pair. On a 128×128 pair that is a 14×14 grid of overlapping windows (stride 8, each covering 55 %
+of the side), averaged into the loss. L1 already takes care of the large-scale layout, so $D$
+only has to judge local texture and sharpness, with far fewer weights than a whole-image judge.
+
+**Your sketch → the model's edges.** The model learnt from edge maps drawn from shoe photos by one
+recipe (silhouette outline + Canny edges inside it, 1-px lines, the shoe filling a 122×94 box and
+standing 17 px above the bottom of a 128×128 frame). A drawing is brought to that style: cropped
+to its strokes, scaled into that box, small gaps closed and the strokes thinned to 1 px, whatever
+the brush. An edge map that already looks like the training ones (such as the app's "Extract
+edges from a photo", which uses that very recipe) keeps its geometry. The middle picture shows
+exactly what the model saw.
+"""
+
+# Both endpoints share one limit of 2, like the faces ones: one request in the model while
+# another's pictures are decoded, normalised or sent; more would only queue inside torch.
+EDGES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "edges"}
+
+CANVAS = 512  # the sketchpad's canvas, px (an uploaded picture sets its own size)
+IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
+NOTHING_TO_CONVERT = "nothing to convert: draw the outline of a shoe, or upload an edge map or a photo"
+EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "edges2photo"
+
+
+def _file(value: Any) -> Any:
+    """What `load_image` decodes, from what an image input hands over with preprocess=False (the
+    file's data as a dict with its path) or an in-process caller passes (path, bytes, PIL, array)."""
+    if isinstance(value, dict) and "path" in value:
+        return value["path"]
+    return value
+
+
+@endpoint
+def photo_to_edges(image: Any) -> Image.Image:
+    """A photo of a shoe -> its 128x128 edge map (black lines on white), by the training data's recipe."""
+    return edges2photo.photo_to_edges(_file(image))
+
+
+@endpoint
+def edges_to_photo(image: Any) -> tuple[Image.Image, Image.Image]:
+    """A sketch or an edge map (any size and mode; transparent parts count as white) -> (the edges
+    as the model saw them, the photo), both 128x128 PNG."""
+    source = _file(image)  # checked before any work: here, then by load_image and the task
+    if source is None:
+        raise InvalidInput(NOTHING_TO_CONVERT)
+    G = registry.get("edges2photo")["G"]
+    return edges2photo.edges_to_photo(G, source)
+
+
+def sketch_input(value: dict[str, Any] | None) -> str | None:
+    """The sketchpad's value {background, layers, composite} (files) -> the picture to convert:
+    the composite (the strokes over the background; transparent where nothing was drawn, which
+    load_image takes as white), else the background. None when the pad is empty, which
+    `edges_to_photo` then answers in plain words."""
+    if not value:
+        return None
+    return value.get("composite") or value.get("background")
+
+
+def _to_sketchpad(image: Any) -> Any:
+    """An extracted edge map or a clicked example, as the sketchpad's new picture (to draw on)."""
+    return _file(image)
+
+
+# ---- examples: shoes drawn by this code, never taken from the data set -----------------------------
+def _sneaker(d: ImageDraw.ImageDraw) -> None:
+    d.line([(28, 196), (226, 196), (238, 184), (236, 170), (214, 152)], fill=0, width=4, joint="curve")  # sole, toe
+    d.line([(30, 182), (232, 182)], fill=0, width=4)  # midsole
+    d.line([(28, 196), (26, 132), (44, 108), (76, 106), (96, 124), (128, 116)], fill=0, width=4, joint="curve")
+    d.line([(128, 116), (168, 132), (214, 152)], fill=0, width=4, joint="curve")  # vamp
+    d.line([(96, 124), (122, 160), (168, 170), (214, 152)], fill=0, width=4, joint="curve")  # side panel
+    for x in (112, 128, 144, 160):  # laces
+        d.line([(x, 118 + (x - 112) // 3), (x + 8, 134 + (x - 112) // 3)], fill=0, width=4)
+    d.ellipse([(40, 140), (58, 158)], outline=0, width=4)  # heel logo
+
+
+def _boot(d: ImageDraw.ImageDraw) -> None:
+    d.line([(62, 34), (64, 206), (226, 206), (232, 190), (220, 168), (164, 148), (138, 128)], fill=0, width=4)
+    d.line([(138, 128), (132, 34), (62, 34)], fill=0, width=4)  # shaft front, top opening
+    d.line([(64, 190), (228, 190)], fill=0, width=4)  # sole
+    d.line([(64, 206), (64, 190), (104, 190), (104, 206)], fill=0, width=4)  # heel block
+    d.line([(98, 34), (100, 120)], fill=0, width=4)  # zip
+    d.line([(132, 90), (150, 146)], fill=0, width=4)  # ankle seam
+
+
+def _heel(d: ImageDraw.ImageDraw) -> None:
+    outline = [(46, 92), (54, 118), (70, 132), (120, 168), (170, 192), (220, 200), (238, 196), (240, 184)]
+    d.line(outline + [(226, 172), (190, 158), (150, 140)], fill=0, width=4, joint="curve")  # heel, sole, toe, vamp
+    d.line([(150, 140), (100, 124), (70, 104), (46, 92)], fill=0, width=4, joint="curve")  # the opening
+    d.line([(56, 124), (60, 210), (70, 210), (74, 136)], fill=0, width=4)  # stiletto
+    d.line([(170, 192), (176, 206), (226, 206), (238, 196)], fill=0, width=4, joint="curve")  # sole under the toe
+
+
+EXAMPLES = {"sneaker": _sneaker, "boot": _boot, "high heel": _heel}
+
+
+def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
+    """The example sketches as PNGs in `folder` (rewritten atomically on every build: another
+    process may be reading them), black 4-px strokes on a white 256x256 canvas."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw in EXAMPLES.items():
+        img = Image.new("L", (256, 256), 255)
+        draw(ImageDraw.Draw(img))
+        path = folder / f"{name.replace(' ', '_')}.png"
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.partial")
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+# ---- the tab ----------------------------------------------------------------------------------------
+def model_settings(card: dict[str, Any]) -> str:
+    """The shipped model's settings from its card, as one Markdown paragraph ('' if it has none)."""
+    hp = card.get("hyperparameters") or {}
+    g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
+    parts = []
+    if card.get("objective"):
+        parts.append(f"objective {card['objective']}")
+    if "lambda_l1" in hp:
+        parts.append(f"λ = {hp['lambda_l1']:g}")
+    if g:
+        parts.append(
+            f"U-Net depth {g.get('depth', '?')}, first width {g.get('ngf', '?')}, widths capped at "
+            f"{g.get('ngf', 0) * g.get('max_mult', 0) or '?'}"
+        )
+    if "ndf" in hp:
+        parts.append(f"PatchGAN width {hp['ndf']}, {hp.get('d_layers', '?')} strided layers")
+    if "batch_size" in hp:
+        parts.append(f"batch {hp['batch_size']}")
+    if "lr" in hp:
+        parts.append(f"Adam, learning rate {hp['lr']:g}" + (f", betas {tuple(hp['betas'])}" if hp.get("betas") else ""))
+    if card.get("inference"):
+        parts.append(f"inference: {card['inference']}")
+    return "**This model's settings** (from its card): " + "; ".join(parts) + "." if parts else ""
+
+
+def build(spec: TaskSpec) -> None:
+    task_tab(spec, _body)
+
+
+def _body(ckpt: Checkpoint) -> None:
+    gr.Markdown(
+        "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo. "
+        "Draw the outline with the black brush (pick its size in the brush menu; undo and clear are "
+        "above the canvas), upload an edge map, or start from a photo of a shoe on a light, plain background."
+    )
+    with gr.Row():
+        with gr.Column(scale=2, min_width=320):
+            sketch = gr.ImageEditor(
+                label="Your sketch (black strokes on white) or an edge map",
+                type="filepath",
+                sources=("upload", "clipboard"),
+                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=4),
+                eraser=gr.Eraser(default_size=12),
+                layers=False,
+                transforms=(),
+                canvas_size=(CANVAS, CANVAS),
+                format="png",
+                height=CANVAS,
+                elem_id="edges-sketch",
+            )
+            convert = gr.Button("Make the photo", variant="primary")
+        with gr.Column(scale=3, min_width=320):
+            with gr.Row():
+                input_img = gr.Image(
+                    label="What goes in",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    buttons=["fullscreen"],
+                    height=IMAGE_HEIGHT,
+                    elem_id="edges-input",
+                )
+                edges_out = gr.Image(
+                    label="Edges as the model saw them",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    height=IMAGE_HEIGHT,
+                    elem_id="edges-normalised",
+                )
+                photo_out = gr.Image(
+                    label="The photo (128×128 PNG)",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    height=IMAGE_HEIGHT,
+                    elem_id="edges-photo",
+                )
+            with gr.Accordion("Start from a photo", open=False):
+                photo_in = gr.Image(
+                    label="A photo of a shoe on a light, plain background",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    height=IMAGE_HEIGHT,
+                )
+                extract = gr.Button("Extract edges from a photo")
+    examples = gr.Examples(
+        [[str(p)] for p in example_sketches()],
+        inputs=[input_img],
+        label="Examples (drawn by this app's code): click one to convert it",
+        cache_examples=False,
+    )
+
+    settings = model_settings(ckpt.card)
+    how_it_works(HOW_IT_WORKS + ("\n" + settings if settings else ""), ckpt, "Held-out edges, photos, real photos")
+
+    # Both endpoints take the "What goes in" image raw (preprocess=False): the file reaches load_image,
+    # which answers a corrupt, empty or huge one in plain words. The sketchpad's drawing gets there
+    # through a private step (Gradio's editor decodes the canvas's PNG: not reachable from the API).
+    convert.click(sketch_input, [sketch], [input_img], api_visibility="private").success(
+        edges_to_photo,
+        [input_img],
+        [edges_out, photo_out],
+        api_name="edges_to_photo",
+        preprocess=False,
+        **EDGES_CONCURRENCY,
+    )
+    found = extract.click(
+        photo_to_edges, [photo_in], [input_img], api_name="photo_to_edges", preprocess=False, **EDGES_CONCURRENCY
+    )
+    # An example or an extracted edge map is converted as it is (a training-like map keeps its
+    # geometry pixel for pixel) and also put on the sketchpad, to draw on and convert again.
+    for loaded in (examples.load_input_event.then, found.success):
+        loaded(
+            edges_to_photo,
+            [input_img],
+            [edges_out, photo_out],
+            preprocess=False,
+            api_visibility="private",
+            **EDGES_CONCURRENCY,
+        )
+        loaded(_to_sketchpad, [input_img], [sketch], preprocess=False, api_visibility="private")

@@ -1,0 +1,140 @@
+"""The Edges → Photo endpoints through gradio_client, on the session's app (tiny untrained U-Net)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image, ImageDraw
+
+from gandemo.ui import edges2photo as ui
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
+
+
+def _pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def sketch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shoe-ish outline: dark 5-px strokes on a transparent 300x200 canvas (as a sketchpad sends)."""
+    img = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.line([(20, 170), (280, 170), (270, 120), (150, 90), (120, 40), (30, 40), (20, 170)], fill=(0, 0, 0, 255), width=5)
+    path = tmp_path_factory.mktemp("edges") / "sketch.png"
+    img.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dark shoe-like shape with a light stripe, on white."""
+    img = Image.new("RGB", (240, 180), "white")
+    d = ImageDraw.Draw(img)
+    d.polygon([(20, 150), (220, 150), (210, 100), (120, 80), (100, 30), (30, 30)], fill=(60, 40, 30))
+    d.line([(40, 120), (200, 120)], fill=(230, 220, 200), width=6)
+    path = tmp_path_factory.mktemp("edges") / "photo.jpg"
+    img.save(path, quality=95)
+    return path
+
+
+def test_photo_to_edges_gives_a_128px_black_on_white_edge_map(client: Client, photo: Path):
+    edges = _pixels(client.predict(handle_file(str(photo)), api_name="/photo_to_edges"))
+    assert edges.shape == (128, 128, 3)
+    assert set(np.unique(edges)) == {0, 255} and 0.005 < (edges == 0).mean() < 0.3
+
+
+def test_edges_to_photo_gives_normalised_edges_and_a_photo(client: Client, sketch: Path):
+    edges, photo = client.predict(handle_file(str(sketch)), api_name="/edges_to_photo")
+    e, p = _pixels(edges), _pixels(photo)
+    assert e.shape == p.shape == (128, 128, 3)
+    assert set(np.unique(e)) == {0, 255}  # 1-px black lines on white, as the training maps
+    assert p.std() > 0  # a picture, not a blank
+
+
+def test_same_sketch_same_photo(client: Client, sketch: Path):
+    a = [_pixels(f) for f in client.predict(handle_file(str(sketch)), api_name="/edges_to_photo")]
+    b = [_pixels(f) for f in client.predict(handle_file(str(sketch)), api_name="/edges_to_photo")]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_an_extracted_edge_map_keeps_its_geometry(client: Client, photo: Path):
+    found = client.predict(handle_file(str(photo)), api_name="/photo_to_edges")
+    edges, _ = client.predict(handle_file(found), api_name="/edges_to_photo")
+    assert np.array_equal(_pixels(edges), _pixels(found))
+
+
+def _bad_file(tmp: Path, kind: str) -> Path | None:
+    path = tmp / f"{kind}.png"
+    if kind == "blank":
+        Image.new("RGB", (200, 200), "white").save(path)
+    elif kind == "one_pixel":
+        Image.new("RGB", (1, 1), "black").save(path)
+    elif kind == "text":
+        path.write_text("not a picture, just words")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "huge":  # 4,200 x 4,200 = 17.6 MP, over the 16 MP cap (a few kB as a PNG)
+        Image.new("L", (4200, 4200), 255).save(path)
+    else:
+        return None
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, sketch_words, photo_words",
+    [
+        ("blank", "the sketch is blank", "no edges were found"),
+        ("one_pixel", "the sketch is blank", "no edges were found"),
+        ("text", "not a readable image", "not a readable image"),
+        ("empty", "not a readable image", "not a readable image"),
+        ("huge", "at most 16 MP is allowed", "at most 16 MP is allowed"),
+        ("none", "nothing to convert", "no image was given"),
+    ],
+)
+def test_bad_inputs_get_the_apps_own_message_and_the_next_request_is_served(
+    client: Client, tmp_path: Path, sketch: Path, kind: str, sketch_words: str, photo_words: str
+):
+    bad = _bad_file(tmp_path, kind)
+    with pytest.raises(Exception, match=sketch_words):
+        client.predict(handle_file(str(bad)) if bad else None, api_name="/edges_to_photo")
+    with pytest.raises(Exception, match=photo_words):
+        client.predict(handle_file(str(bad)) if bad else None, api_name="/photo_to_edges")
+    edges, photo = client.predict(handle_file(str(sketch)), api_name="/edges_to_photo")
+    assert _pixels(photo).shape == (128, 128, 3)
+
+
+def test_the_sketchpad_hands_over_its_composite_else_its_background():
+    assert ui.sketch_input({"background": "bg.png", "layers": ["l.png"], "composite": "c.png"}) == "c.png"
+    assert ui.sketch_input({"background": "bg.png", "layers": [], "composite": None}) == "bg.png"
+    assert ui.sketch_input({"background": None, "layers": [], "composite": None}) is None
+    assert ui.sketch_input(None) is None
+    with pytest.raises(gr.Error, match="nothing to convert"):
+        ui.edges_to_photo(None)
+
+
+def test_examples_are_drawn_by_the_app_and_each_gives_a_photo(tmp_path: Path, checkpoint_root: Path, use_checkpoints):
+    use_checkpoints(checkpoint_root)
+    paths = ui.example_sketches(tmp_path)
+    assert len(paths) >= 3
+    for path in paths:
+        edges, photo = ui.edges_to_photo(str(path))
+        assert edges.size == photo.size == (128, 128)
+
+
+def test_how_it_works_names_the_objective_and_the_card_settings():
+    card = {
+        "arch": {"G": {"class": "pix2pix:UNetGenerator", "kwargs": {"ngf": 32, "depth": 7, "max_mult": 4}}},
+        "hyperparameters": {"lambda_l1": 100.0, "ndf": 32, "d_layers": 3, "batch_size": 16, "lr": 2e-4},
+    }
+    text = ui.model_settings(card)
+    assert "λ = 100" in text and "widths capped at 128" in text and "PatchGAN width 32" in text
+    assert ui.model_settings({}) == ""
+    assert "70×70" in ui.HOW_IT_WORKS and "14×14" in ui.HOW_IT_WORKS and r"\lambda = 100" in ui.HOW_IT_WORKS
