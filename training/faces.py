@@ -153,7 +153,7 @@ class FacesTask(ImageTask):
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
         """FID of `eval_n` faces against as many held-out faces, by the card's protocol."""
         if self._fid_reference is None:
-            self._fid_reference = inception_features(self.held_out(self.eval_n))
+            self._fid_reference = inception_features(self.held_out(self.eval_n), cache=True)
         n = len(self._fid_reference)
         fake = inception_features(render(models["G"], latents(EVAL_SEED, n, Z_DIM).to(self.device)).cpu())
         return {"fid": round(metrics.frechet_distance(fake, self._fid_reference), 2)}
@@ -204,8 +204,8 @@ class FacesTask(ImageTask):
             print(f"model | baseline | real faces -> {args.preview}", file=sys.stderr)
 
         print(f"Inception features of {n} images x {len(sets) + 1} sets ...", file=sys.stderr)
-        held_f = inception_features(held_x)
-        feats = {k: inception_features(x) for k, x in sets.items()}
+        held_f = inception_features(held_x, cache=True)
+        feats = {k: inception_features(x, cache=k != "model") for k, x in sets.items()}
         pr = {k: metrics.precision_recall(held_f, f, k=3) for k, f in feats.items()}
         train_px = train.images.reshape(len(train), -1).float().numpy() / 127.5 - 1
         m300 = min(n, 300)
