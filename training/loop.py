@@ -433,8 +433,11 @@ class Trainer:
         print(msg, file=sys.stderr, flush=True)
 
 
-def plot_evaluations(evaluations: list[dict[str, Any]], key: str, title: str) -> Image.Image:
-    """`key` against training steps (and hours on the top axis), as a small PNG for the card."""
+def plot_evaluations(
+    evaluations: list[dict[str, Any]], key: str, title: str, references: dict[str, float] | None = None
+) -> Image.Image:
+    """`key` against training steps (and hours on the top axis), as a small PNG for the card;
+    `references` (label -> value, e.g. a baseline and the real-data floor) are dashed lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -444,20 +447,25 @@ def plot_evaluations(evaluations: list[dict[str, Any]], key: str, title: str) ->
     fig = Figure(figsize=(6, 3.2), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(steps, values, "o-", color="tab:blue")
+    ax.plot(steps, values, "o-", color="tab:blue", label="this run")
+    for (label, value), color in zip((references or {}).items(), ("tab:red", "tab:green", "tab:gray"), strict=False):
+        ax.axhline(value, ls="--", lw=1, color=color, label=f"{label}: {value:g}")
     best = min(range(len(values)), key=values.__getitem__)
+    ha = "right" if best == len(values) - 1 and len(values) > 1 else "center"
     ax.annotate(
         f"best {values[best]:g} at step {steps[best]:,}",
         (steps[best], values[best]),
         textcoords="offset points",
-        xytext=(0, 10),
-        ha="center",
+        xytext=(0, 8),
+        ha=ha,
         fontsize=9,
     )
     ax.set_xlabel("training step")
     ax.set_ylabel(f"{key} (lower is better)")
     ax.set_title(f"{title}: {key} measured during training", fontsize=10)
     ax.grid(alpha=0.3)
+    if references:
+        ax.legend(fontsize=8, loc="upper right")
     secs = [e.get("seconds") for e in rows]
     if None not in secs and all(a < b for a, b in zip(secs, secs[1:], strict=False)):
         hours = [e["seconds"] / 3600 for e in rows]
