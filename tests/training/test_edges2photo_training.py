@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint, read_card
 from gandemo.nets.pix2pix import UNetGenerator
 from gandemo.tasks.edges2photo import photo_to_edges
@@ -201,19 +200,3 @@ def test_evaluate_refuses_a_baseline_of_another_task(pairs: Path, tmp_path: Path
     args = ["evaluate", "edges2photo", "--checkpoint", str(tmp_path / "gan" / "checkpoint"), "--data", str(pairs)]
     with pytest.raises(SystemExit, match="'faces' checkpoint"):
         main([*args, "--l1-baseline", str(faces), "--dry-run"])
-
-
-def test_psnr_and_ssim():
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    noisy = np.clip(a.astype(int) + rng.integers(-8, 9, a.shape), 0, 255).astype(np.uint8)
-    mse = ((a.astype(float) - noisy) ** 2).reshape(3, -1).mean(1)
-    assert np.allclose(metrics.psnr(a, noisy), 10 * np.log10(255**2 / mse))
-    assert np.isinf(metrics.psnr(a, a)).all()
-    s_same, s_noisy = metrics.ssim(a, a), metrics.ssim(a, noisy)
-    assert s_same.shape == (3,) and np.allclose(s_same, 1)
-    assert (s_noisy < 1).all() and (s_noisy > metrics.ssim(a, 255 - a)).all()
-    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
-        metrics.psnr(a[0], noisy[0])
-    with pytest.raises(ValueError, match="differ in shape"):
-        metrics.ssim(a, noisy[:2])
