@@ -112,6 +112,7 @@ class Edges2PhotoTask(ImageTask):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)  # --flip
         parser.add_argument("--ngf", type=int, help="U-Net width of the first block (paper: 64)")
         parser.add_argument("--max-mult", type=int, help="U-Net widths are capped at ngf x this (paper: 8)")
         parser.add_argument("--depth", type=int, default=7, help="U-Net blocks: 7 takes 128x128 down to 1x1")
@@ -122,9 +123,6 @@ class Edges2PhotoTask(ImageTask):
             "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
-        parser.add_argument(
-            "--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips of pairs"
-        )
         parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:

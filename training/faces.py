@@ -74,15 +74,13 @@ class FacesTask(ImageTask):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)  # --flip
         parser.add_argument("--ngf", type=int, help="generator width (paper: 64)")
         parser.add_argument("--ndf", type=int, help="discriminator width (paper: 64)")
         parser.add_argument(
             "--diffaugment",
             default="color,translation",
             help="DiffAugment policy for D's inputs: comma list of color,translation,cutout, or none",
-        )
-        parser.add_argument(
-            "--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips of real faces"
         )
         parser.add_argument("--eval-n", type=int, default=996, help="faces per FID evaluation during the run")
 

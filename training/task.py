@@ -109,6 +109,12 @@ class ImageTask(TrainTask):
     image_size: ClassVar[int]
     holdout_fraction: ClassVar[float] = 0.0
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips of the data"
+        )
+
     def load_images(self, args: argparse.Namespace, flip: bool = False) -> None:
         self.data = ImageSet(
             args.data, self.image_size, "train", self.holdout_fraction, limit=args.limit, progress=args.progress
