@@ -3,7 +3,9 @@
 `load_image` accepts whatever a user or a dataset hands us (a path, bytes, a file object, a PIL
 image, a numpy array) in any mode (L, LA, P, RGB, RGBA, CMYK, I;16, ...), applies the EXIF
 orientation, takes the first frame of an animation, flattens transparency onto a background and
-refuses pictures that are empty, unreadable or larger than a stated pixel cap.
+refuses pictures that are empty, unreadable or larger than a stated pixel cap. `open_image` does
+the same checks and keeps the picture's own mode; `load_image_with_alpha` keeps grey as grey and
+hands back the transparency separately (the 4x upscaler enlarges it on its own).
 """
 
 from __future__ import annotations
@@ -48,12 +50,10 @@ def _open(source: Any) -> Image.Image:
     return Image.open(source)
 
 
-def load_image(
-    source: Any,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    background: tuple[int, int, int] = (255, 255, 255),
-) -> Image.Image:
-    """Decode `source` into an RGB PIL image, or raise `ImageInputError` saying why not."""
+def open_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode `source` into a PIL image in its own mode (L, LA, P, RGB, RGBA, I;16, CMYK, ...), or
+    raise `ImageInputError` saying why not: the checks, EXIF orientation and first frame of
+    `load_image`, without its conversion to RGB (a task that keeps alpha or grey uses this)."""
     if source is None:
         raise ImageInputError("no image was given: upload a PNG, JPEG, WebP, BMP, GIF or TIFF")
     try:
@@ -78,16 +78,46 @@ def load_image(
         raise ImageInputError(
             f"the file is not a readable image ({type(exc).__name__}); upload a PNG, JPEG, WebP, BMP, GIF or TIFF"
         ) from None
-    return _to_rgb(img, background)
+    return img
 
 
-def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+def load_image(
+    source: Any,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> Image.Image:
+    """Decode `source` into an RGB PIL image, or raise `ImageInputError` saying why not."""
+    return _to_rgb(open_image(source, max_pixels), background)
+
+
+def load_image_with_alpha(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, Image.Image | None]:
+    """Decode `source` like `load_image` but keep what it flattens: (colour, alpha). The colour is
+    "L" for greyscale sources (1, L, LA, I;16, I, F; 16-bit and integer ones reduced to 8 bits as
+    `load_image` does) and "RGB" for every other mode (P, RGB, RGBA, CMYK, ...); the alpha is an
+    "L" image for sources with transparency (LA, PA, RGBA, a palette with a transparent entry),
+    else None."""
+    img = _to_8bit(open_image(source, max_pixels))
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("LA", "PA", "RGBA"):
+        grey = img.mode == "LA"
+        rgba = img.convert("LA" if grey else "RGBA")
+        return rgba.convert("L" if grey else "RGB"), rgba.getchannel("A")
+    return img.convert("L" if img.mode in ("1", "L") else "RGB"), None
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit / integer / float greyscale: stretch the used range to 8 bits instead of clipping
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        img = Image.fromarray(((arr - lo) * scale).astype(np.uint8), "L")
+        return Image.fromarray(((arr - lo) * scale).astype(np.uint8), "L")
+    return img
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    img = _to_8bit(img)
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):

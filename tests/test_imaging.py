@@ -8,7 +8,9 @@ from PIL import Image
 from gandemo.imaging import (
     ImageInputError,
     load_image,
+    load_image_with_alpha,
     make_grid,
+    open_image,
     pil_to_tensor,
     tensor_to_pils,
     tensor_to_uint8,
@@ -91,3 +93,45 @@ def test_grid_tiles_images_with_padding():
 
 def test_tensor_to_uint8_clamps_out_of_range_values():
     assert tensor_to_uint8(torch.tensor([[[-5.0]], [[0.0]], [[5.0]]])).tolist() == [[[0, 128, 255]]]
+
+
+@pytest.mark.parametrize(
+    "mode, colour, has_alpha",
+    [("L", "L", False), ("1", "L", False), ("LA", "L", True), ("I;16", "L", False), ("F", "L", False)]
+    + [("RGB", "RGB", False), ("RGBA", "RGB", True), ("P", "RGB", False), ("CMYK", "RGB", False)],
+)
+def test_with_alpha_keeps_grey_as_grey_and_hands_back_the_transparency(mode: str, colour: str, has_alpha: bool):
+    img, alpha = load_image_with_alpha(Image.new(mode, (20, 10)))
+    assert img.mode == colour and img.size == (20, 10)
+    assert (alpha is not None) == has_alpha
+    if alpha is not None:
+        assert alpha.mode == "L" and alpha.size == (20, 10)
+
+
+def test_with_alpha_splits_colour_and_transparency_exactly():
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, np.arange(8, dtype=np.uint8) * 30  # red, alpha rising left to right
+    img, alpha = load_image_with_alpha(Image.fromarray(rgba, "RGBA"))
+    assert np.array_equal(np.asarray(img), rgba[..., :3]) and np.array_equal(np.asarray(alpha), rgba[..., 3])
+
+
+def test_with_alpha_reads_a_palette_transparency_and_16_bit_contrast():
+    pal = Image.new("P", (4, 4), 1)
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.putpixel((0, 0), 0)
+    pal.info["transparency"] = 0  # palette entry 0 is transparent
+    img, alpha = load_image_with_alpha(_png_bytes(pal))
+    assert img.mode == "RGB" and img.getpixel((1, 1)) == (255, 0, 0)
+    assert alpha.getpixel((0, 0)) == 0 and alpha.getpixel((1, 1)) == 255
+    grey, none = load_image_with_alpha(Image.fromarray(np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)))
+    assert none is None and np.asarray(grey)[0, 0] == 0 and np.asarray(grey)[1, 1] == 255
+
+
+def test_open_image_keeps_the_mode_and_applies_exif_and_the_cap():
+    img = Image.new("L", (30, 10), 7)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    opened = open_image(_png_bytes(img, format="JPEG", exif=exif.tobytes()))
+    assert opened.mode == "L" and opened.size == (10, 30)
+    with pytest.raises(ImageInputError, match="at most 1 MP"):
+        open_image(_png_bytes(Image.new("L", (2000, 2000))), max_pixels=1_000_000)
