@@ -3,6 +3,9 @@
 Faces: Fréchet distance between feature sets, improved precision and recall, mean pairwise
 distance (diversity), the share of pictures in which a classical face detector finds a face,
 nearest-neighbour distances (copying).
+4x Upscale: the super-resolution papers' protocol (modcrop, bicubic low-resolution input, PSNR and
+SSIM on the luma Y with the border shaved) and a sharpness ratio.
+Anomaly: AUROC (image and pixel level).
 Later tasks add theirs here (PSNR/SSIM, AUROC, ...), so there is one metrics module.
 """
 
@@ -159,3 +162,111 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
             for x, y in zip(a, b, strict=True)
         ]
     )
+
+
+# ---- super-resolution, measured as the SRGAN paper (and SRCNN, VDSR, EDSR...) measure it --------------
+# The high-resolution image is cropped to a multiple of the scale, the low-resolution input made
+# from it by bicubic downscaling (antialiased, as MATLAB's imresize), and PSNR/SSIM computed on the
+# luma Y of YCbCr (ITU-R BT.601, MATLAB's rgb2ycbcr: 16..235) with `scale` pixels shaved off every
+# border. Y is kept in floating point (not rounded to 8 bits), as BasicSR does.
+SR_SCALE = 4
+
+
+def modcrop(image: np.ndarray, scale: int = SR_SCALE) -> np.ndarray:
+    """The top-left part of an (H, W[, C]) image whose sides are multiples of `scale`."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uint8 (H, W[, C]) image resized to `size` = (width, height) by PIL's bicubic filter (a = -0.5,
+    as MATLAB's; antialiased when shrinking, as MATLAB's imresize), rounded back to uint8."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    return np.asarray(img.resize(size, Image.Resampling.BICUBIC))
+
+
+def bicubic_downscale(hr: np.ndarray, scale: int = SR_SCALE) -> np.ndarray:
+    """The protocol's low-resolution input of a uint8 image: modcrop, then bicubic 1/scale."""
+    hr = modcrop(hr, scale)
+    return bicubic_resize(hr, (hr.shape[1] // scale, hr.shape[0] // scale))
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """Luma of (..., 3) RGB values in 0..255 as float64 in 16..235 (MATLAB's rgb2ycbcr, BT.601)."""
+    x = np.asarray(rgb, dtype=np.float64)
+    if x.shape[-1] != 3:
+        raise ValueError(f"expected RGB values in the last axis, got shape {x.shape}")
+    return 16.0 + x @ np.array([65.481, 128.553, 24.966]) / 255.0
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """Y of an (H, W, 3) RGB image; an (H, W) greyscale one is taken as R = G = B."""
+    image = np.asarray(image)
+    return rgb_to_y(image[..., None].repeat(3, axis=-1) if image.ndim == 2 else image)
+
+
+def _shaved_y(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    sr, hr = np.asarray(sr), np.asarray(hr)
+    if sr.shape != hr.shape:
+        raise ValueError(f"the images differ in shape: {sr.shape} vs {hr.shape}")
+    if min(hr.shape[:2]) <= 2 * border:
+        raise ValueError(f"an image of {hr.shape[1]}x{hr.shape[0]} has nothing left after a {border}-px border")
+    ys, yh = _luma(sr), _luma(hr)
+    if border:
+        ys, yh = ys[border:-border, border:-border], yh[border:-border, border:-border]
+    return ys, yh
+
+
+def mse_y(sr: np.ndarray, hr: np.ndarray, border: int = SR_SCALE) -> float:
+    """Mean squared error of the luma Y (0..255 scale) of one image pair, `border` px shaved. The
+    images are (H, W, 3) RGB or (H, W) greyscale (taken as R = G = B), as are those of the
+    functions below."""
+    ys, yh = _shaved_y(sr, hr, border)
+    return float(((ys - yh) ** 2).mean())
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = SR_SCALE) -> float:
+    """PSNR in dB of one super-resolved image against its original by the protocol above:
+    10 log10(255^2 / MSE of Y), `border` px shaved. Identical images give inf."""
+    mse = mse_y(sr, hr, border)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = SR_SCALE) -> float:
+    """SSIM of the luma Y of one image pair, `border` px shaved, with `ssim`'s settings (Wang et al.
+    2004: 11x11 Gaussian window, sigma 1.5, data range 255)."""
+    ys, yh = _shaved_y(sr, hr, border)
+    return float(ssim(ys[None, ..., None], yh[None, ..., None])[0])
+
+
+def detail_ratio(sr: np.ndarray, hr: np.ndarray, border: int = SR_SCALE) -> float:
+    """How much fine detail an upscaled image has relative to the original: the variance of the
+    Laplacian of its luma over that of the original's (`border` px shaved). Blur gives < 1, the
+    original itself 1; an upscaler that invents texture can exceed 1. It measures sharpness, not
+    faithfulness: read it beside PSNR/SSIM."""
+    ys, yh = _shaved_y(sr, hr, border)
+
+    def lap_var(y: np.ndarray) -> float:
+        lap = 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
+        return float(lap.var())
+
+    ref = lap_var(yh)
+    return float("nan") if ref == 0 else lap_var(ys) / ref
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (scikit-learn's roc_auc_score): the probability that a random
+    positive (label 1: anomalous image, or defect pixel) scores higher than a random negative,
+    ties counting half. 0.5 is chance, 1.0 perfect. Labels and scores may have any shape (pixel
+    AUROC: masks and heatmaps, flattened together). Both classes must be present."""
+    from sklearn.metrics import roc_auc_score  # imported here: only the anomaly evaluation needs it
+
+    y = np.asarray(labels).ravel().astype(bool)
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores differ in size: {y.size} vs {s.size}")
+    if y.all() or not y.any():
+        raise ValueError("AUROC needs both positives and negatives")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    return float(roc_auc_score(y, s))

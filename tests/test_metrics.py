@@ -80,3 +80,61 @@ def test_psnr_and_ssim():
         metrics.psnr(a[0], noisy[0])
     with pytest.raises(ValueError, match="differ in shape"):
         metrics.ssim(a, noisy[:2])
+
+
+# ---- the super-resolution protocol ------------------------------------------------------------------
+def test_rgb_to_y_is_matlabs_rgb2ycbcr_luma():
+    y = metrics.rgb_to_y(np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]))
+    assert np.allclose(y, [16, 235, 16 + 65.481, 16 + 128.553, 16 + 24.966])
+    grey = np.full((12, 12), 128, np.uint8)  # an (H, W) image is R = G = B
+    assert metrics.mse_y(grey, np.zeros_like(grey), border=2) == pytest.approx((128 * 219 / 255) ** 2)
+
+
+def test_psnr_y_of_a_known_offset_and_identical_images():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(20, 200, (40, 30, 3)).astype(np.uint8)
+    sr = hr + np.uint8(5)  # every channel +5: Y moves by 5 * 219 / 255
+    assert metrics.psnr_y(sr, hr) == pytest.approx(20 * np.log10(255 / (5 * 219 / 255)))
+    assert metrics.mse_y(sr, hr) == pytest.approx((5 * 219 / 255) ** 2)
+    assert metrics.psnr_y(hr, hr) == float("inf")
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr_y(hr[:-1], hr)
+
+
+def test_the_border_is_shaved_before_measuring():
+    hr = np.full((32, 32, 3), 100, np.uint8)
+    sr = hr.copy()
+    sr[:4] = 0  # wrong only in the 4-px top border
+    sr[:, -4:] = 255  # ... and the right one
+    assert metrics.psnr_y(sr, hr, border=4) == float("inf")
+    assert metrics.ssim_y(sr, hr, border=4) == pytest.approx(1.0)
+    assert metrics.psnr_y(sr, hr, border=0) < 20
+    with pytest.raises(ValueError, match="nothing left"):
+        metrics.psnr_y(hr[:8, :8], hr[:8, :8], border=4)
+
+
+def test_ssim_y_is_one_for_identical_images_and_drops_with_noise():
+    rng = np.random.default_rng(1)
+    hr = np.repeat(np.linspace(30, 220, 40)[None, :, None], 48, axis=0).repeat(3, axis=2).astype(np.uint8)
+    noisy = np.clip(hr + rng.normal(0, 20, hr.shape), 0, 255).astype(np.uint8)
+    assert metrics.ssim_y(hr, hr) == pytest.approx(1.0)
+    assert 0 < metrics.ssim_y(noisy, hr) < 0.7
+
+
+def test_bicubic_downscale_crops_to_the_scale_and_keeps_a_ramp_a_ramp():
+    x = np.arange(64, dtype=np.float64)
+    ramp = np.repeat(np.repeat((40 + 2 * x)[None, :, None], 3, axis=2), 34, axis=0).astype(np.uint8)  # 34x64
+    lr = metrics.bicubic_downscale(ramp)
+    assert metrics.modcrop(ramp).shape == (32, 64, 3) and lr.shape == (8, 16, 3)
+    # output pixel j is centred on input x = 4j + 1.5; bicubic reproduces a linear function there
+    assert np.abs(lr[4, 2:-2, 0].astype(float) - (40 + 2 * (4 * np.arange(2, 14) + 1.5))).max() <= 1
+    flat = np.full((21, 18, 3), 77, np.uint8)
+    assert (metrics.bicubic_downscale(flat) == 77).all() and metrics.bicubic_downscale(flat).shape == (5, 4, 3)
+
+
+def test_detail_ratio_is_one_for_the_original_and_below_for_blur():
+    rng = np.random.default_rng(2)
+    hr = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(hr).resize((10, 10), Image.Resampling.BICUBIC).resize((40, 40)))
+    assert metrics.detail_ratio(hr, hr) == pytest.approx(1.0)
+    assert metrics.detail_ratio(blurred, hr) < 0.3
