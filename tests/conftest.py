@@ -72,6 +72,46 @@ def write_tiny_edges_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "edges2photo" / "default", {"G": G}, card)
 
 
+TINY_ANOMALY_SEARCH = 3  # latent-search iterations the tiny anomaly cards are calibrated at
+
+
+def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, seed: int = 0) -> Path:
+    """An untrained but valid anomaly checkpoint (16x16 G, D, E of width 4) under
+    `root/anomaly/<category>`, with thresholds calibrated by the task's own code on 4 flat "normal"
+    images (greyscale when channels = 1)."""
+    from gandemo.nets.anogan import Discriminator, Encoder, Generator
+    from gandemo.tasks import anomaly
+
+    torch.manual_seed(seed)
+    kw = {"channels": channels, "image_size": 16}
+    models = {
+        "G": Generator(z_dim=8, ngf=4, **kw).eval(),
+        "D": Discriminator(ndf=4, **kw).eval(),
+        "E": Encoder(z_dim=8, nef=4, **kw).eval(),
+    }
+    normal = torch.from_numpy(np.random.default_rng(seed).uniform(-0.2, 0.2, (4, channels, 16, 16))).float()
+    calibration = {}
+    for method in anomaly.METHODS:
+        scores, heat = anomaly.score_batches(method, models, normal, TINY_ANOMALY_SEARCH)
+        calibration[method] = anomaly.calibrate(scores, heat)
+    calibration["latent_search"]["iterations"] = TINY_ANOMALY_SEARCH
+    calibration["how"] = "test: 4 flat images"
+    card = {
+        "task": "anomaly",
+        "variant": category,
+        "arch": {
+            "G": arch_entry(models["G"], {"z_dim": 8, "ngf": 4, **kw}),
+            "D": arch_entry(models["D"], {"ndf": 4, **kw}),
+            "E": arch_entry(models["E"], {"z_dim": 8, "nef": 4, **kw}),
+        },
+        "data": {"name": category, "items": 0, "resolution": "16x16", "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        "anomaly": {"search_iterations": TINY_ANOMALY_SEARCH, "calibration": calibration},
+        "metrics": {},
+    }
+    return save_checkpoint(root / "anomaly" / category, models, card)
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
@@ -82,6 +122,8 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints")
     write_tiny_faces_checkpoint(root)
     write_tiny_edges_checkpoint(root)
+    for category, channels in (("magnetic_tile", 1), ("metal_plate", 3), ("transistor", 3)):
+        write_tiny_anomaly_checkpoint(root, category, channels)
     return root
 
 

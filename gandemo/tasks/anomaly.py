@@ -1,0 +1,537 @@
+"""Anomaly: where is the defect? A GAN trained on normal images only cannot reproduce a defect, and
+where it fails to reproduce the image is the heatmap.
+
+Two ways to find the generator's closest image G(z) to an image x, both scored the same way:
+- `latent_search` (AnoGAN, Schlegl et al. 2017): start from the best of a few seeded random z and
+  optimise z with Adam so that G(z) matches x, minimising the anomaly score itself;
+- `encode` (f-AnoGAN's izi_f, Schlegl et al. 2019): a trained encoder gives z = E(x) in one pass.
+
+The score (AnoGAN's, with lambda = 0.1):
+    A(x) = (1 - lambda) * R(x) + lambda * D(x)
+    R(x) = mean |x - G(z)| over pixels and channels, in units of the 0-1 pixel range (residual)
+    D(x) = mean |f(x) - f(G(z))| over D's last hidden layer (discriminator-feature loss)
+The heatmap is the per-pixel residual |x - G(z)| (mean over channels), smoothed by a small
+Gaussian; the binary mask is heatmap > the pixel threshold and the verdict is A(x) > the image
+threshold, both calibrated on normal validation images and stored in the model's card
+(`calibrate`). Any image is scored at the model's resolution (resized as a whole, aspect not kept,
+as the data's own preparation does) and the heatmap and mask are mapped back to its size.
+
+`PixelStatsBaseline` is the trivial detector every model is compared with: each pixel's z-score
+against the per-pixel mean and standard deviation (+ 0.02) of the normal training images.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gandemo.imaging import load_image
+from gandemo.validation import InvalidInput, as_int
+
+METHODS = ("encoder", "latent_search")
+METHOD_TITLES = {"encoder": "encoder (f-AnoGAN)", "latent_search": "latent search (AnoGAN)"}
+LAMBDA = 0.1  # AnoGAN's weight of the discriminator-feature term
+ITERATIONS_MIN, ITERATIONS_MAX = 1, 1000
+SEARCH_ITERATIONS = 200  # default; a checkpoint's card names the count its thresholds were calibrated at
+SEARCH_LR = 0.05  # Adam's step on z
+SEARCH_CANDIDATES = 16  # seeded random z tried first; the search starts from the best of them
+SEARCH_SEED = 0  # the same image always gives the same search
+HEATMAP_SIGMA = 1.0  # Gaussian smoothing of the residual map, in pixels at the model's resolution
+IMAGE_FPR = 0.05  # image threshold: this share of normal validation images score above it
+PIXEL_FPR = 0.005  # pixel threshold: this share of normal validation pixels lie above it
+MIN_SIDE = 16  # smaller pictures hold no product to inspect
+
+Progress = Callable[[int, int], None]
+
+
+# ---- inputs ------------------------------------------------------------------------------------------
+def check_category(value: Any, categories: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in categories:
+        raise InvalidInput(f"category must be one of {', '.join(categories)}; got {value!r}")
+    return value
+
+
+def check_method(value: Any) -> str:
+    if not isinstance(value, str) or value not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}; got {value!r}")
+    return value
+
+
+def check_iterations(value: Any) -> int:
+    return as_int(value, "iterations", ITERATIONS_MIN, ITERATIONS_MAX)
+
+
+def check_threads(value: int | None) -> int | None:
+    """None (keep the caller's setting) or a thread count from 1 to the number of cores."""
+    if value is None:
+        return None
+    return as_int(value, "threads", 1, os.cpu_count() or 1)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with `n` torch threads, then restore the previous count (None: leave it).
+
+    Why: the latent search runs hundreds of backward passes per image. Torch applies a thread
+    count to each thread that runs operators (its OpenMP setting), so setting it here, in the
+    thread that runs the search, and restoring it afterwards bounds the search to `n` threads
+    without changing the rest of the process for long."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def check_image(image: Any) -> Image.Image:
+    """Any picture (path, bytes, PIL, array; any mode) -> RGB PIL, or InvalidInput saying why not
+    (unreadable, empty, over the pixel cap, or too small to show a product)."""
+    img = load_image(image)
+    if min(img.size) < MIN_SIDE:
+        w, h = img.size
+        raise InvalidInput(
+            f"the image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed (a photo of the product)"
+        )
+    return img
+
+
+def prepare(image: Any, size: int, channels: int) -> tuple[torch.Tensor, Image.Image]:
+    """Any picture -> (the model's input (channels, size, size) in [-1, 1], the decoded RGB
+    original). The whole picture is resized (Lanczos), not cropped: defects sit anywhere, often
+    at the border."""
+    original = check_image(image)
+    return to_input(original, size, channels), original
+
+
+def to_input(img: Image.Image, size: int, channels: int) -> torch.Tensor:
+    """An RGB PIL image -> (channels, size, size) in [-1, 1]; channels 1 = luminance (greyscale models)."""
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+    img = img.convert("L" if channels == 1 else "RGB")
+    arr = np.asarray(img, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).div(127.5).sub(1.0)
+
+
+def to_display(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1 or 3, S, S) -> (N, 3, S, S): greyscale repeated on three channels, for pictures."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+# ---- the score -----------------------------------------------------------------------------------------
+@dataclass
+class Scores:
+    """What either method finds for a batch of images (all on the CPU)."""
+
+    score: torch.Tensor  # (N,) A(x)
+    residual: torch.Tensor  # (N,) R(x)
+    feature: torch.Tensor  # (N,) D(x)
+    heat: np.ndarray  # (N, S, S) float32: smoothed per-pixel residual at the model's resolution
+    reconstruction: torch.Tensor  # (N, C, S, S) in [-1, 1]: G(z)
+    z: torch.Tensor  # (N, z_dim)
+    seconds: float  # wall time of the method for the whole batch
+    history: list[float] = field(default_factory=list)  # latent search: mean score before each step, then after
+
+
+def _terms(D: nn.Module, x: torch.Tensor, fx: torch.Tensor, g: torch.Tensor, lam: float) -> tuple[torch.Tensor, ...]:
+    """(A, R, D) per image of x against G(z) = g, with f(x) = fx precomputed."""
+    residual = (x - g).abs().flatten(1).mean(1) / 2  # [-1, 1] -> 0-1 pixel units
+    feature = (fx - D.features(g)).abs().flatten(1).mean(1)
+    return (1 - lam) * residual + lam * feature, residual, feature
+
+
+def heatmap(x: torch.Tensor, reconstruction: torch.Tensor, sigma: float = HEATMAP_SIGMA) -> np.ndarray:
+    """Per-pixel residual |x - G(z)| averaged over channels (0-1 units), Gaussian-smoothed:
+    (N, S, S) float32. Smoothing removes single-pixel noise of the reconstruction; a defect is a
+    region, not a pixel."""
+    from scipy.ndimage import gaussian_filter
+
+    heat = ((x - reconstruction).abs().mean(1) / 2).detach().float().cpu().numpy()
+    if sigma > 0:
+        heat = gaussian_filter(heat, sigma=(0, sigma, sigma), mode="reflect")
+    return heat.astype(np.float32)
+
+
+@contextmanager
+def _frozen(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode without weight gradients for a block, then as they were (the trainer's
+    live models are calibrated with this; the app's are frozen already)."""
+    saved = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
+    for m in modules:
+        m.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, training, flags in saved:
+            m.train(training)
+            for p, flag in zip(m.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def encode(
+    G: nn.Module, D: nn.Module, E: nn.Module, x: torch.Tensor, lam: float = LAMBDA, sigma: float = HEATMAP_SIGMA
+) -> Scores:
+    """f-AnoGAN: z = E(x) in one pass, then the score and the heatmap. x (N, C, S, S) in [-1, 1]."""
+    t0 = time.perf_counter()
+    device = _device(G)
+    with _frozen(G, D, E), torch.inference_mode():
+        x = x.to(device)
+        z = E(x)
+        g = G(z)
+        score, residual, feature = _terms(D, x, D.features(x), g, lam)
+    heat = heatmap(x, g, sigma)
+    return Scores(score.cpu(), residual.cpu(), feature.cpu(), heat, g.cpu(), z.cpu(), time.perf_counter() - t0)
+
+
+def latent_search(
+    G: nn.Module,
+    D: nn.Module,
+    x: torch.Tensor,
+    iterations: int = SEARCH_ITERATIONS,
+    lam: float = LAMBDA,
+    sigma: float = HEATMAP_SIGMA,
+    lr: float = SEARCH_LR,
+    candidates: int = SEARCH_CANDIDATES,
+    seed: int = SEARCH_SEED,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> Scores:
+    """AnoGAN: optimise z (Adam, `lr`) for `iterations` steps so that G(z) matches x, minimising
+    A(x) itself; start from the best of `candidates` seeded random z. Images of a batch are
+    searched independently (Adam acts element-wise, G and D run in eval mode), so a batch gives
+    the scores its images would get one by one. `progress(i, iterations)` is called as it goes,
+    at most ~50 times; `threads` bounds torch's threads for the search (see `torch_threads`)."""
+    iterations = check_iterations(iterations)
+    threads = check_threads(threads)
+    t0 = time.perf_counter()
+    device = _device(G)
+    with torch_threads(threads), _frozen(G, D):
+        x = x.to(device)
+        with torch.no_grad():
+            fx = D.features(x)
+            gen = torch.Generator().manual_seed(seed)
+            pool = torch.randn(max(1, candidates), G.z_dim, generator=gen).to(device)
+            start_g = G(pool)
+            start_f = D.features(start_g)
+            losses = torch.stack(  # (N, K): A(x) of every image against every candidate
+                [
+                    (1 - lam) * (x - start_g[k : k + 1]).abs().flatten(1).mean(1) / 2
+                    + lam * (fx - start_f[k : k + 1]).abs().flatten(1).mean(1)
+                    for k in range(len(pool))
+                ],
+                dim=1,
+            )
+            z0 = pool[losses.argmin(1)]
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        history: list[float] = []
+        every = max(1, iterations // 50)
+        for i in range(iterations):
+            score, _, _ = _terms(D, x, fx, G(z), lam)
+            history.append(float(score.detach().mean()))
+            opt.zero_grad(set_to_none=True)
+            score.sum().backward()  # each image's z gets its own image's gradient
+            opt.step()
+            if progress is not None and ((i + 1) % every == 0 or i + 1 == iterations):
+                progress(i + 1, iterations)
+        with torch.no_grad():
+            g = G(z)
+            score, residual, feature = _terms(D, x, fx, g, lam)
+        history.append(float(score.mean()))
+    heat = heatmap(x, g, sigma)
+    return Scores(
+        score.cpu(), residual.cpu(), feature.cpu(), heat, g.cpu(), z.detach().cpu(), time.perf_counter() - t0, history
+    )
+
+
+def run_method(
+    method: str,
+    models: Mapping[str, nn.Module],
+    x: torch.Tensor,
+    iterations: int = SEARCH_ITERATIONS,
+    sigma: float = HEATMAP_SIGMA,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> Scores:
+    """The one dispatch to either method, for the app, calibration and evaluation alike."""
+    method = check_method(method)
+    if method == "encoder":
+        return encode(models["G"], models["D"], models["E"], x, sigma=sigma)
+    return latent_search(models["G"], models["D"], x, iterations, sigma=sigma, progress=progress, threads=threads)
+
+
+def to_original_size(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A heatmap (S, S) at the model's resolution -> (H, W) for an image of `size` = (W, H),
+    bilinearly (the model saw the whole image resized to S x S, so this undoes that)."""
+    w, h = size
+    t = torch.from_numpy(np.ascontiguousarray(heat, dtype=np.float32))[None, None]
+    if t.shape[-2:] == (h, w):
+        return t[0, 0].numpy()
+    return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+# ---- thresholds ----------------------------------------------------------------------------------------
+def calibrate(
+    normal_scores: Sequence[float],
+    normal_heat: Sequence[np.ndarray] | np.ndarray,
+    image_fpr: float = IMAGE_FPR,
+    pixel_fpr: float = PIXEL_FPR,
+) -> dict[str, Any]:
+    """Thresholds from normal images only: the image threshold is the (1 - image_fpr) quantile of
+    their scores (so about image_fpr of normal images are called anomalous), the pixel threshold
+    the (1 - pixel_fpr) quantile of all their heatmap pixels (at the images' own size)."""
+    scores = np.asarray(normal_scores, dtype=np.float64)
+    if len(scores) < 2:
+        raise ValueError("calibration needs at least two normal images")
+    pixels = np.concatenate([np.asarray(h, dtype=np.float32).ravel() for h in normal_heat])
+    return {
+        "image_threshold": float(np.quantile(scores, 1 - image_fpr)),
+        "pixel_threshold": float(np.quantile(pixels, 1 - pixel_fpr)),
+        "image_fpr": image_fpr,
+        "pixel_fpr": pixel_fpr,
+        "normal_images": len(scores),
+        "normal_scores": [round(float(s), 6) for s in scores],
+    }
+
+
+# ---- pictures ------------------------------------------------------------------------------------------
+def _colormap(values: np.ndarray) -> np.ndarray:
+    """values in [0, 1] -> uint8 RGB by matplotlib's 'jet' (blue = like the normal images, red = not)."""
+    from matplotlib import colormaps
+
+    lut = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    return lut[np.clip(values * 255, 0, 255).astype(np.uint8)]
+
+
+def overlay(image: Image.Image, heat: np.ndarray, pixel_threshold: float, alpha: float = 0.45) -> Image.Image:
+    """The image with the heatmap blended over it; the colour scale puts the pixel threshold at
+    its middle (green), so red is well above it and blue is where the model reproduces the image."""
+    scale = max(2 * pixel_threshold, 1e-6)
+    colour = _colormap(heat / scale).astype(np.float32)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return Image.fromarray(((1 - alpha) * rgb + alpha * colour).round().astype(np.uint8))
+
+
+def mask_image(heat: np.ndarray, pixel_threshold: float) -> Image.Image:
+    """The binary defect mask, white where the heatmap is above the pixel threshold."""
+    return Image.fromarray(np.where(heat > pixel_threshold, 255, 0).astype(np.uint8), "L")
+
+
+def score_plot(score: float, normal_scores: Sequence[float], threshold: float, title: str = "") -> Image.Image:
+    """This image's score among the normal validation images' scores, with the image threshold."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    normal = np.asarray(normal_scores, dtype=np.float64)
+    fig = Figure(figsize=(5.6, 1.9), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(normal))
+    ax.scatter(normal, jitter, s=12, color="tab:blue", alpha=0.6, label=f"{len(normal)} normal validation images")
+    ax.axvline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.4g}")
+    ax.scatter([score], [0], s=160, marker="*", color="black", zorder=3, label=f"this image {score:.4g}")
+    lo, hi = min(normal.min(), score, threshold), max(normal.max(), score, threshold)
+    pad = 0.08 * (hi - lo or 1.0)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(-0.6, 0.6)
+    ax.set_yticks([])
+    ax.set_xlabel("anomaly score A(x)" + (f", {title}" if title else ""), fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+
+# ---- one image, end to end -----------------------------------------------------------------------------
+@dataclass
+class Detection:
+    overlay: Image.Image
+    mask: Image.Image
+    reconstruction: Image.Image
+    score: float
+    verdict: str
+    plot: Image.Image
+    seconds: float  # the method's own time on this image (search or encoder pass)
+    anomalous: bool
+    heat: np.ndarray  # (H, W) at the original size
+
+
+def settings(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card's anomaly settings (`anomaly` block written by training), with the defaults."""
+    block = dict(card.get("anomaly") or {})
+    block.setdefault("lambda", LAMBDA)
+    block.setdefault("heatmap_sigma", HEATMAP_SIGMA)
+    block.setdefault("search_iterations", SEARCH_ITERATIONS)
+    return block
+
+
+def thresholds(card: Mapping[str, Any], method: str) -> dict[str, Any] | None:
+    """The calibrated thresholds of `method` in the card, or None if the card has none."""
+    calibration = (card.get("anomaly") or {}).get("calibration") or {}
+    entry = calibration.get(method)
+    if not entry or "image_threshold" not in entry or "pixel_threshold" not in entry:
+        return None
+    return entry
+
+
+def verdict_text(score: float, entry: Mapping[str, Any], method: str, iterations: int | None = None) -> str:
+    """The verdict in words, with how the threshold was chosen."""
+    t = float(entry["image_threshold"])
+    anomalous = score > t
+    n = entry.get("normal_images", len(entry.get("normal_scores", [])))
+    fpr = float(entry.get("image_fpr", IMAGE_FPR))
+    word = "ANOMALOUS" if anomalous else "normal"
+    relation = "above" if anomalous else "at or below"
+    text = (
+        f"{word}: score {score:.4g} is {relation} the threshold {t:.4g}, set so that {fpr:.0%} of the "
+        f"{n} normal validation images score above it."
+    )
+    calibrated_at = entry.get("iterations")
+    if method == "latent_search" and calibrated_at and iterations is not None and iterations != calibrated_at:
+        text += (
+            f" The threshold was calibrated at {calibrated_at} iterations, this search ran {iterations}: "
+            "more iterations lower every score, so read the verdict with care."
+        )
+    return text
+
+
+def detect(
+    models: Mapping[str, nn.Module],
+    card: Mapping[str, Any],
+    image: Any,
+    method: str,
+    iterations: Any = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> Detection:
+    """One picture, end to end: checks, the method, the heatmap and mask at the picture's size,
+    the reconstruction, the score and its verdict, and the score among the normal ones.
+
+    `models` are the checkpoint's G, D and E; `card` its card (thresholds in `anomaly.calibration`)."""
+    method = check_method(method)
+    block = settings(card)
+    n_iter = check_iterations(block["search_iterations"] if iterations is None else iterations)
+    entry = thresholds(card, method)
+    if entry is None:
+        raise InvalidInput(f"this model has no calibrated thresholds for {method}: re-export it with training")
+    G = models["G"]
+    x, original = prepare(image, G.image_size, G.channels)
+    found = run_method(
+        method, models, x[None], n_iter, sigma=float(block["heatmap_sigma"]), progress=progress, threads=threads
+    )
+    heat = to_original_size(found.heat[0], original.size)
+    score = float(found.score[0])
+    pixel_t = float(entry["pixel_threshold"])
+    recon = to_display(found.reconstruction)[0]
+    recon_img = Image.fromarray(
+        recon.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    ).resize(original.size, Image.Resampling.BILINEAR)
+    title = METHOD_TITLES[method] + (f", {n_iter} iterations" if method == "latent_search" else "")
+    return Detection(
+        overlay=overlay(original, heat, pixel_t),
+        mask=mask_image(heat, pixel_t),
+        reconstruction=recon_img,
+        score=score,
+        verdict=verdict_text(score, entry, method, n_iter if method == "latent_search" else None),
+        plot=score_plot(score, entry["normal_scores"], float(entry["image_threshold"]), title),
+        seconds=found.seconds,
+        anomalous=score > float(entry["image_threshold"]),
+        heat=heat,
+    )
+
+
+# ---- the trivial baseline ------------------------------------------------------------------------------
+BASELINE_SIZE = 128
+BASELINE_STD_EPS = 0.02
+BASELINE_TOP = 0.01
+
+
+def baseline_input(image: Any) -> np.ndarray:
+    """A picture -> the baseline's input: RGB uint8 (128, 128, 3), resized as a whole (Lanczos)."""
+    img = load_image(image)
+    if img.size != (BASELINE_SIZE, BASELINE_SIZE):
+        img = img.resize((BASELINE_SIZE, BASELINE_SIZE), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
+
+
+class PixelStatsBaseline:
+    """The reference a GAN must beat (the issue's trivial detector): RGB at 128x128 in 0-1 units,
+    each pixel's z-score |x - mean| / (std + 0.02) against the per-pixel mean and standard
+    deviation of the normal training images, the maximum over channels as the pixel score, and
+    the mean of the top 1 % of an image's pixel scores as its score."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, images: np.ndarray) -> PixelStatsBaseline:
+        """images: uint8 (N, H, W, 3) normal training images."""
+        x = np.asarray(images, dtype=np.float32) / 255
+        if x.ndim != 4 or len(x) < 2:
+            raise ValueError(f"need at least two images (N, H, W, 3), got shape {x.shape}")
+        return cls(x.mean(0), x.std(0) + BASELINE_STD_EPS)
+
+    def pixel_scores(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> (N, H, W) float32 z-scores, the maximum over channels."""
+        x = np.asarray(images, dtype=np.float32) / 255
+        return (np.abs(x - self.mean) / self.std).max(-1)
+
+    @staticmethod
+    def image_scores(pixel_scores: np.ndarray) -> np.ndarray:
+        """(N, H, W) -> (N,): the mean of each image's top 1 % pixel scores."""
+        flat = np.asarray(pixel_scores).reshape(len(pixel_scores), -1)
+        k = max(1, round(BASELINE_TOP * flat.shape[1]))
+        return np.sort(flat, axis=1)[:, -k:].mean(1)
+
+    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, H, W, 3) -> (image scores (N,), pixel scores (N, H, W))."""
+        pixels = self.pixel_scores(images)
+        return self.image_scores(pixels), pixels
+
+
+def chunks(n: int, size: int) -> Iterator[slice]:
+    """slice(0, size), slice(size, 2 size), ... covering range(n)."""
+    for i in range(0, n, max(1, size)):
+        yield slice(i, min(n, i + size))
+
+
+def score_batches(
+    method: str,
+    models: Mapping[str, nn.Module],
+    x: torch.Tensor,
+    iterations: int = SEARCH_ITERATIONS,
+    sigma: float = HEATMAP_SIGMA,
+    batch: int = 64,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (N,) and heatmaps (N, S, S) at the model's resolution of many images, in batches
+    (calibration and evaluation). `progress(done, total)` after each batch."""
+    scores, heats = [], []
+    for part in chunks(len(x), batch):
+        found = run_method(method, models, x[part], iterations, sigma=sigma)
+        scores.append(found.score.numpy())
+        heats.append(found.heat)
+        if progress is not None:
+            progress(part.stop, len(x))
+    return np.concatenate(scores).astype(np.float64), np.concatenate(heats)

@@ -1,0 +1,409 @@
+"""The Anomaly tab: pick a product category, upload a photo (or click an example) and see where a GAN
+trained on normal products only cannot reproduce it: a heatmap over the photo, the binary defect
+mask, the generator's reconstruction, the anomaly score with its verdict, and the score among the
+normal validation images' scores.
+
+One endpoint, `detect_anomaly(image, category, method, iterations)`, for the page and API clients
+alike; raw inputs (`preprocess=False`) reach the task's own checks and decoder. The two methods
+differ a hundredfold in cost: the encoder is one pass, the latent search hundreds of backward
+passes. So the event allows 3 requests at once, and latent searches additionally take turns on
+their own limit of one (`SEARCH_SLOTS`), each with a bounded number of torch threads
+(`GANDEMO_SEARCH_THREADS`, default 1): encoder requests are not stuck behind a queue of searches
+unless three searches are waiting at once.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from gandemo import registry
+from gandemo.checkpoint import Checkpoint
+from gandemo.registry import ModelUnavailable
+from gandemo.tasks import TASKS, TaskSpec
+from gandemo.tasks import anomaly as task
+from gandemo.ui.common import card_markdown, endpoint, how_it_works, task_tab
+from gandemo.validation import InvalidInput
+
+TASK = "anomaly"
+ANOMALY_CONCURRENCY = {"concurrency_limit": 3, "concurrency_id": "anomaly"}
+SEARCH_SLOTS = threading.BoundedSemaphore(1)  # latent searches run one at a time (see the module docstring)
+SEARCH_THREADS_ENV = "GANDEMO_SEARCH_THREADS"
+IMAGE_HEIGHT = 256
+EXAMPLE_SIZE = 256  # examples are the generator's images enlarged to this, with a defect painted on
+EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "anomaly"
+
+HOW_IT_WORKS = r"""
+**Train on normal, search at test.** A GAN is trained on photos of *normal* products only: the
+generator $G$ learns to turn a random vector $z$ into a picture of a normal product, the
+discriminator $D$ to tell such pictures from real ones. At test time we look for the $z$ whose
+$G(z)$ is closest to the photo $x$. A normal photo can be reproduced; a scratch, a crack or rust
+cannot, because $G$ has never seen one. *Where* $G(z)$ differs from $x$ is the heatmap.
+
+**The anomaly score** (AnoGAN, Schlegl et al. 2017) mixes the residual and the discriminator's
+view, with $\lambda = 0.1$:
+
+$$A(x) = (1 - \lambda)\,R(x) + \lambda\,D(x)$$
+
+$$R(x) = \overline{|x - G(z)|}, \qquad D(x) = \overline{|f(x) - f(G(z))|}$$
+
+where $f$ is $D$'s last hidden layer (a feature-matching distance: does $G(z)$ look like $x$ to
+the critic?) and the bars are means over pixels or features. The heatmap is the per-pixel
+residual $|x - G(z)|$ (averaged over colour channels, lightly smoothed), mapped back onto the
+photo's own size.
+
+**Latent search (AnoGAN).** Start from the best of 16 seeded random $z$ and take Adam steps on
+$z$ that lower $A(x)$, with $G$ and $D$ fixed. More iterations reproduce the photo more closely
+(lower scores for everything, normal or not); each iteration is a forward and backward pass
+through $G$ and $D$, so it takes seconds.
+
+**The encoder shortcut (f-AnoGAN, Schlegl et al. 2019).** After the GAN, an encoder $E$ is
+trained, with $G$ and $D$ frozen, to map a normal image to its $z$ in one pass ("izi_f",
+with $\kappa = 1$):
+
+$$\min_E \; \frac{1}{n}\lVert x - G(E(x))\rVert^2 + \kappa \, \frac{1}{n_f}\lVert f(x) - f(G(E(x)))\rVert^2$$
+
+Then $z = E(x)$ and the same $A(x)$: milliseconds instead of seconds.
+
+**Thresholds.** The verdict and the mask use thresholds stored in each model's card, calibrated on
+*normal* validation images the model never trained on (no defect was looked at to choose them):
+the image threshold lets 5 % of those normal images through as "anomalous", the pixel threshold
+0.5 % of their pixels. The plot shows where this photo's score falls among theirs.
+
+**The reference to beat** is a trivial detector with no GAN at all: each pixel's z-score against
+the mean and standard deviation of the normal training images (128², RGB), the image score being
+the mean of its top 1 % pixel scores. The cards give both methods' image and pixel AUROC beside it.
+"""
+
+
+def search_threads() -> int:
+    """Torch threads for one latent search, from GANDEMO_SEARCH_THREADS (default 1, at most the
+    number of cores). One search runs at a time (SEARCH_SLOTS), so this bounds what searches take.
+    The default matches the app's: on 2 busy cores, 2 threads per request made torch slower, not
+    faster (gandemo.ui.app.threads_from_env). A bad value is reported and 1 used."""
+    raw = os.environ.get(SEARCH_THREADS_ENV, "1")
+    cores = os.cpu_count() or 1
+    try:
+        n = int(raw)
+        if not 1 <= n <= cores:
+            raise ValueError
+    except ValueError:
+        print(f"{SEARCH_THREADS_ENV}={raw!r} is not a whole number from 1 to {cores}; using 1", file=sys.stderr)
+        n = 1
+    return n
+
+
+def _file(value: Any) -> Any:
+    """What the decoder reads, from an image input's raw value (file data dict) or a direct value."""
+    if isinstance(value, dict) and "path" in value:
+        return value["path"]
+    return value
+
+
+def _thresholds(ckpt: Checkpoint, category: str, method: str) -> dict[str, Any]:
+    entry = task.thresholds(ckpt.card, method)
+    if entry is None:
+        raise ModelUnavailable(
+            f"the {category} checkpoint has no calibrated thresholds for {method}; re-export it: "
+            f"{TASKS[TASK].train_command(category)} --resume --export-only"
+        )
+    return entry
+
+
+def shortfall(card: dict[str, Any]) -> str:
+    """One sentence on whether this model meets its aims, from the card's `aims` ('' when met)."""
+    aims = card.get("aims")
+    if not aims:
+        return (
+            "This model has not been evaluated yet, so how well it separates defects from normal products "
+            "is unknown (`python -m training evaluate anomaly ...` measures it)."
+        )
+    if aims.get("met"):
+        return ""
+    text = "This model falls short of its aim (" + "; ".join(aims.get("shortfalls", [])) + ")."
+    if aims.get("why"):
+        text += " Why, as measured: " + " ".join(w.rstrip(".") + "." for w in aims["why"])
+    return text
+
+
+@endpoint
+def detect_anomaly(
+    image: Any,
+    category: Any,
+    method: Any,
+    iterations: Any,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio finds its progress tracker by this default
+) -> tuple[Image.Image, Image.Image, Image.Image, float, str, Image.Image, float]:
+    """A photo of a product -> (heatmap overlay, defect mask, reconstruction, score, verdict, score
+    plot, seconds the method took). The overlay, mask and reconstruction have the photo's size."""
+    spec = TASKS[TASK]
+    category = task.check_category(category, spec.variants)
+    method = task.check_method(method)
+    iterations = task.check_iterations(iterations)
+    source = _file(image)
+    if source is None:
+        raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
+    original = task.check_image(source)  # decoded and checked before any model work
+    ckpt = registry.get(TASK, category)
+    _thresholds(ckpt, category, method)
+    if method == "encoder":
+        found = task.detect(ckpt.modules, ckpt.card, original, method)
+    else:
+        progress(0, desc="waiting for another latent search to finish")
+        with SEARCH_SLOTS:
+            found = task.detect(
+                ckpt.modules,
+                ckpt.card,
+                original,
+                method,
+                iterations,
+                progress=lambda i, n: progress((i, n), desc="latent search", unit="iterations"),
+                threads=search_threads(),
+            )
+    verdict = found.verdict
+    note = shortfall(ckpt.card)
+    if note:
+        verdict += " Note: " + note
+    return found.overlay, found.mask, found.reconstruction, found.score, verdict, found.plot, round(found.seconds, 4)
+
+
+# ---- examples: the model's own normal images, with a defect painted on -------------------------------
+def _crack(d: ImageDraw.ImageDraw, rng: np.random.Generator, s: int) -> None:
+    """A dark, jagged crack."""
+    x, y = rng.uniform(0.2, 0.35) * s, rng.uniform(0.25, 0.45) * s
+    points = [(x, y)]
+    for _ in range(7):
+        x += rng.uniform(0.05, 0.09) * s
+        y += rng.uniform(-0.06, 0.08) * s
+        points.append((x, y))
+    d.line(points, fill=(20, 20, 20), width=max(2, s // 80), joint="curve")
+
+
+def _rust(d: ImageDraw.ImageDraw, rng: np.random.Generator, s: int) -> None:
+    """A rust-brown stain of a few overlapping blobs."""
+    cx, cy = rng.uniform(0.35, 0.65, 2) * s
+    for _ in range(5):
+        r = rng.uniform(0.04, 0.09) * s
+        ox, oy = rng.uniform(-0.07, 0.07, 2) * s
+        d.ellipse([(cx + ox - r, cy + oy - r), (cx + ox + r, cy + oy + r)], fill=(150, 80, 30))
+
+
+def _scratch(d: ImageDraw.ImageDraw, rng: np.random.Generator, s: int) -> None:
+    """A bright scratch across the middle."""
+    y0, y1 = rng.uniform(0.35, 0.65, 2) * s
+    d.line([(0.15 * s, y0), (0.85 * s, y1)], fill=(235, 235, 235), width=max(2, s // 60))
+
+
+DEFECTS = {"magnetic_tile": ("crack", _crack), "metal_plate": ("rust", _rust), "transistor": ("scratch", _scratch)}
+
+
+def generated_normal(G: torch.nn.Module, seed: int = 0, size: int = EXAMPLE_SIZE) -> Image.Image:
+    """The generator's image for a seeded z, as an RGB picture enlarged to `size` x `size`: a
+    normal product as this model draws it (never a photo from the data set)."""
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        x = task.to_display(G(z.to(task._device(G))).float().cpu())[0]
+    arr = x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def example_images(ckpts: dict[str, Checkpoint], folder: Path = EXAMPLES_DIR) -> list[tuple[Path, str, str]]:
+    """Per category: (PNG path, category, what it shows): the model's own normal image and the same
+    image with a defect painted on by this code (a crack, rust, a scratch). Written atomically (another
+    process may be reading them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for category, ckpt in ckpts.items():
+        normal = generated_normal(ckpt["G"], seed=0)
+        kind, paint = DEFECTS.get(category, ("scratch", _scratch))
+        defect = normal.copy()
+        paint(ImageDraw.Draw(defect), np.random.default_rng(1), defect.size[0])
+        for label, img in (("generated normal", normal), (f"painted {kind}", defect)):
+            path = folder / f"{category}_{label.replace(' ', '_')}.png"
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.partial")
+            with os.fdopen(fd, "wb") as f:
+                img.save(f, format="PNG")
+            os.replace(tmp, path)
+            out.append((path, category, label))
+    return out
+
+
+# ---- the tab ------------------------------------------------------------------------------------------
+def _loaded(spec: TaskSpec) -> tuple[dict[str, Checkpoint], dict[str, str]]:
+    """The categories whose model loads, and for the others the reason (with the training command)."""
+    ckpts, missing = {}, {}
+    for category in spec.variants:
+        try:
+            ckpts[category] = registry.get(TASK, category)
+        except ModelUnavailable as exc:
+            missing[category] = str(exc)
+    return ckpts, missing
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "–"
+
+
+def categories_table(ckpts: dict[str, Checkpoint], missing: dict[str, str]) -> str:
+    """Markdown: per category, the measured image AUROC of both methods and the baseline on val/,
+    and whether the model meets its aims (each method >= 0.90 and above the baseline)."""
+    lines = [
+        "| category | image AUROC: encoder | latent search | trivial baseline | aims |",
+        "|---|---|---|---|---|",
+    ]
+    for category, ckpt in ckpts.items():
+        aims = ckpt.card.get("aims") or {}
+        au = aims.get("image_auroc") or {}
+        status = "met" if aims.get("met") else ("**falls short** (see below)" if aims else "not evaluated yet")
+        lines.append(
+            f"| {category} | {_fmt(au.get('encoder'))} | {_fmt(au.get('latent_search'))} | "
+            f"{_fmt(aims.get('baseline_image_auroc'))} | {status} |"
+        )
+    for category in missing:
+        lines.append(f"| {category} | – | – | – | not trained yet |")
+    notes = [f"- **{c}**: {shortfall(k.card)}" for c, k in ckpts.items() if shortfall(k.card)]
+    notes += [f"- **{c}**: {html.escape(m, quote=False)}" for c, m in missing.items()]  # <category> stays visible
+    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def thresholds_text(ckpts: dict[str, Checkpoint]) -> str:
+    """How each category's thresholds were chosen, from its card."""
+    lines = []
+    for category, ckpt in ckpts.items():
+        cal = (ckpt.card.get("anomaly") or {}).get("calibration") or {}
+        parts = []
+        for method in task.METHODS:
+            entry = cal.get(method)
+            if entry:
+                extra = f" at {entry['iterations']} iterations" if entry.get("iterations") else ""
+                parts.append(
+                    f"{task.METHOD_TITLES[method]}{extra}: image {entry['image_threshold']:.4g}, "
+                    f"pixel {entry['pixel_threshold']:.4g}"
+                )
+        if parts:
+            lines.append(f"- **{category}** ({cal.get('data', '?')}): " + "; ".join(parts) + ".")
+    if not lines:
+        return ""
+    how = next(((k.card.get("anomaly") or {}).get("calibration", {}).get("how") for k in ckpts.values()), None)
+    return "**How the thresholds were chosen** (from the cards): " + (how or "") + "\n\n" + "\n".join(lines)
+
+
+def build(spec: TaskSpec) -> None:
+    task_tab(spec, lambda ckpt: _body(spec, ckpt))
+
+
+def _body(spec: TaskSpec, default: Checkpoint) -> None:
+    ckpts, missing = _loaded(spec)
+    iterations_default = task.settings(default.card)["search_iterations"]
+    gr.Markdown(
+        "Where is the defect? One GAN per product category, trained on photos of **normal** products only. "
+        "Pick the category, upload a photo (any size; it is scored at the model's resolution and the heatmap "
+        "is mapped back onto it) or click an example, and choose how to find the generator's closest image: "
+        "the **encoder** (one pass, milliseconds) or the **latent search** (iterations of gradient descent, "
+        "seconds). Red in the heatmap is where the generator cannot reproduce the photo."
+    )
+    gr.Markdown(categories_table(ckpts, missing), elem_id="anomaly-categories")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image_in = gr.Image(
+                label="Photo of a product",
+                type="filepath",
+                sources=["upload", "clipboard"],
+                height=IMAGE_HEIGHT,
+                elem_id="anomaly-input",
+            )
+            category = gr.Dropdown(
+                choices=list(spec.variants),
+                value=spec.default_variant,
+                label="Product category",
+                elem_id="anomaly-category",
+            )
+            method = gr.Radio(
+                choices=[(task.METHOD_TITLES[m], m) for m in task.METHODS],
+                value="encoder",
+                label="Method",
+                elem_id="anomaly-method",
+            )
+            iterations = gr.Slider(
+                task.ITERATIONS_MIN,
+                task.ITERATIONS_MAX,
+                value=iterations_default,
+                step=1,
+                label=f"Latent-search iterations (thresholds calibrated at {iterations_default})",
+                elem_id="anomaly-iterations",
+            )
+            run = gr.Button("Find the defect", variant="primary")
+        with gr.Column(scale=3, min_width=320):
+            with gr.Row():
+                overlay = gr.Image(
+                    label="Heatmap over the photo",
+                    format="png",
+                    interactive=False,
+                    height=IMAGE_HEIGHT,
+                    buttons=["download", "fullscreen"],
+                    elem_id="anomaly-overlay",
+                )
+                mask = gr.Image(
+                    label="Defect mask (pixels above the pixel threshold)",
+                    format="png",
+                    interactive=False,
+                    height=IMAGE_HEIGHT,
+                    buttons=["download", "fullscreen"],
+                    elem_id="anomaly-mask",
+                )
+                recon = gr.Image(
+                    label="The generator's reconstruction G(z)",
+                    format="png",
+                    interactive=False,
+                    height=IMAGE_HEIGHT,
+                    buttons=["fullscreen"],
+                    elem_id="anomaly-reconstruction",
+                )
+            with gr.Row():
+                score = gr.Number(label="Anomaly score A(x)", interactive=False, elem_id="anomaly-score")
+                seconds = gr.Number(
+                    label="Seconds (the method's own time)", interactive=False, elem_id="anomaly-seconds"
+                )
+            verdict = gr.Textbox(label="Verdict", interactive=False, lines=2, elem_id="anomaly-verdict")
+            plot = gr.Image(
+                label="This score among the normal validation images' scores",
+                format="png",
+                interactive=False,
+                buttons=["fullscreen"],
+                elem_id="anomaly-plot",
+            )
+    made = example_images(ckpts)
+    examples = gr.Examples(
+        [[str(path), cat, "encoder"] for path, cat, _ in made],
+        inputs=[image_in, category, method],
+        label="Examples (the model's own generated normal images, some with a defect painted on by this app's code)",
+        cache_examples=False,
+    )
+
+    settings = thresholds_text(ckpts)
+    how_it_works(
+        HOW_IT_WORKS + ("\n" + settings if settings else ""), default, "G's images | normal val images | G(E(x))"
+    )
+    others = {c: k for c, k in ckpts.items() if k is not default}
+    if others:
+        with gr.Accordion("The other categories' model cards", open=False):
+            for name, ckpt in others.items():
+                gr.Markdown(f"#### {name}\n" + card_markdown(ckpt.card))
+
+    inputs = [image_in, category, method, iterations]
+    outputs = [overlay, mask, recon, score, verdict, plot, seconds]
+    run.click(detect_anomaly, inputs, outputs, api_name="detect_anomaly", preprocess=False, **ANOMALY_CONCURRENCY)
+    # a clicked example is checked at once with the fast method
+    examples.load_input_event.then(
+        detect_anomaly, inputs, outputs, preprocess=False, api_visibility="private", **ANOMALY_CONCURRENCY
+    )
