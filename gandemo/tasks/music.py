@@ -1,0 +1,267 @@
+"""Music: a MuseGAN-style hybrid generator writes four bars for four voices (soprano, alto, tenor,
+bass) in the style of Bach's chorales; the piece is heard, drawn as a piano roll, downloaded as
+MIDI and measured with the MuseGAN paper's metrics beside the same numbers for held-out chorales.
+
+A piece is a binary piano roll (4 tracks, 64 sixteenth-note steps = 4 bars of 4/4, 48 pitches =
+MIDI 36..83, C2..B5), the range of the JSB chorales (36..81) with room to transpose.
+`render(G, z)` is the one way pieces are made (the app, training's sample grids and the
+evaluation all call it): G gives each note a probability and a note is on where it is at least
+`THRESHOLD` = 0.5, the hard threshold the MuseGAN paper uses at test time. A threshold, not
+Bernoulli sampling: the piece is a fixed function of the seed (the same seed is the same piece)
+and no note is switched on by chance, which would scatter short stray notes through the voices.
+`compose(...)` is the whole click: checks, render, MIDI, audio, picture and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+
+from gandemo import audio, metrics
+from gandemo.validation import InvalidInput, as_int
+
+TRACKS = ("soprano", "alto", "tenor", "bass")
+TRACK_COLOURS = ((214, 39, 40), (255, 127, 14), (44, 160, 44), (31, 119, 180))  # red, orange, green, blue
+N_BARS, STEPS_PER_BAR, STEPS_PER_BEAT = 4, 16, 4
+N_STEPS = N_BARS * STEPS_PER_BAR
+LOWEST_PITCH, N_PITCHES = 36, 48  # C2..B5
+THRESHOLD = 0.5
+MIN_NOTE_STEPS = 2  # a "qualified" note lasts at least an eighth (see gandemo.metrics.qualified_note_rate)
+SEED_MAX = 2**31 - 1
+TEMPO_MIN, TEMPO_MAX, DEFAULT_TEMPO = 30, 240, 80
+# General MIDI programs (0-based): a string quartet, so the four voices are told apart by ear
+DEFAULT_PROGRAMS = (40, 40, 41, 42)  # violin, violin, viola, cello
+
+# the metrics' names in the card (written by `python -m training evaluate music`) and in the app
+METRIC_LABELS = {
+    "empty_bars": "empty bars",
+    "pitch_classes_per_bar": "pitch classes used per bar",
+    "qualified_notes": "qualified notes (an eighth or longer)",
+    "polyphony": "chords within a voice (polyphony)",
+    "tonal_distance": "tonal distance between voices",
+}
+RATES = {"empty_bars", "qualified_notes", "polyphony"}  # shown as percentages
+NOTE_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
+
+
+def pitch_name(midi_pitch: int) -> str:
+    """MIDI pitch -> scientific pitch name: 60 -> "C4"."""
+    return f"{NOTE_NAMES[midi_pitch % 12]}{midi_pitch // 12 - 1}"
+
+
+# ---- input checks ---------------------------------------------------------------------------------
+def check_seed(seed: Any) -> int:
+    return as_int(seed, "seed", 0, SEED_MAX)
+
+
+def check_tempo(tempo: Any) -> int:
+    return as_int(tempo, "tempo (beats per minute)", TEMPO_MIN, TEMPO_MAX)
+
+
+def check_programs(programs: Sequence[Any]) -> list[int]:
+    return [as_int(p, f"{t} instrument (General MIDI program)", 0, 127) for t, p in zip(TRACKS, programs, strict=True)]
+
+
+def check_mutes(mutes: Sequence[Any]) -> list[bool]:
+    out = []
+    for track, m in zip(TRACKS, mutes, strict=True):
+        if isinstance(m, bool | np.bool_) or (isinstance(m, int) and m in (0, 1)):
+            out.append(bool(m))
+        elif isinstance(m, str) and m.strip().lower() in ("true", "false"):
+            out.append(m.strip().lower() == "true")
+        else:
+            raise InvalidInput(f"mute {track} must be true or false, got {m!r}")
+    if all(out):
+        raise InvalidInput("every voice is muted: unmute at least one to hear the piece")
+    return out
+
+
+# ---- the model ------------------------------------------------------------------------------------
+def latents(seed: int, count: int, latent_dim: int) -> torch.Tensor:
+    """(count, latent_dim) standard-normal latents; row i depends only on (seed, i)."""
+    rows = [np.random.default_rng([seed, i]).standard_normal(latent_dim) for i in range(count)]
+    return torch.from_numpy(np.stack(rows)).float()
+
+
+def flatten_bars(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """(N, tracks, bars, steps per bar, pitches) -> (N, tracks, steps, pitches)."""
+    return x.reshape(*x.shape[:2], x.shape[2] * x.shape[3], x.shape[4])
+
+
+@torch.inference_mode()
+def render(G: nn.Module, z: torch.Tensor, batch: int = 256) -> np.ndarray:
+    """The one way pieces are made: latents (N, G.latent_dim) -> binary piano rolls, bool
+    (N, tracks, steps, pitches). G runs in eval mode (BatchNorm's running statistics), so a piece
+    depends on its own latent only; a note is on where G's probability is >= THRESHOLD."""
+    was_training = G.training
+    device = next(G.parameters()).device
+    G.eval()
+    try:
+        out = [G(z[i : i + batch].to(device)).float().cpu() >= THRESHOLD for i in range(0, len(z), batch)]
+    finally:
+        G.train(was_training)
+    return flatten_bars(torch.cat(out)).numpy()
+
+
+def piece_metrics(rolls: np.ndarray) -> dict[str, dict[str, float]]:
+    """The MuseGAN metrics (gandemo.metrics.music_metrics) of rolls (N, tracks, steps, pitches)."""
+    return metrics.music_metrics(
+        rolls, TRACKS, STEPS_PER_BAR, STEPS_PER_BEAT, LOWEST_PITCH, min_note_steps=MIN_NOTE_STEPS
+    )
+
+
+def to_midi(roll: np.ndarray, tempo: float, programs: Sequence[int]) -> Any:
+    """One piece (tracks, steps, pitches) -> pretty_midi.PrettyMIDI, one instrument per voice."""
+    return audio.roll_to_midi(roll, tempo, programs, [t.capitalize() for t in TRACKS], LOWEST_PITCH, STEPS_PER_BEAT)
+
+
+def seconds(tempo: float, steps: int = N_STEPS) -> float:
+    """How long `steps` sixteenths last at `tempo` beats (quarter notes) per minute."""
+    return steps / STEPS_PER_BEAT * 60.0 / tempo
+
+
+# ---- the picture ----------------------------------------------------------------------------------
+STEP_W, PITCH_H, LEFT, TOP, PAD = 12, 7, 40, 36, 6
+KEY_Y = 15  # baseline of the title and the colour key; the bar numbers sit just above the grid
+
+
+def _font(size: int = 11) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow built without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def piano_roll_image(roll: np.ndarray, mute: Sequence[bool] | None = None, title: str = "") -> Image.Image:
+    """One piece (tracks, steps, pitches) as a picture: time left to right, pitch bottom to top,
+    each voice in its own colour (a muted voice hollow), bar lines, beat lines, the C and G of
+    every octave named at the left, the bar numbers and a colour key at the top."""
+    roll = np.asarray(roll, dtype=bool)
+    k, t, p = roll.shape
+    mute = list(mute) if mute is not None else [False] * k
+    w, h = LEFT + t * STEP_W + PAD, TOP + p * PITCH_H + PAD
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    font = _font()
+
+    def y_of(i: int) -> int:  # top edge of pitch row i (row 0 = lowest pitch, at the bottom)
+        return TOP + (p - 1 - i) * PITCH_H
+
+    for i in range(p):
+        pitch = LOWEST_PITCH + i
+        if pitch % 12 in (1, 3, 6, 8, 10):  # black keys: shaded rows, as on a keyboard
+            d.rectangle([LEFT, y_of(i), LEFT + t * STEP_W - 1, y_of(i) + PITCH_H - 1], fill=(240, 240, 244))
+        if pitch % 12 in (0, 7):
+            if pitch % 12 == 0:
+                d.line([LEFT, y_of(i) + PITCH_H - 1, LEFT + t * STEP_W, y_of(i) + PITCH_H - 1], fill=(190, 190, 200))
+            d.text((LEFT - 4, y_of(i) + PITCH_H / 2), pitch_name(pitch), fill=(60, 60, 60), font=font, anchor="rm")
+    for s in range(0, t + 1, STEPS_PER_BEAT):
+        bar = s % STEPS_PER_BAR == 0
+        x = LEFT + s * STEP_W
+        d.line([x, TOP, x, TOP + p * PITCH_H], fill=(80, 80, 80) if bar else (215, 215, 222), width=2 if bar else 1)
+        if bar and s < t:
+            d.text((x + 3, TOP - 4), f"bar {s // STEPS_PER_BAR + 1}", fill=(60, 60, 60), font=font, anchor="ls")
+    for track in reversed(range(k)):  # the soprano is drawn last, on top
+        colour = TRACK_COLOURS[track % len(TRACK_COLOURS)]
+        dark = tuple(c // 2 for c in colour)
+        padded = np.pad(roll[track].T.astype(np.int8), ((0, 0), (1, 1)))
+        diff = np.diff(padded, axis=1)
+        on_p, on_t = np.nonzero(diff == 1)
+        _, off_t = np.nonzero(diff == -1)
+        for i, t0, t1 in zip(on_p, on_t, off_t, strict=True):
+            box = [LEFT + t0 * STEP_W + 1, y_of(i) + 1, LEFT + t1 * STEP_W - 2, y_of(i) + PITCH_H - 2]
+            if mute[track]:
+                d.rectangle(box, outline=colour)
+            else:
+                d.rectangle(box, fill=colour, outline=dark)
+    x = w - PAD
+    for track in reversed(range(k)):  # the key, right-aligned: soprano, alto, tenor, bass
+        name = TRACKS[track] if track < len(TRACKS) else f"track {track + 1}"
+        label = name + (" (muted)" if mute[track] else "")
+        x -= int(d.textlength(label, font=font))
+        d.text((x, KEY_Y), label, fill=(40, 40, 40), font=font, anchor="ls")
+        colour = TRACK_COLOURS[track % len(TRACK_COLOURS)]
+        d.rectangle([x - 13, KEY_Y - 9, x - 4, KEY_Y - 1], fill=None if mute[track] else colour, outline=colour)
+        x -= 22
+    if title:
+        d.text((LEFT, KEY_Y), title, fill=(20, 20, 20), font=font, anchor="ls")
+    return img
+
+
+# ---- the whole click ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Piece:
+    roll: np.ndarray  # bool (tracks, steps, pitches)
+    midi: Any  # pretty_midi.PrettyMIDI, every voice with its instrument (mute is for the audio only)
+    audio: audio.Audio
+    image: Image.Image
+    metrics: dict[str, dict[str, float]]
+
+
+def compose(
+    G: nn.Module, seed: Any, tempo: Any, programs: Sequence[Any], mutes: Sequence[Any], engine: str = "auto"
+) -> Piece:
+    """Check the inputs, make the seed's piece, and give it as MIDI, audio, a picture and its metrics.
+    The MIDI holds all four voices; muting silences a voice in the audio (and draws it hollow)."""
+    seed, tempo = check_seed(seed), check_tempo(tempo)
+    programs, mutes = check_programs(programs), check_mutes(mutes)
+    roll = render(G, latents(seed, 1, G.latent_dim))[0]
+    heard = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i] and roll[i].any()]
+    if not heard:
+        silent = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i]]
+        raise InvalidInput(
+            f"the piece of seed {seed} has no notes in the voices left on ({', '.join(silent)}): "
+            "unmute another voice or try another seed"
+        )
+    midi = to_midi(roll, tempo, programs)
+    sound = audio.render_audio(midi, seconds(tempo), mute=mutes, engine=engine)
+    image = piano_roll_image(roll, mutes, title=f"seed {seed}, {tempo} beats per minute")
+    return Piece(roll, midi, sound, image, piece_metrics(roll[None]))
+
+
+# ---- the metrics table ----------------------------------------------------------------------------
+def _fmt(key: str, value: Any) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{100 * value:.0f} %" if key in RATES else f"{value:.2f}"
+
+
+def reference_values(card: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, float | None], str, str]:
+    """From a checkpoint card: (held-out chorales' value per metric, generated pieces' value per
+    metric, and the column titles saying how many pieces each was measured on). The held-out
+    numbers are written at export by training (`held_out_metrics`); the model's by
+    `python -m training evaluate music` (`metrics`, each row with the number it `generated`)."""
+    held = card.get("held_out_metrics") or {}
+    values = held.get("values") or {}
+    measured = card.get("metrics") or {}
+    ref = {key: (values.get(key) or {}).get("mean") for key in METRIC_LABELS}
+    model, n_model = {}, None
+    for key, label in METRIC_LABELS.items():
+        row = measured.get(label) or {}
+        model[key] = row.get("model")
+        n_model = n_model or row.get("generated")
+        if ref[key] is None:
+            ref[key] = row.get("held_out")
+    ref_title = f"held-out chorales ({held['pieces']} phrases)" if held.get("pieces") else "held-out chorales"
+    model_title = f"this model ({n_model} pieces)" if n_model else "this model"
+    return ref, model, ref_title, model_title
+
+
+def metrics_table(piece: dict[str, dict[str, float]], card: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): each metric for this piece (mean over the voices, and per voice; tonal
+    distance: mean over the 6 pairs of voices), for this model's generated pieces and for
+    held-out chorales, as far as the card has them ('–' where not measured)."""
+    ref, model, ref_title, model_title = reference_values(card)
+    headers = ["metric", "this piece", "per voice: S / A / T / B", model_title, ref_title]
+    rows = []
+    for key, label in METRIC_LABELS.items():
+        values = piece[key]
+        per_voice = " / ".join(_fmt(key, values[t]) for t in TRACKS) if key != "tonal_distance" else "6 pairs"
+        rows.append([label, _fmt(key, values["mean"]), per_voice, _fmt(key, model[key]), _fmt(key, ref[key])])
+    return headers, rows

@@ -1,0 +1,409 @@
+"""Music: a hybrid MuseGAN (gandemo.nets.musegan) on Bach's four-part chorales, trained as a WGAN-GP.
+
+Data: the JSB chorales at 16th-note steps with the voices separated (`--data` is the folder with
+`Jsb16thSeparated.json`, or that file): 229 training, 76 validation and 77 test chorales, each
+step [soprano, alto, tenor, bass] as MIDI pitches, -1 for a rest. The files carry no bar lines;
+most chorales start with a one-beat pickup and end on a full bar, so bar lines are put where the
+piece's end says (a piece of T steps has its first bar line at step T mod 16). A training item is
+a 4-bar phrase (64 steps) starting at any bar line (hop 1 bar, so phrases overlap), as 4 binary
+piano rolls over MIDI 36..83; each time it is drawn it is transposed by a random -6..+5 semitones
+that keep it inside the range (every key is as likely). Held and repeated notes look the same in
+this data (a quarter note is 4 equal steps), so a note is a run of equal steps.
+Held out, never trained on: the validation chorales (non-overlapping phrases) for the in-run
+evaluation that picks the best step; the test chorales for the card's reference numbers.
+
+The objective is WGAN-GP (Gulrajani et al. 2017), as the MuseGAN paper: per generator step,
+`n_critic` = 5 critic steps, each on its own real batch,
+    critic minimises  D(G(z)) - D(x) + lambda * (|grad D(x_hat)|_2 - 1)^2,   lambda = 10,
+with x_hat a random point on the line between a real and a generated piece; then G minimises
+-D(G(z)). Adam lr 1e-3, betas (0.5, 0.9) (MuseGAN's settings). G sees and is judged on its note
+probabilities (sigmoid outputs); at inference they are thresholded at 0.5 (gandemo.tasks.music).
+On top of the paper: an EMA of G (exported in its place) with its BatchNorm statistics
+re-estimated on latents, and the transposition augmentation.
+
+In-run evaluation: the five MuseGAN metrics of `--eval-n` generated pieces against the validation
+phrases, summed up as `metric_gap` (gandemo.metrics.music_metric_gap, lower is better).
+`python -m training evaluate music`: the metrics of N generated pieces (the app's seeds 0..N-1),
+of a baseline that draws every (voice, pitch, step) on its own with the training data's frequency,
+of training phrases and of the held-out test phrases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from gandemo import metrics
+from gandemo.checkpoint import load_checkpoint
+from gandemo.imaging import make_grid
+from gandemo.nets.musegan import MuseCritic, MuseGenerator
+from gandemo.tasks.music import (
+    LOWEST_PITCH,
+    METRIC_LABELS,
+    MIN_NOTE_STEPS,
+    N_BARS,
+    N_PITCHES,
+    N_STEPS,
+    STEPS_PER_BAR,
+    TRACKS,
+    latents,
+    piano_roll_image,
+    piece_metrics,
+    render,
+)
+from training.data import EpochSampler
+from training.loop import Amp
+from training.task import TrainTask
+
+DATA_FILE = "Jsb16thSeparated.json"
+SAMPLE_SEEDS = (0, 1, 2, 3)  # the sample grid: the app's seeds 0-3
+CALIBRATION = (8, 64)  # batches x latents on which the EMA G's BatchNorm statistics are re-estimated
+EVAL_SEED = 99_991  # latents of the in-run evaluation (the same every time)
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def load_chorales(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """split ("train", "valid", "test") -> pieces, each int16 (steps, 4 voices) of MIDI pitches,
+    -1 = rest. `path` is the JSON file or the folder holding it (the data's PROVENANCE.md)."""
+    path = Path(path)
+    file = path / DATA_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} not found: --data must be the JSB chorales folder holding {DATA_FILE}")
+    raw = json.loads(file.read_text())
+    out = {}
+    for split in ("train", "valid", "test"):
+        if split not in raw:
+            raise ValueError(f"{file} has no {split!r} split (it has {', '.join(raw)})")
+        out[split] = [np.asarray(piece, dtype=np.int16).reshape(-1, len(TRACKS)) for piece in raw[split]]
+    return out
+
+
+def phrases(pieces: list[np.ndarray], hop_bars: int = 1) -> np.ndarray:
+    """4-bar phrases (n, voices, 64 steps) of MIDI pitches (-1 = rest), starting on bar lines
+    (the first at step T mod 16: bars end where the piece ends), every `hop_bars` bars."""
+    out = []
+    for piece in pieces:
+        first = len(piece) % STEPS_PER_BAR
+        for start in range(first, len(piece) - N_STEPS + 1, hop_bars * STEPS_PER_BAR):
+            out.append(piece[start : start + N_STEPS].T)
+    return np.stack(out) if out else np.zeros((0, len(TRACKS), N_STEPS), np.int16)
+
+
+def shift_range(phr: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per phrase, the lowest and highest transposition (semitones) that keep every note inside
+    the roll's pitches, within -max_shift..max_shift-1 (12 keys for max_shift 6)."""
+    notes = np.where(phr >= 0, phr, np.iinfo(np.int16).max)
+    low = notes.reshape(len(phr), -1).min(1).astype(np.int64)
+    high = np.where(phr >= 0, phr, -1).reshape(len(phr), -1).max(1).astype(np.int64)
+    lo = np.maximum(LOWEST_PITCH - low, -max_shift)
+    hi = np.minimum(LOWEST_PITCH + N_PITCHES - 1 - high, max(max_shift - 1, 0))
+    return lo, hi
+
+
+def to_rolls(phr: np.ndarray | torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
+    """Phrases (n, voices, steps) of MIDI pitches (-1 = rest), transposed by `shifts` (n,) ->
+    binary piano rolls float32 (n, voices, bars, steps per bar, pitches)."""
+    p = torch.as_tensor(np.asarray(phr), dtype=torch.long)
+    n, k, t = p.shape
+    if shifts is not None:
+        p = torch.where(p >= 0, p + shifts.view(n, 1, 1), p)
+    idx = p - LOWEST_PITCH
+    on = p >= 0
+    if ((idx < 0) | (idx >= N_PITCHES))[on].any():
+        raise ValueError(f"a note lies outside MIDI {LOWEST_PITCH}..{LOWEST_PITCH + N_PITCHES - 1}")
+    rolls = torch.zeros(n, k, t, N_PITCHES + 1)  # the extra column takes the rests, then is dropped
+    rolls.scatter_(3, torch.where(on, idx, N_PITCHES).unsqueeze(3), 1.0)
+    return rolls[..., :N_PITCHES].reshape(n, k, t // STEPS_PER_BAR, STEPS_PER_BAR, N_PITCHES)
+
+
+def flat_rolls(phr: np.ndarray) -> np.ndarray:
+    """Phrases -> bool rolls (n, voices, steps, pitches), untransposed: what the metrics take."""
+    return to_rolls(phr).flatten(2, 3).numpy().astype(bool)
+
+
+def frequency_baseline(train_phr: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """`n` pieces whose every (voice, pitch, step) is on with its frequency in the training phrases,
+    each on its own: the right notes in the right amounts, with no time or harmony."""
+    freq = flat_rolls(train_phr).mean((0, 2))  # (voices, pitches)
+    rng = np.random.default_rng(seed)
+    return rng.random((n, len(TRACKS), N_STEPS, N_PITCHES)) < freq[None, :, None, :]
+
+
+class MusicTask(TrainTask):
+    name = "music"
+    ema_of = "G"
+    eval_key = "metric_gap"
+    # Sized on these 2-core machines (AVX2-only EPYC: fp32; the nets have no 4-D weights, so
+    # channels_last changes nothing). One step = 5 critic steps + 1 generator step. Measured CPU
+    # time of one step at batch 32 with 1 thread, while another training run used the CPU:
+    # G width 128 + critic width 64 (0.79 M + 0.17 M parameters) ~0.7 s (-> ~0.45 s on 2 idle cores);
+    # see the class docstring of gandemo.nets.musegan for why the layers are matrix products.
+    # 6,000 steps see 192,000 phrases x 6 critic batches (~75 epochs of the ~2,500 training phrases).
+    # The gpu preset doubles both widths and the batch and trains 4x longer; it has not been timed.
+    presets = {
+        "cpu": {
+            "steps": 6000,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "ema_decay": 0.999,
+            "g_width": 128,
+            "d_width": 64,
+            "eval_every": 500,
+            "sample_every": 500,
+        },
+        "gpu": {
+            "steps": 24000,
+            "batch_size": 64,
+            "lr": 1e-3,
+            "ema_decay": 0.9995,
+            "g_width": 256,
+            "d_width": 128,
+            "eval_every": 2000,
+            "sample_every": 1000,
+        },
+    }
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--g-width", type=int, help="features per voice in the bar generators")
+        parser.add_argument("--d-width", type=int, help="critic width")
+        parser.add_argument("--z-dim", type=int, default=32, help="size of each of the hybrid model's latents")
+        parser.add_argument("--n-critic", type=int, default=5, help="critic steps per generator step (paper: 5)")
+        parser.add_argument("--gp-weight", type=float, default=10.0, help="gradient penalty lambda (paper: 10)")
+        parser.add_argument(
+            "--transpose", type=int, default=6, help="random transposition by -N..N-1 semitones (0: none)"
+        )
+        parser.add_argument("--eval-n", type=int, default=256, help="generated pieces per in-run evaluation")
+
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.device = device
+        self.variant = args.variant
+        self.ema_decay = float(args.ema_decay)
+        self.n_critic, self.gp_weight = int(args.n_critic), float(args.gp_weight)
+        self.transpose, self.eval_n = int(args.transpose), int(args.eval_n)
+        self.batch_size = int(args.batch_size)
+        self.data_path = Path(args.data)
+        data = load_chorales(args.data)
+        self.pieces = {split: len(v) for split, v in data.items()}
+        train = phrases(data["train"], hop_bars=1)
+        lo, hi = shift_range(train, 0)
+        train = train[(lo <= 0) & (hi >= 0)]  # phrases that fit the pitch range as they are (all of JSB's do)
+        if args.limit:
+            train = train[: args.limit]
+        if len(train) == 0:
+            raise SystemExit(f"{args.data}: no 4-bar phrase in the training chorales")
+        self.train = train
+        self.shift_lo, self.shift_hi = (torch.from_numpy(a) for a in shift_range(train, self.transpose))
+        self.valid = phrases(data["valid"], hop_bars=N_BARS)
+        self.test = phrases(data["test"], hop_bars=N_BARS)
+        self.sampler = EpochSampler(len(train), self.batch_size * self.n_critic, seed=args.seed)
+        shape = {"n_tracks": len(TRACKS), "n_bars": N_BARS, "steps_per_bar": STEPS_PER_BAR, "n_pitches": N_PITCHES}
+        self.g_kwargs = {**shape, "z_dim": int(args.z_dim), "width": int(args.g_width), "temporal_width": 128}
+        self.d_kwargs = {**shape, "width": int(args.d_width)}
+        betas = (0.5, 0.9)  # MuseGAN's (and WGAN-GP's beta2)
+        self.hparams = {
+            "batch_size": self.batch_size,
+            "lr": args.lr,
+            "betas": list(betas),
+            "n_critic": self.n_critic,
+            "gp_weight": self.gp_weight,
+            "transpose": f"-{self.transpose}..+{self.transpose - 1} semitones" if self.transpose else "none",
+            "g_width": self.g_kwargs["width"],
+            "d_width": self.d_kwargs["width"],
+            "z_dim": self.g_kwargs["z_dim"],
+            "ema_rampup": 0.05,
+        }
+        torch.manual_seed(args.seed)
+        G, D = MuseGenerator(**self.g_kwargs).to(device), MuseCritic(**self.d_kwargs).to(device)
+        self.models = {"G": G, "D": D}
+        self.optimizers = {
+            "G": torch.optim.Adam(G.parameters(), lr=args.lr, betas=betas),
+            "D": torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas),
+        }
+        self._valid_metrics: dict[str, dict[str, float]] | None = None
+
+    # ---- the run --------------------------------------------------------------------------------
+    def next_batch(self) -> torch.Tensor:
+        """n_critic real batches (n_critic, batch, voices, bars, steps, pitches), each phrase in a
+        random key that fits the range."""
+        idx = self.sampler.next()
+        lo, hi = self.shift_lo[idx], self.shift_hi[idx]
+        shifts = lo + (torch.rand(len(idx)) * (hi - lo + 1)).long().clamp(max=hi - lo)
+        rolls = to_rolls(self.train[idx.numpy()], shifts)
+        return rolls.view(self.n_critic, self.batch_size, *rolls.shape[1:])
+
+    def gradient_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(|grad D(x_hat)|_2 - 1)^2 at random points x_hat between real and fake pieces, in fp32."""
+        alpha = torch.rand(len(real), 1, 1, 1, 1, device=real.device)
+        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+    def train_step(self, batch: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
+        G, D = self.models["G"], self.models["D"]
+        D.requires_grad_(True)
+        for real in batch:
+            z = torch.randn(len(real), G.latent_dim, device=real.device)
+            with torch.no_grad(), amp.autocast():
+                fake = G(z).float()
+            with amp.autocast():
+                d_real, d_fake = amp.fp32(D(real)).mean(), amp.fp32(D(fake)).mean()
+            gp = self.gradient_penalty(D, real, fake)  # outside autocast: a double backward in fp32
+            loss_d = d_fake - d_real + self.gp_weight * gp
+            amp.step(loss_d, self.optimizers["D"])
+        D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
+        z = torch.randn(batch.shape[1], G.latent_dim, device=batch.device)
+        with amp.autocast():
+            loss_g = -amp.fp32(D(G(z))).mean()
+        amp.step(loss_g, self.optimizers["G"])
+        return {
+            "loss_d": loss_d.detach(),
+            "wasserstein": (d_real - d_fake).detach(),  # the critic's estimate (last critic step)
+            "gp": gp.detach(),
+            "loss_g": loss_g.detach(),
+        }
+
+    def calibration_inputs(self) -> Iterator[torch.Tensor]:
+        """Latent batches, the same ones every time (a reproducible export)."""
+        batches, size = CALIBRATION
+        gen = torch.Generator().manual_seed(1234)
+        for _ in range(batches):
+            yield torch.randn(size, self.models["G"].latent_dim, generator=gen)
+
+    def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
+        """The pieces of the app's seeds 0-3 as piano rolls, 2 x 2."""
+        G = models["G"]
+        z = torch.cat([latents(s, 1, G.latent_dim) for s in SAMPLE_SEEDS])
+        rolls = render(G, z)
+        return make_grid([piano_roll_image(r, title=f"seed {s}") for s, r in zip(SAMPLE_SEEDS, rolls, strict=True)], 2)
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """The MuseGAN metrics of `eval_n` generated pieces (fixed latents) and their gap to the
+        validation phrases'."""
+        if self._valid_metrics is None:
+            self._valid_metrics = piece_metrics(flat_rolls(self.valid))
+        G = models["G"]
+        made = piece_metrics(render(G, latents(EVAL_SEED, self.eval_n, G.latent_dim)))
+        out = {"metric_gap": round(metrics.music_metric_gap(made, self._valid_metrics), 4)}
+        out.update({key: round(made[key]["mean"], 4) for key in METRIC_LABELS})
+        return out
+
+    def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
+        return {"G": (models["G"].cpu(), self.g_kwargs)}
+
+    def card_fields(self) -> dict[str, Any]:
+        held = piece_metrics(flat_rolls(self.test))
+        return {
+            "data": {
+                "name": "JSB chorales (Jsb16thSeparated)",
+                "path": str(self.data_path),
+                "items": len(self.train),
+                "pieces": self.pieces,
+                "resolution": f"{len(TRACKS)} voices x {N_BARS} bars x {STEPS_PER_BAR} sixteenths x {N_PITCHES} "
+                f"pitches (MIDI {LOWEST_PITCH}..{LOWEST_PITCH + N_PITCHES - 1})",
+                "layout": "4-bar phrases starting on every bar line of the training chorales (bar lines counted "
+                "back from each piece's end); a note is a run of equal steps (held = repeated)",
+                "augmentation": f"random transposition by -{self.transpose}..+{self.transpose - 1} semitones, "
+                "within the pitch range"
+                if self.transpose
+                else "none",
+                "held_out": f"the validation split ({self.pieces['valid']} chorales, {len(self.valid)} phrases) for "
+                f"the in-run evaluation; the test split ({self.pieces['test']} chorales, {len(self.test)} "
+                "phrases) for the reference numbers; never trained on",
+            },
+            "hyperparameters": self.hparams,
+            "objective": f"WGAN-GP: {self.n_critic} critic steps per G step, gradient penalty lambda "
+            f"{self.gp_weight:g}, critic on G's note probabilities",
+            "inference": "G in eval mode (BatchNorm statistics re-estimated for the EMA weights on "
+            f"{CALIBRATION[0] * CALIBRATION[1]} latents); a note is on where its probability is >= 0.5",
+            "tracks": list(TRACKS),
+            "held_out_metrics": {
+                "split": "test",
+                "pieces": len(self.test),
+                "values": held,
+                "method": f"gandemo.metrics.music_metrics on the {len(self.test)} non-overlapping 4-bar phrases "
+                f"of the {self.pieces['test']} test chorales, untransposed; qualified notes last >= "
+                f"{MIN_NOTE_STEPS} sixteenths",
+            },
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+    # ---- python -m training evaluate music -----------------------------------------------------------
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--n", type=int, default=1000, help="generated pieces (the app's seeds 0..N-1)")
+        parser.add_argument("--preview", type=Path, help="write a PNG: generated | baseline | held-out pieces")
+
+    @classmethod
+    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+        """The five MuseGAN metrics (means over the voices; tonal distance over the 6 pairs of
+        voices) of N generated pieces, of the frequency baseline, of training phrases and of the
+        held-out test phrases, plus the gap of each set to the held-out one."""
+        t0 = time.time()
+        G = load_checkpoint(args.checkpoint)["G"]
+        data = load_chorales(args.data)
+        train, test = phrases(data["train"], hop_bars=1), phrases(data["test"], hop_bars=N_BARS)
+        n = int(args.n)
+        z = torch.cat([latents(s, 1, G.latent_dim) for s in range(n)])
+        rng = np.random.default_rng(0)
+        real_train = phrases(data["train"], hop_bars=N_BARS)
+        real_train = real_train[rng.permutation(len(real_train))[: min(n, len(real_train))]]
+        sets = {
+            "model": render(G, z),
+            "baseline": frequency_baseline(train, n),
+            "real": flat_rolls(real_train),
+            "held_out": flat_rolls(test),
+        }
+        if args.preview:
+            rows = [
+                piano_roll_image(sets[k][i], title=f"{k} {i}")
+                for k in ("model", "baseline", "held_out")
+                for i in range(4)
+            ]
+            make_grid(rows, ncol=4).save(args.preview)
+            print(f"rows: model (seeds 0-3) | baseline | held-out -> {args.preview}", file=sys.stderr)
+        measured = {k: piece_metrics(v) for k, v in sets.items()}
+        sizes = {k: len(v) for k, v in sets.items()}
+        how = (
+            f"model: the app's seeds 0..{n - 1}; baseline: {n} pieces with every (voice, pitch, step) on at its "
+            f"frequency in the training phrases; real: {sizes['real']} non-overlapping training phrases; held_out: "
+            f"the {sizes['held_out']} non-overlapping phrases of the test chorales. Mean over the 4 voices"
+        )
+        methods = {
+            "empty_bars": "share of a voice's bars with no note (EB)",
+            "pitch_classes_per_bar": "pitch classes a voice uses in a non-empty bar (UPC)",
+            "qualified_notes": f"share of notes lasting >= {MIN_NOTE_STEPS} sixteenths (QN; the paper: >= a 32nd "
+            "at 96 steps per bar)",
+            "polyphony": "share of a voice's sounding steps with 2+ pitches at once (PP)",
+            "tonal_distance": "per beat, distance of two voices' tonal centroids (Harte et al. 2006), mean over "
+            "beats where both sound and over the 6 pairs of voices (TD)",
+        }
+        result: dict[str, dict[str, Any]] = {}
+        for key, label in METRIC_LABELS.items():
+            result[label] = {k: round(m[key]["mean"], 4) for k, m in measured.items()}
+            result[label]["generated"] = n
+            result[label]["method"] = f"{methods[key]}. {how}"
+        result["gap to held-out chorales"] = {
+            k: round(metrics.music_metric_gap(m, measured["held_out"]), 4) for k, m in measured.items()
+        } | {
+            "generated": n,
+            "method": "gandemo.metrics.music_metric_gap: mean over the five metrics of |set - held-out| (relative "
+            "for pitch classes and tonal distance), lower is better",
+        }
+        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
+        return result
