@@ -138,3 +138,25 @@ def test_detail_ratio_is_one_for_the_original_and_below_for_blur():
     blurred = np.asarray(Image.fromarray(hr).resize((10, 10), Image.Resampling.BICUBIC).resize((40, 40)))
     assert metrics.detail_ratio(hr, hr) == pytest.approx(1.0)
     assert metrics.detail_ratio(blurred, hr) < 0.3
+
+
+def test_auroc_on_known_cases():
+    assert metrics.auroc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert metrics.auroc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert metrics.auroc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5  # ties count half
+    # 4 positive-negative pairs: (0.35 > 0.1), (0.35 < 0.4), (0.8 > both) -> 3 of 4
+    assert metrics.auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    # pixel AUROC: masks and heatmaps of any shape are flattened together
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, 1:3, 1:3] = True
+    heat = masks.astype(float) + 0.1
+    assert metrics.auroc(masks, heat) == 1.0
+
+
+def test_auroc_needs_both_classes_and_matching_finite_scores():
+    with pytest.raises(ValueError, match="both positives and negatives"):
+        metrics.auroc([1, 1], [0.2, 0.3])
+    with pytest.raises(ValueError, match="differ in size"):
+        metrics.auroc([0, 1], [0.2, 0.3, 0.4])
+    with pytest.raises(ValueError, match="finite"):
+        metrics.auroc([0, 1], [0.2, float("nan")])

@@ -300,8 +300,16 @@ class AnomalyTask(ImageTask):
             )
         self.image_size = int(args.image_size)
         self.steps, self.encoder_steps = int(args.steps), int(args.encoder_steps)
+        if not (self.folder / "train" / "good").is_dir():
+            raise SystemExit(
+                f"{self.folder / 'train' / 'good'} is not a folder: --data must be a category folder in the MVTec "
+                "layout (train/good, val/good, val/<defect>, ground_truth/<defect>/<stem>_mask.png)"
+            )
         if not 0 <= self.encoder_steps <= self.steps:
-            raise SystemExit(f"--encoder-steps must be from 0 to --steps ({self.steps}), got {self.encoder_steps}")
+            raise SystemExit(
+                f"--encoder-steps must be from 0 to --steps ({self.steps}), got {self.encoder_steps} "
+                "(the preset's value unless given): the last --encoder-steps steps train the encoder"
+            )
         self.gan_steps = self.steps - self.encoder_steps
         self.augment = parse_augment(args.augment if args.augment is not None else AUGMENT.get(self.variant, "hflip"))
         self.policy = parse_policy(
@@ -348,11 +356,6 @@ class AnomalyTask(ImageTask):
     def load_images(self, args: argparse.Namespace, flip: bool = False) -> None:
         """train/good in memory (greyscale categories as one channel) and val/good for calibration."""
         train_dir = self.folder / "train" / "good"
-        if not train_dir.is_dir():
-            raise SystemExit(
-                f"{train_dir} is not a folder: --data must be a category folder in the MVTec layout "
-                "(train/good, val/good, val/<defect>, ground_truth/<defect>/<stem>_mask.png)"
-            )
         paths = list_images(train_dir)[: args.limit] if args.limit else list_images(train_dir)
         originals, paths = decode(paths, self.progress, "decoding train/good")
         self.channels = 1 if is_greyscale(originals) else 3
