@@ -88,13 +88,32 @@ def roll_to_midi(
     return pm
 
 
-def midi_to_roll(pm: Any, n_steps: int, lowest_pitch: int, n_pitches: int, steps_per_beat: int = 4) -> np.ndarray:
-    """A `pretty_midi.PrettyMIDI` -> binary roll (instruments, n_steps, n_pitches), the inverse of
-    `roll_to_midi`: note times are read in the file's ticks and put on the nearest step. A note
-    outside the pitch range or past `n_steps` raises ValueError (nothing is silently dropped)."""
+def midi_to_roll(
+    pm: Any,
+    n_steps: int,
+    lowest_pitch: int,
+    n_pitches: int,
+    steps_per_beat: int = 4,
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """A `pretty_midi.PrettyMIDI` -> binary roll (tracks, n_steps, n_pitches), the inverse of
+    `roll_to_midi`: note times are read in the file's ticks and put on the nearest step. With
+    `names`, track i is the instrument of that name (a MIDI file keeps no track without notes, so
+    a silent voice is simply absent: its track stays empty); without, the instruments in order. A
+    note outside the pitch range or past `n_steps`, or an instrument of another name, raises
+    ValueError (nothing is silently dropped)."""
     ticks = pm.resolution / steps_per_beat
-    roll = np.zeros((len(pm.instruments), n_steps, n_pitches), dtype=bool)
-    for i, inst in enumerate(pm.instruments):
+    if names is None:
+        order = list(range(len(pm.instruments)))
+        roll = np.zeros((len(pm.instruments), n_steps, n_pitches), dtype=bool)
+    else:
+        wanted = [n.lower() for n in names]
+        unknown = [inst.name for inst in pm.instruments if inst.name.lower() not in wanted]
+        if unknown:
+            raise ValueError(f"instruments {unknown} are none of the tracks {list(names)}")
+        order = [wanted.index(inst.name.lower()) for inst in pm.instruments]
+        roll = np.zeros((len(names), n_steps, n_pitches), dtype=bool)
+    for i, inst in zip(order, pm.instruments, strict=True):
         for note in inst.notes:
             p = note.pitch - lowest_pitch
             t0 = round(pm.time_to_tick(note.start) / ticks)

@@ -112,6 +112,50 @@ def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, 
     return save_checkpoint(root / "anomaly" / category, models, card)
 
 
+TINY_MUSE = {
+    "n_tracks": 4,
+    "n_bars": 4,
+    "steps_per_bar": 16,
+    "n_pitches": 48,
+    "z_dim": 4,
+    "width": 8,
+    "temporal_width": 8,
+}
+
+
+def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid music checkpoint (MuseGAN G of width 8) under `root/music/default`. Its
+    weights are redrawn at unit gain and its note bias set to -4 so that, untrained, it writes a few
+    seed-dependent notes (~1 % of the cells on, 40-120 notes: fast to play) rather than silence or
+    noise; its card has held-out reference numbers measured on two hand-made chords."""
+    from gandemo.nets.musegan import MuseGenerator, TrackLinear
+    from gandemo.tasks import music
+
+    torch.manual_seed(seed)
+    G = MuseGenerator(**TINY_MUSE).eval()
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, TrackLinear | torch.nn.Linear):
+                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
+                m.weight.normal_(0, (2 / fan_in) ** 0.5)
+        G.semitone_bias.fill_(-4.0)
+    chords = np.zeros((2, 4, music.N_STEPS, music.N_PITCHES), bool)  # held C major / G major chords, one note a voice
+    for i, pitches in enumerate(((72, 67, 64, 48), (71, 67, 62, 43))):
+        for track, pitch in enumerate(pitches):
+            chords[i, track, :, pitch - music.LOWEST_PITCH] = True
+    card = {
+        "task": "music",
+        "variant": "default",
+        "arch": {"G": arch_entry(G, TINY_MUSE)},
+        "data": {"name": "test", "items": 0, "resolution": "4 voices x 64 steps x 48 pitches", "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        "hyperparameters": {"d_width": 4, "n_critic": 5, "gp_weight": 10.0, "batch_size": 2, "lr": 1e-3},
+        "held_out_metrics": {"split": "test", "pieces": 2, "values": music.piece_metrics(chords)},
+        "metrics": {},
+    }
+    return save_checkpoint(root / "music" / "default", {"G": G}, card)
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
@@ -124,6 +168,7 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tiny_edges_checkpoint(root)
     for category, channels in (("magnetic_tile", 1), ("metal_plate", 3), ("transistor", 3)):
         write_tiny_anomaly_checkpoint(root, category, channels)
+    write_tiny_music_checkpoint(root)
     return root
 
 

@@ -143,16 +143,19 @@ class MusicTask(TrainTask):
     name = "music"
     ema_of = "G"
     eval_key = "metric_gap"
-    # Sized on these 2-core machines (AVX2-only EPYC: fp32; the nets have no 4-D weights, so
-    # channels_last changes nothing). One step = 5 critic steps + 1 generator step. Measured CPU
-    # time of one step at batch 32 with 1 thread, while another training run used the CPU:
-    # G width 128 + critic width 64 (0.79 M + 0.17 M parameters) ~0.7 s (-> ~0.45 s on 2 idle cores);
-    # see the class docstring of gandemo.nets.musegan for why the layers are matrix products.
-    # 6,000 steps see 192,000 phrases x 6 critic batches (~75 epochs of the ~2,500 training phrases).
-    # The gpu preset doubles both widths and the batch and trains 4x longer; it has not been timed.
+    # Sized on these 2-core machines (AVX2-only EPYC: fp32; no weight has 4 dimensions, so
+    # channels_last changes nothing). One step = 5 critic steps + 1 generator step at batch 32,
+    # G width 128 + critic width 64 (0.86 M + 0.17 M parameters). Measured on the real data while
+    # another training run kept both cores busy: 0.59 s of CPU time per step with 1 thread (0.9 s
+    # wall); with 2 threads under that contention 4-12 s (the threads wait on each other), so on a
+    # shared machine pass --threads 1. Undisturbed, expect ~0.4-0.6 s a step: the cpu preset's
+    # 8,000 steps take ~55-80 min plus 16 in-run evaluations of a few seconds each. They draw
+    # 1.28 M phrases for the critic (~470 passes over the 2,718 training phrases, each time in a
+    # random key). The gpu preset doubles both widths and the batch and trains 3x longer; it has
+    # not been timed.
     presets = {
         "cpu": {
-            "steps": 6000,
+            "steps": 8000,
             "batch_size": 32,
             "lr": 1e-3,
             "ema_decay": 0.999,

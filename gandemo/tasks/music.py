@@ -27,6 +27,7 @@ from gandemo import audio, metrics
 from gandemo.validation import InvalidInput, as_int
 
 TRACKS = ("soprano", "alto", "tenor", "bass")
+MIDI_NAMES = tuple(t.capitalize() for t in TRACKS)  # the instruments' names in the MIDI file
 TRACK_COLOURS = ((214, 39, 40), (255, 127, 14), (44, 160, 44), (31, 119, 180))  # red, orange, green, blue
 N_BARS, STEPS_PER_BAR, STEPS_PER_BEAT = 4, 16, 4
 N_STEPS = N_BARS * STEPS_PER_BAR
@@ -117,8 +118,14 @@ def piece_metrics(rolls: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def to_midi(roll: np.ndarray, tempo: float, programs: Sequence[int]) -> Any:
-    """One piece (tracks, steps, pitches) -> pretty_midi.PrettyMIDI, one instrument per voice."""
-    return audio.roll_to_midi(roll, tempo, programs, [t.capitalize() for t in TRACKS], LOWEST_PITCH, STEPS_PER_BEAT)
+    """One piece (tracks, steps, pitches) -> pretty_midi.PrettyMIDI, one instrument per voice,
+    named Soprano, Alto, Tenor, Bass."""
+    return audio.roll_to_midi(roll, tempo, programs, MIDI_NAMES, LOWEST_PITCH, STEPS_PER_BEAT)
+
+
+def from_midi(pm: Any) -> np.ndarray:
+    """The inverse of `to_midi`: the piece (tracks, steps, pitches) of a MIDI file it wrote."""
+    return audio.midi_to_roll(pm, N_STEPS, LOWEST_PITCH, N_PITCHES, STEPS_PER_BEAT, names=MIDI_NAMES)
 
 
 def seconds(tempo: float, steps: int = N_STEPS) -> float:
