@@ -60,10 +60,6 @@ INCEPTION_LAYERS = ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "po
 INCEPTION_LAYERS += ("mixed_2", "mixed_3", "mixed_4", "mixed_5", "mixed_6", "mixed_7")
 
 
-def load_photos(folder: str | Path, split: str, holdout_fraction: float, **kwargs: Any) -> HRPhotos:
-    return HRPhotos(folder, split, holdout_fraction, **kwargs)
-
-
 class HRPhotos:
     """The photos of a folder at full size, in memory as uint8 (H, W, 3) arrays, with the stable
     held-out split of training.data (`is_holdout`). Photos smaller than `min_side` on a side (too
@@ -262,7 +258,11 @@ class SuperresTask(TrainTask):
         self.init_from: str | None = None
         resuming = (args.resume or args.export_only) and (Path(args.out) / "state.pt").exists()
         init_state = None
-        if self.gan and not resuming:
+        if resuming:  # the architecture and starting point of the run being continued, not today's options
+            saved = torch.load(Path(args.out) / "state.pt", map_location="cpu", weights_only=True)["task_state"]
+            self.g_kwargs = dict(saved.get("g_kwargs", self.g_kwargs))
+            self.init_from = saved.get("init_from")
+        elif self.gan:
             if args.init is not None:
                 init_state = self._init_checkpoint(args.init)
             elif (default_init() / "card.json").is_file():
@@ -306,11 +306,11 @@ class SuperresTask(TrainTask):
                 "content_layer": self.content_layer,
                 "init": self.init_from,
             }
-        self.data = load_photos(
+        self.data = HRPhotos(
             args.data, "train", self.holdout_fraction, min_side=self.crop, limit=args.limit, progress=args.progress
         )
         self.sampler = EpochSampler(len(self.data), args.batch_size, seed=args.seed)
-        self.held = load_photos(args.data, "holdout", self.holdout_fraction, progress=False)
+        self.held = HRPhotos(args.data, "holdout", self.holdout_fraction, progress=False)
         # the sample grid shows the centre of the first held-out photos, 128x128 or as much as they have
         self.showcase = self.held.images[:SAMPLES]
         self.sample_side = min(SAMPLE_CROP, *(min(a.shape[:2]) for a in self.showcase)) // SCALE * SCALE
@@ -449,7 +449,7 @@ class SuperresTask(TrainTask):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict()}
+        return {"sampler": self.sampler.state_dict(), "g_kwargs": self.g_kwargs, "init_from": self.init_from}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
@@ -479,9 +479,9 @@ class SuperresTask(TrainTask):
             raise SystemExit(f"{args.checkpoint} is a {ckpt.card.get('task')!r} checkpoint, not {cls.name}")
         G = ckpt["G"]
         variant = ckpt.card.get("variant", "?")
-        sets = {"held-out": load_photos(args.data, "holdout", cls.holdout_fraction, progress=False)}
+        sets = {"held-out": HRPhotos(args.data, "holdout", cls.holdout_fraction, progress=False)}
         for folder in args.hr:
-            sets[Path(folder).name] = load_photos(folder, "all", progress=False)
+            sets[Path(folder).name] = HRPhotos(folder, "all", progress=False)
         result: dict[str, dict[str, Any]] = {}
         for name, photos in sets.items():
             t = time.time()
