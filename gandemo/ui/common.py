@@ -9,7 +9,7 @@ import html
 import inspect
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,17 +98,32 @@ def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None]) -> Non
     body(ckpt)
 
 
-def how_it_works(text: str, ckpt: registry.Checkpoint, samples_label: str) -> None:
-    """The "How it works" accordion: the explanation (with LaTeX), the model card, its samples."""
+def how_it_works(
+    text: str,
+    ckpt: registry.Checkpoint,
+    samples_label: str,
+    more: Sequence[tuple[str, registry.Checkpoint]] = (),
+) -> None:
+    """The "How it works" accordion: the explanation (with LaTeX), the model card, its samples; then
+    the card and samples of each (heading, checkpoint) in `more` (a task's other variants)."""
     with gr.Accordion("How it works", open=False):
         gr.Markdown(text, latex_delimiters=LATEX)
-        gr.Markdown("#### The shipped model\n" + card_markdown(ckpt.card))
-        samples = ckpt.folder / "samples.png"
-        if samples.is_file():
-            gr.Image(str(samples), label=samples_label, interactive=False, buttons=["download", "fullscreen"])
-        curve = ckpt.folder / "training_curve.png"
-        if curve.is_file():
-            gr.Image(str(curve), label="Measured during training", interactive=False, buttons=["fullscreen"])
+        for heading, shown in [("The shipped model", ckpt), *more]:
+            gr.Markdown(f"#### {heading}\n" + card_markdown(shown.card))
+            samples = shown.folder / "samples.png"
+            if samples.is_file():
+                gr.Image(str(samples), label=samples_label, interactive=False, buttons=["download", "fullscreen"])
+            curve = shown.folder / "training_curve.png"
+            if curve.is_file():
+                gr.Image(str(curve), label="Measured during training", interactive=False, buttons=["fullscreen"])
+
+
+def image_source(value: Any) -> Any:
+    """What `gandemo.imaging` decodes, from what an image input hands a `preprocess=False` handler (the
+    file's data as a dict with its path) or an in-process caller passes (path, bytes, PIL, array)."""
+    if isinstance(value, dict) and "path" in value:
+        return value["path"]
+    return value
 
 
 def card_markdown(card: dict[str, Any]) -> str:

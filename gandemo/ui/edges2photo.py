@@ -24,6 +24,7 @@ from gandemo import registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, edges2photo
 from gandemo.ui.common import endpoint, how_it_works, task_tab
+from gandemo.ui.common import image_source as _file
 from gandemo.validation import InvalidInput
 
 HOW_IT_WORKS = r"""
@@ -75,14 +76,6 @@ CANVAS = 512  # the sketchpad's canvas, px (an uploaded picture sets its own siz
 IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
 NOTHING_TO_CONVERT = "nothing to convert: draw the outline of a shoe, or upload an edge map or a photo"
 EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "edges2photo"
-
-
-def _file(value: Any) -> Any:
-    """What `load_image` decodes, from what an image input hands over with preprocess=False (the
-    file's data as a dict with its path) or an in-process caller passes (path, bytes, PIL, array)."""
-    if isinstance(value, dict) and "path" in value:
-        return value["path"]
-    return value
 
 
 @endpoint
