@@ -373,13 +373,14 @@ class MusicTask(TrainTask):
             "held_out": flat_rolls(test),
         }
         if args.preview:
-            rows = [
+            cols = min(4, *(len(v) for v in sets.values()))
+            pictures = [
                 piano_roll_image(sets[k][i], title=f"{k} {i}")
                 for k in ("model", "baseline", "held_out")
-                for i in range(4)
+                for i in range(cols)
             ]
-            make_grid(rows, ncol=4).save(args.preview)
-            print(f"rows: model (seeds 0-3) | baseline | held-out -> {args.preview}", file=sys.stderr)
+            make_grid(pictures, ncol=cols).save(args.preview)
+            print(f"rows: model (seeds 0-{cols - 1}) | baseline | held-out -> {args.preview}", file=sys.stderr)
         measured = {k: piece_metrics(v) for k, v in sets.items()}
         sizes = {k: len(v) for k, v in sets.items()}
         how = (

@@ -1,0 +1,222 @@
+"""The music trainer on a few chorales the test writes (JSB's JSON layout): phrases on bar lines,
+transposition, WGAN-GP steps, resume, in-run and offline evaluation, the exported card."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gandemo.checkpoint import load_checkpoint, read_card
+from gandemo.nets.musegan import MuseGenerator
+from gandemo.tasks import music
+from training.cli import main, parse_train_args
+from training.music import (
+    MusicTask,
+    flat_rolls,
+    frequency_baseline,
+    load_chorales,
+    phrases,
+    shift_range,
+    to_rolls,
+)
+
+TINY = [
+    *("--g-width", "8", "--d-width", "8", "--z-dim", "4", "--batch-size", "2", "--n-critic", "2"),
+    *("--eval-n", "4", "--no-progress", "--threads", "1"),
+]
+# a I-IV-V-I progression in C, one chord a bar, SATB (MIDI pitches)
+CHORDS = [(72, 67, 64, 48), (72, 69, 65, 53), (71, 67, 62, 43), (72, 67, 64, 48)]
+
+
+def chorale(rng: np.random.Generator, bars: int, pickup: int) -> list[list[int]]:
+    """`pickup` steps of the tonic, then `bars` bars of the progression (half notes and quarters),
+    the whole piece in a random key, an occasional rest in the alto."""
+    shift = int(rng.integers(-4, 5))
+    steps = [list(CHORDS[0])] * pickup
+    for b in range(bars):
+        chord = CHORDS[b % len(CHORDS)]
+        for s in range(16):
+            voices = list(chord)
+            if s >= 8 and rng.random() < 0.5:
+                voices[0] += 2  # a passing note in the soprano's second half
+            steps.append(voices)
+    piece = [[p + shift for p in step] for step in steps]
+    if rng.random() < 0.5:
+        piece[pickup + 4][1] = -1  # a rest
+    return piece
+
+
+def write_chorales(folder: Path, counts=(6, 2, 2), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    data = {
+        split: [chorale(rng, bars=int(rng.integers(4, 7)), pickup=int(rng.choice([0, 4]))) for _ in range(n)]
+        for split, n in zip(("train", "valid", "test"), counts, strict=True)
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Jsb16thSeparated.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.fixture
+def chorales(tmp_path: Path) -> Path:
+    return write_chorales(tmp_path / "music")
+
+
+def run(data: Path, out: Path, *extra: str) -> int:
+    return main(["music", "--data", str(data), "--out", str(out), *TINY, *extra])
+
+
+def test_phrases_start_on_bar_lines_counted_back_from_the_end():
+    piece = np.arange(4 + 5 * 16, dtype=np.int16)[:, None].repeat(4, 1)  # a pickup of 4, then 5 bars
+    got = phrases([piece], hop_bars=1)
+    assert got.shape == (2, 4, 64)
+    assert got[:, 0, 0].tolist() == [4, 20]  # bar lines at 4, 20, 36, ...
+    assert phrases([piece], hop_bars=4).shape[0] == 1
+    assert phrases([piece[:60]]).shape[0] == 0  # shorter than 4 bars: no phrase
+
+
+def test_loader_reads_the_three_splits_and_rests(chorales: Path):
+    data = load_chorales(chorales)
+    assert {k: len(v) for k, v in data.items()} == {"train": 6, "valid": 2, "test": 2}
+    assert all(p.dtype == np.int16 and p.shape[1] == 4 for v in data.values() for p in v)
+    assert load_chorales(chorales / "Jsb16thSeparated.json")["test"][0].tolist() == data["test"][0].tolist()
+    with pytest.raises(FileNotFoundError, match="Jsb16thSeparated.json"):
+        load_chorales(chorales / "nowhere")
+
+
+def test_rolls_put_each_voice_on_its_pitch_and_rests_nowhere():
+    phr = np.full((1, 4, 64), -1, np.int16)
+    phr[0, 0, :] = 72
+    phr[0, 3, 10:20] = 36
+    rolls = to_rolls(phr)
+    assert rolls.shape == (1, 4, 4, 16, 48)
+    flat = rolls.flatten(2, 3)
+    assert flat[0, 0, :, 72 - 36].all() and flat[0, 0].sum() == 64
+    assert flat[0, 3, 10:20, 0].all() and flat[0, 3].sum() == 10 and flat[0, 1:3].sum() == 0
+    up = to_rolls(phr, torch.tensor([5])).flatten(2, 3)
+    assert up[0, 0, :, 77 - 36].all() and up[0, 3, 10:20, 5].all()
+    with pytest.raises(ValueError, match="outside MIDI 36..83"):
+        to_rolls(phr, torch.tensor([-1]))
+
+
+def test_transpositions_stay_in_range_and_reach_every_key(chorales: Path, tmp_path: Path):
+    phr = np.full((2, 4, 64), 60, np.int16)
+    phr[0, 3] = 36  # the bass at the bottom of the range: can only go up
+    lo, hi = shift_range(phr, 6)
+    assert (lo.tolist(), hi.tolist()) == ([0, -6], [5, 5])
+    args = parse_train_args(MusicTask, ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY])
+    task = MusicTask(args, torch.device("cpu"))
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        batch = task.next_batch()
+        assert batch.shape == (2, 2, 4, 4, 16, 48)
+        flat = batch.flatten(3, 4)
+        assert set(flat.unique().tolist()) <= {0.0, 1.0} and (flat.sum(-1) <= 1).all()  # one note a voice
+        lowest = flat[..., 3, :, :].nonzero()[:, -1].min()
+        seen.add(int(lowest))
+    assert len(seen) >= 8  # the bass's lowest note moves with the key
+
+
+def test_gradient_penalty_is_zero_for_a_unit_slope_critic(chorales: Path, tmp_path: Path):
+    args = parse_train_args(MusicTask, ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY])
+    task = MusicTask(args, torch.device("cpu"))
+    real, fake = torch.rand(3, 4, 4, 16, 48), torch.rand(3, 4, 4, 16, 48)
+    n = real[0].numel()
+    unit = lambda x: x.flatten(1).sum(1) / n**0.5  # noqa: E731  (gradient norm exactly 1)
+    assert task.gradient_penalty(unit, real, fake).item() == pytest.approx(0, abs=1e-8)
+    steep = lambda x: 3 * x.flatten(1).sum(1) / n**0.5  # noqa: E731
+    assert task.gradient_penalty(steep, real, fake).item() == pytest.approx(4.0, rel=1e-5)
+
+
+def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(chorales: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(chorales, out, "--steps", "2", "--sample-every", "1") == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["step"] == 2 and set(state["models"]) == {"G", "D"}
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert header == ["step", "seconds", "loss_d", "wasserstein", "gp", "loss_g"]
+    ckpt = load_checkpoint(out / "checkpoint")
+    G = ckpt["G"]
+    assert isinstance(G, MuseGenerator) and not G.training and set(ckpt.modules) == {"G"}
+    card = ckpt.card
+    assert card["task"] == "music" and card["arch"]["G"]["kwargs"]["width"] == 8
+    assert card["hyperparameters"]["n_critic"] == 2 and card["hyperparameters"]["gp_weight"] == 10
+    data = load_chorales(chorales)
+    assert card["data"]["items"] == len(phrases(data["train"]))
+    assert "random transposition by -6..+5 semitones" in card["data"]["augmentation"]
+    held = card["held_out_metrics"]
+    test_phrases = phrases(data["test"], hop_bars=4)
+    assert held["pieces"] == len(test_phrases) and held["split"] == "test"
+    assert held["values"] == music.piece_metrics(flat_rolls(test_phrases))
+    assert "WGAN-GP" in card["objective"] and ">= 0.5" in card["inference"]
+    grid = Image.open(out / "checkpoint" / "samples.png")  # seeds 0-3 as 2 x 2 piano rolls
+    one = music.piano_roll_image(np.zeros((4, 64, 48), bool))
+    assert grid.size == (2 * one.width + 3 * 2, 2 * one.height + 3 * 2)
+    assert (out / "samples" / "step_000002.png").is_file()
+    assert music.render(G, music.latents(0, 1, G.latent_dim)).shape == (1, 4, 64, 48)
+
+
+def test_training_changes_both_players_and_resume_continues_exactly(chorales: Path, tmp_path: Path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(chorales, straight, "--steps", "3") == 0
+    assert run(chorales, split, "--steps", "1") == 0
+    before = torch.load(split / "state.pt", weights_only=True)["models"]
+    assert run(chorales, split, "--steps", "3", "--resume") == 0
+    after = torch.load(split / "state.pt", weights_only=True)["models"]
+    for net in ("G", "D"):
+        assert any(not torch.equal(v, after[net][k]) for k, v in before[net].items() if v.is_floating_point())
+    a = torch.load(straight / "state.pt", weights_only=True)["models"]
+    for net in ("G", "D"):
+        for k, v in a[net].items():
+            assert torch.equal(v, after[net][k]), f"{net}.{k} differs after resume"
+
+
+def test_in_run_evaluation_measures_the_metric_gap_and_keeps_the_best(chorales: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(chorales, out, "--steps", "2", "--eval-every", "1") == 0
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert set(music.METRIC_LABELS) | {"metric_gap"} <= set(rows[0])
+    assert all(float(r["metric_gap"]) >= 0 for r in rows)
+    assert load_checkpoint(out / "best").card["training"]["steps"] in (1, 2)
+
+
+def test_frequency_baseline_keeps_each_voices_pitches_and_nothing_else():
+    phr = np.full((3, 4, 64), -1, np.int16)
+    phr[:, 0, :] = 72
+    phr[:, 2, :32] = 55
+    base = frequency_baseline(phr, 50)
+    assert base.shape == (50, 4, 64, 48)
+    assert base[:, 0, :, 72 - 36].all() and base[:, 0].sum() == 50 * 64  # always on: frequency 1
+    assert 0.3 < base[:, 2, :, 55 - 36].mean() < 0.7 and base[:, [1, 3]].sum() == 0
+
+
+def test_evaluate_measures_model_baseline_training_and_held_out_phrases(chorales: Path, tmp_path: Path):
+    assert run(chorales, tmp_path / "run", "--steps", "1") == 0
+    folder, preview = tmp_path / "run" / "checkpoint", tmp_path / "preview.png"
+    args = ["evaluate", "music", "--checkpoint", str(folder), "--data", str(chorales), "--n", "12"]
+    assert main([*args, "--preview", str(preview), "--threads", "1"]) == 0
+    m = read_card(folder)["metrics"]
+    assert set(m) == {*music.METRIC_LABELS.values(), "gap to held-out chorales"}
+    for label in music.METRIC_LABELS.values():
+        assert {"model", "baseline", "real", "held_out", "generated", "method"} == m[label].keys()
+        assert m[label]["generated"] == 12
+    data = load_chorales(chorales)
+    held = music.piece_metrics(flat_rolls(phrases(data["test"], hop_bars=4)))
+    assert m["empty bars"]["held_out"] == pytest.approx(held["empty_bars"]["mean"], abs=1e-4)
+    assert m["chords within a voice (polyphony)"]["held_out"] == 0  # each voice is one line
+    assert m["chords within a voice (polyphony)"]["baseline"] > 0  # independent cells: chords happen
+    assert m["gap to held-out chorales"]["held_out"] == 0
+    assert m["gap to held-out chorales"]["baseline"] > m["gap to held-out chorales"]["real"]
+    G = load_checkpoint(folder)["G"]  # the card still verifies; the model's numbers are its seeds 0..11
+    made = music.piece_metrics(music.render(G, torch.cat([music.latents(s, 1, G.latent_dim) for s in range(12)])))
+    want = made["qualified_notes"]["mean"]
+    got = m["qualified notes (an eighth or longer)"]["model"]
+    assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want, abs=1e-4)
+    img, cols = music.piano_roll_image(np.zeros((4, 64, 48), bool)), min(4, len(phrases(data["test"], hop_bars=4)))
+    assert Image.open(preview).size == (cols * img.width + (cols + 1) * 2, 3 * img.height + 4 * 2)
