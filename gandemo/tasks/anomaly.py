@@ -362,7 +362,7 @@ def score_plot(score: float, normal_scores: Sequence[float], threshold: float, t
     from matplotlib.figure import Figure
 
     normal = np.asarray(normal_scores, dtype=np.float64)
-    fig = Figure(figsize=(5.6, 1.9), dpi=100)
+    fig = Figure(figsize=(5.6, 2.2), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(normal))
@@ -377,7 +377,7 @@ def score_plot(score: float, normal_scores: Sequence[float], threshold: float, t
     ax.set_xlabel("anomaly score A(x)" + (f", {title}" if title else ""), fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.25, top=0.72)  # the top stays clear for the app's label
     fig.canvas.draw()
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 

@@ -126,7 +126,7 @@ def shortfall(card: dict[str, Any]) -> str:
     if not aims:
         return (
             "This model has not been evaluated yet, so how well it separates defects from normal products "
-            "is unknown (`python -m training evaluate anomaly ...` measures it)."
+            "is unknown (python -m training evaluate anomaly measures it)."
         )
     if aims.get("met"):
         return ""
@@ -271,8 +271,13 @@ def categories_table(ckpts: dict[str, Checkpoint], missing: dict[str, str]) -> s
         )
     for category in missing:
         lines.append(f"| {category} | – | – | – | not trained yet |")
-    notes = [f"- **{c}**: {shortfall(k.card)}" for c, k in ckpts.items() if shortfall(k.card)]
-    notes += [f"- **{c}**: {html.escape(m, quote=False)}" for c, m in missing.items()]  # <category> stays visible
+    said: dict[str, list[str]] = {}  # one line per distinct note, naming the categories it is about
+    for c, k in ckpts.items():
+        if shortfall(k.card):
+            said.setdefault(shortfall(k.card), []).append(c)
+    for c, m in missing.items():
+        said.setdefault(html.escape(m, quote=False), []).append(c)  # a command's <category> stays visible
+    notes = [f"- **{', '.join(cs)}**: {text}" for text, cs in said.items()]
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
@@ -354,7 +359,7 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
                     elem_id="anomaly-overlay",
                 )
                 mask = gr.Image(
-                    label="Defect mask (pixels above the pixel threshold)",
+                    label="Defect mask",
                     format="png",
                     interactive=False,
                     height=IMAGE_HEIGHT,
@@ -388,6 +393,7 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
         inputs=[image_in, category, method],
         label="Examples (the model's own generated normal images, some with a defect painted on by this app's code)",
         cache_examples=False,
+        elem_id="anomaly-examples",
     )
 
     settings = thresholds_text(ckpts)
