@@ -156,6 +156,33 @@ def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "music" / "default", {"G": G}, card)
 
 
+TINY_SRRESNET = {"channels": 8, "blocks": 2, "batchnorm": True, "bicubic_skip": True}
+
+
+def write_tiny_superres_checkpoints(root: Path, seed: int = 0) -> list[Path]:
+    """Untrained but valid superres checkpoints (SRResNet of 8 channels x 2 blocks, starting as bicubic
+    plus a little) under `root/superres/gan` and `root/superres/psnr`."""
+    from gandemo.nets.srgan import SRResNet
+
+    folders = []
+    for i, variant in enumerate(("gan", "psnr")):
+        torch.manual_seed(seed + i)
+        G = SRResNet(**TINY_SRRESNET).eval()
+        card = {
+            "task": "superres",
+            "variant": variant,
+            "arch": {"G": arch_entry(G, TINY_SRRESNET)},
+            "data": {"name": "test", "items": 0, "resolution": "96x96 crops", "held_out": "none"},
+            "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+            "hyperparameters": {"batch_size": 2, "lr": 2e-4, "crop": 96},
+            "objective": "pixel MSE (SRResNet)" if variant == "psnr" else "content + 0.001 x adversarial",
+            "content_loss": "pixel MSE" if variant == "psnr" else "a stand-in",
+            "metrics": {},
+        }
+        folders.append(save_checkpoint(root / "superres" / variant, {"G": G}, card))
+    return folders
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
@@ -169,6 +196,7 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for category, channels in (("magnetic_tile", 1), ("metal_plate", 3), ("transistor", 3)):
         write_tiny_anomaly_checkpoint(root, category, channels)
     write_tiny_music_checkpoint(root)
+    write_tiny_superres_checkpoints(root)
     return root
 
 
