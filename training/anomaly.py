@@ -682,10 +682,13 @@ class AnomalyTask(ImageTask):
             G = models["G"]
             train_paths = list_images(data / "train" / "good")[:64]
             train_x = ModelImages(decode(train_paths)[0], train_paths, G.image_size, G.channels).batch(slice(None))
+            # the reference for "does G reproduce anything?": the residual of the average training image
+            average = float((train_x - train_x.mean(0)).abs().mean() / 2)
             for method, f in found.items():
-                train_scores, _ = task.score_batches(
+                train_scores, train_heat = task.score_batches(
                     method, models, train_x, iterations, sigma=float(block["heatmap_sigma"])
                 )
+                residual = float(train_heat.mean())  # the heatmap's mean is the residual R (smoothing keeps it)
                 s = f["scores"]
                 tr, good, bad = (
                     float(np.median(train_scores)),
@@ -696,14 +699,21 @@ class AnomalyTask(ImageTask):
                     f"{method}: median score of training images {tr:.4g}, of new normal images {good:.4g}, of "
                     f"defective images {bad:.4g}"
                 )
-                if good > 1.15 * tr:
+                if residual >= 0.8 * average:
                     text += (
-                        "; new normal images are reproduced worse than training ones, so the model has learnt "
-                        "its training images more than what normal looks like, and normal variation it has not "
-                        "seen scores like a defect"
+                        f"; G reproduces its own training images no better than their average image does "
+                        f"(residual {residual:.3f} vs {average:.3f}): it has not learnt the product's detail (too "
+                        "few steps, or a collapsed generator), so every image scores alike"
                     )
-                if bad < 1.15 * good:
-                    text += "; defective images score barely higher than normal ones: G reproduces the defects too"
+                else:
+                    if good > 1.15 * tr:
+                        text += (
+                            "; new normal images are reproduced worse than training ones, so the model has learnt "
+                            "its training images more than what normal looks like, and normal variation it has "
+                            "not seen scores like a defect"
+                        )
+                    if bad < 1.15 * good:
+                        text += "; defective images score barely higher than normal ones: G reproduces the defects too"
                 if f["pixel"] >= 0.8 and f["image"] < AIM_AUROC:
                     text += (
                         f"; the heatmap does find defect pixels (pixel AUROC {f['pixel']:.3f}), but the whole-image "

@@ -32,7 +32,7 @@ from gandemo.checkpoint import Checkpoint
 from gandemo.registry import ModelUnavailable
 from gandemo.tasks import TASKS, TaskSpec
 from gandemo.tasks import anomaly as task
-from gandemo.ui.common import card_markdown, endpoint, how_it_works, task_tab
+from gandemo.ui.common import endpoint, how_it_works, image_source, task_tab
 from gandemo.validation import InvalidInput
 
 TASK = "anomaly"
@@ -103,13 +103,6 @@ def search_threads() -> int:
     return n
 
 
-def _file(value: Any) -> Any:
-    """What the decoder reads, from an image input's raw value (file data dict) or a direct value."""
-    if isinstance(value, dict) and "path" in value:
-        return value["path"]
-    return value
-
-
 def _thresholds(ckpt: Checkpoint, category: str, method: str) -> dict[str, Any]:
     entry = task.thresholds(ckpt.card, method)
     if entry is None:
@@ -150,7 +143,7 @@ def detect_anomaly(
     category = task.check_category(category, spec.variants)
     method = task.check_method(method)
     iterations = task.check_iterations(iterations)
-    source = _file(image)
+    source = image_source(image)
     if source is None:
         raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
     original = task.check_image(source)  # decoded and checked before any model work
@@ -398,13 +391,11 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
 
     settings = thresholds_text(ckpts)
     how_it_works(
-        HOW_IT_WORKS + ("\n" + settings if settings else ""), default, "G's images | normal val images | G(E(x))"
+        HOW_IT_WORKS + ("\n" + settings if settings else ""),
+        default,
+        "G's images | normal val images | G(E(x))",
+        more=[(f"The {c} model", k) for c, k in ckpts.items() if k is not default],
     )
-    others = {c: k for c, k in ckpts.items() if k is not default}
-    if others:
-        with gr.Accordion("The other categories' model cards", open=False):
-            for name, ckpt in others.items():
-                gr.Markdown(f"#### {name}\n" + card_markdown(ckpt.card))
 
     inputs = [image_in, category, method, iterations]
     outputs = [overlay, mask, recon, score, verdict, plot, seconds]
