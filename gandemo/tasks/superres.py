@@ -193,9 +193,10 @@ def upscale(G: nn.Module, image: Any, progress: Progress | None = None) -> Upsca
     """Any picture (path, bytes, PIL, array; any mode; EXIF orientation applied) -> its 4x enlargement
     by the model and by bicubic. Grey stays grey, an alpha channel is enlarged by bicubic and kept."""
     colour, alpha = decode(image)
-    pixels = np.asarray(colour)
-    model = Image.fromarray(_model_upscale(G, pixels, progress))
-    bicubic = Image.fromarray(bicubic_array(pixels))
+    # one big picture alive at a time where possible: the model's array becomes a PIL image and is
+    # dropped; bicubic is made by PIL directly (the same filter as bicubic_array, without its copy)
+    model = Image.fromarray(_model_upscale(G, np.asarray(colour), progress))
+    bicubic = colour.resize(model.size, Image.Resampling.BICUBIC)
     if alpha is not None:
         big_alpha = alpha.resize(model.size, Image.Resampling.BICUBIC)
         model.putalpha(big_alpha)  # L -> LA, RGB -> RGBA
