@@ -2,15 +2,18 @@
 and an adversarial loss, `gan`) makes any picture four times larger.
 
 One way through the model, for the app, training's sample grids and in-run evaluation, and the
-offline evaluation alike: `upscale_array(G, rgb)`, uint8 (H, W, 3) -> uint8 (4H, 4W, 3). It cuts
-the picture into overlapping tiles so that memory stays bounded whatever the size:
+offline evaluation alike: `upscale_bands(G, rgb)`, uint8 (H, W, 3) -> the uint8 (4H, 4W, 3) result
+band by band (`upscale_array` puts the bands into one array; the app pastes them into its PIL
+picture). It cuts the picture into overlapping tiles so that memory stays bounded whatever the size:
 - each tile is TILE x TILE input pixels and shares OVERLAP pixels with its neighbours; it is run
   with CONTEXT more pixels of real picture on every side (cut off again after), so the model sees
   nearly what it would see untiled (`SRResNet.receptive_radius` pixels would make it exact);
 - the tiles' outputs are blended with linear ramps across the shared band, so whatever
   difference remains fades from one tile to the next instead of showing as a seam;
-- output rows are written as uint8 as soon as no later tile touches them: the float buffers hold
-  one band of tiles, never the whole picture.
+- output rows are handed out as uint8 as soon as no later tile touches them: the float buffers
+  hold one band of tiles, never the whole picture. Peak memory is then the network's work on one
+  tile (about 80 MB per feature map at 4x for 160x160 input pixels and 48 channels) plus the
+  output pictures themselves (benchmarks/superres_speed.py measures it for a 2000x2000 input).
 A picture of at most TILE x TILE pixels is one tile, i.e. the plain untiled network.
 
 `upscale(G, image)` is what a user gets: any decodable picture (any mode, EXIF orientation
@@ -23,7 +26,7 @@ on the luma Y, 4-px border shaved).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,16 +112,17 @@ def _ramp(n: int, ramp_in: int, ramp_out: int) -> np.ndarray:
     return w
 
 
-def upscale_array(
+def upscale_bands(
     G: nn.Module,
     rgb: np.ndarray,
     tile: int = TILE,
     overlap: int = OVERLAP,
     context: int = CONTEXT,
     progress: Progress | None = None,
-) -> np.ndarray:
-    """The one way pictures are upscaled: uint8 (H, W, 3) -> uint8 (4H, 4W, 3), in overlapping
-    blended tiles (see the module's docstring). `progress(done, total)` is called after each tile."""
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The model's 4x of a uint8 (H, W, 3) picture in overlapping blended tiles (see the module's
+    docstring), handed out top to bottom as (first output row, uint8 rows (n, 4W, 3)) as soon as no
+    later tile reaches those rows. `progress(done, total)` is called after each tile."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB array (H, W, 3), got shape {rgb.shape}")
@@ -126,7 +130,6 @@ def upscale_array(
     s = SCALE
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     total, done = len(ys) * len(xs), 0
-    out = np.empty((s * h, s * w, 3), np.uint8)
     ramp = s * overlap
     carry: tuple[np.ndarray, np.ndarray] | None = None  # rows the previous band shares with this one
     for r, y0 in enumerate(ys):
@@ -152,9 +155,29 @@ def upscale_array(
                 progress(done, total)
         # rows above the next band's first row are final: no later tile reaches them
         final = s * ((ys[r + 1] if r + 1 < len(ys) else h) - y0)
-        pixels = (acc[:final] / wsum[:final, :, None] + 1.0) * 127.5
-        out[s * y0 : s * y0 + final] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        band = acc[:final]  # turned into pixels in place: a 2000-px-wide band is ~50 MB of floats
+        np.divide(band, wsum[:final, :, None], out=band)
+        band += 1.0
+        band *= 127.5
+        np.clip(np.rint(band, out=band), 0, 255, out=band)
+        yield s * y0, band.astype(np.uint8)
         carry = (acc[final:], wsum[final:])
+
+
+def upscale_array(
+    G: nn.Module,
+    rgb: np.ndarray,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    context: int = CONTEXT,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """The one way pictures are upscaled: uint8 (H, W, 3) -> uint8 (4H, 4W, 3), in overlapping
+    blended tiles (`upscale_bands`). `progress(done, total)` is called after each tile."""
+    h, w = np.shape(rgb)[:2]
+    out = np.empty((SCALE * h, SCALE * w, 3), np.uint8)
+    for y, rows in upscale_bands(G, rgb, tile, overlap, context, progress):
+        out[y : y + len(rows)] = rows
     return out
 
 
@@ -163,13 +186,17 @@ def bicubic_array(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return metrics.bicubic_resize(image, (image.shape[1] * scale, image.shape[0] * scale))
 
 
-def _model_upscale(G: nn.Module, colour: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-    """`upscale_array` for an RGB (H, W, 3) or a greyscale (H, W) picture; grey comes back grey
-    (the model sees R = G = B; its output's luma is kept, by PIL's ITU-R 601 weights)."""
-    if colour.ndim == 3:
-        return upscale_array(G, colour, progress=progress)
-    rgb = upscale_array(G, np.repeat(colour[..., None], 3, axis=2), progress=progress)
-    return np.asarray(Image.fromarray(rgb).convert("L"))
+def _model_upscale(G: nn.Module, colour: np.ndarray, progress: Progress | None = None) -> Image.Image:
+    """The model's 4x of an RGB (H, W, 3) or a greyscale (H, W) picture as a PIL image, filled band
+    by band (no second full-size copy); grey comes back grey (the model sees R = G = B; its
+    output's luma is kept, by PIL's ITU-R 601 weights)."""
+    grey = colour.ndim == 2
+    rgb = np.repeat(colour[..., None], 3, axis=2) if grey else colour
+    out = Image.new("L" if grey else "RGB", (SCALE * colour.shape[1], SCALE * colour.shape[0]))
+    for y, rows in upscale_bands(G, rgb, progress=progress):
+        band = Image.fromarray(rows)
+        out.paste(band.convert("L") if grey else band, (0, y))
+    return out
 
 
 # ---- what the app calls -----------------------------------------------------------------------------
@@ -193,9 +220,9 @@ def upscale(G: nn.Module, image: Any, progress: Progress | None = None) -> Upsca
     """Any picture (path, bytes, PIL, array; any mode; EXIF orientation applied) -> its 4x enlargement
     by the model and by bicubic. Grey stays grey, an alpha channel is enlarged by bicubic and kept."""
     colour, alpha = decode(image)
-    # one big picture alive at a time where possible: the model's array becomes a PIL image and is
-    # dropped; bicubic is made by PIL directly (the same filter as bicubic_array, without its copy)
-    model = Image.fromarray(_model_upscale(G, np.asarray(colour), progress))
+    # no more full-size copies than needed: the model's picture is filled band by band, and bicubic is
+    # made by PIL directly (the same filter as bicubic_array, without its numpy copy)
+    model = _model_upscale(G, np.asarray(colour), progress)
     bicubic = colour.resize(model.size, Image.Resampling.BICUBIC)
     if alpha is not None:
         big_alpha = alpha.resize(model.size, Image.Resampling.BICUBIC)
@@ -212,6 +239,6 @@ def quality_check(G: nn.Module, image: Any) -> dict[str, dict[str, float]]:
     hr = metrics.modcrop(np.asarray(colour))
     lr = metrics.bicubic_downscale(hr)
     result = {}
-    for name, sr in (("bicubic", bicubic_array(lr)), ("model", _model_upscale(G, lr))):
+    for name, sr in (("bicubic", bicubic_array(lr)), ("model", np.asarray(_model_upscale(G, lr)))):
         result[name] = {"psnr_y": metrics.psnr_y(sr, hr), "ssim_y": metrics.ssim_y(sr, hr)}
     return result
