@@ -164,7 +164,9 @@ def _body(ckpt: Checkpoint) -> None:
     )
     choices = program_choices()
     with gr.Row():
-        seed = gr.Number(value=SEED_DEFAULT, precision=0, label=f"Seed (0–{music.SEED_MAX:,})", scale=3)
+        seed = gr.Number(
+            value=SEED_DEFAULT, precision=0, label=f"Seed (0–{music.SEED_MAX:,})", scale=3, elem_id="music-seed"
+        )
         dice = gr.Button("🎲", scale=0, min_width=60)
         tempo = gr.Slider(
             music.TEMPO_MIN,
@@ -180,7 +182,7 @@ def _body(ckpt: Checkpoint) -> None:
             with gr.Column(min_width=160):
                 programs.append(gr.Dropdown(choices, value=default, label=f"{track.capitalize()} instrument"))
                 mutes.append(gr.Checkbox(value=False, label=f"Mute {track}"))
-    compose = gr.Button("Compose", variant="primary")
+    compose = gr.Button("Compose", variant="primary", elem_id="music-compose")
     with gr.Row():
         with gr.Column(scale=3):
             player = gr.Audio(

@@ -1,0 +1,70 @@
+"""Compose a piece in the Music tab in headless Chromium and check that the page offers audio the
+browser itself can decode and play, a piano roll, the MIDI file and the metrics."""
+
+# The browser fetches the player's WAV and decodes it with the Web Audio API (no sound device
+# needed): its length in seconds and its loudest sample.
+_DECODE = """async url => {
+    const data = await (await fetch(url)).arrayBuffer();
+    const ctx = new OfflineAudioContext(1, 44100, 44100);
+    const buf = await ctx.decodeAudioData(data);
+    const x = buf.getChannelData(0);
+    let peak = 0;
+    for (let i = 0; i < x.length; i++) peak = Math.max(peak, Math.abs(x[i]));
+    return [buf.duration, peak];
+}"""
+
+
+def _open_tab(page):
+    page.get_by_role("tab", name="Music").click()
+    page.locator("#music-compose").wait_for(timeout=10_000)
+
+
+def _wav_url(page, old: str = "") -> str:
+    page.wait_for_function(
+        "old => { const a = document.querySelector('#music-audio a.download-link');"
+        " return a && a.href.endsWith('.wav') && a.href !== old; }",
+        arg=old,
+        timeout=60_000,
+    )
+    return page.evaluate("() => document.querySelector('#music-audio a.download-link').href")
+
+
+def test_compose_gives_playable_audio_a_piano_roll_midi_and_metrics(page):
+    _open_tab(page)
+    page.locator("#music-seed input").fill("11")
+    page.locator("#music-seed input").press("Tab")
+    page.locator("#music-compose").click()
+    url = _wav_url(page)
+    assert "chorale_seed11_80bpm.wav" in url
+    seconds, peak = page.evaluate(_DECODE, url)
+    assert abs(seconds - (64 / 4 * 60 / 80 + 1.0)) < 0.01 and peak > 0.5  # 12 s of piece + 1 s tail, not silent
+    roll = page.locator("#music-roll img").first
+    roll.wait_for(timeout=30_000)
+    assert roll.evaluate("i => i.naturalWidth") > 500
+    page.wait_for_function(
+        "() => document.querySelector('#music-midi').innerText.replace(/\\s/g, '')"
+        ".includes('chorale_seed11_80bpm.mid')",
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#music-metrics').innerText.includes('qualified notes')", timeout=30_000
+    )
+    assert (
+        "FluidSynth" in page.locator("#music-engine").inner_text()
+        or "sine" in page.locator("#music-engine").inner_text()
+    )
+
+
+def test_a_bad_seed_shows_a_plain_error_and_the_next_compose_works(page):
+    _open_tab(page)
+    before = page.evaluate(
+        "() => { const a = document.querySelector('#music-audio a.download-link'); return a ? a.href : ''; }"
+    )
+    page.locator("#music-seed input").fill("-3")
+    page.locator("#music-seed input").press("Tab")
+    page.locator("#music-compose").click()
+    page.get_by_text("seed must be from 0").first.wait_for(timeout=30_000)
+    page.locator("#music-seed input").fill("12")
+    page.locator("#music-seed input").press("Tab")
+    page.locator("#music-compose").click()
+    assert "chorale_seed12_80bpm.wav" in _wav_url(page, before)
