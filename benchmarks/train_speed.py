@@ -40,6 +40,20 @@ def synthetic_images(folder: Path, n: int = 160, size: int = 96) -> Path:
     return folder
 
 
+def task_data(name: str, images: Path) -> Path:
+    """What a trainer's --data reads: a folder of images, or a task's own layout (made by that task's
+    benchmark) where a plain folder does not fit."""
+    if name == "edges2photo":  # A|B pairs
+        from benchmarks.edges2photo_latency import pair_folder
+
+        return pair_folder(images.parent / "pairs", 64)
+    if name == "anomaly":  # one category in the MVTec layout
+        from benchmarks.anomaly_speed import mvtec_tree
+
+        return mvtec_tree(images.parent / "mvtec")
+    return images
+
+
 def step_seconds(name: str, data: Path, channels_last: bool, bf16: bool, steps: int) -> tuple[float, int]:
     """Median seconds of one training step and its batch size."""
     cls = task_class(name)
@@ -102,7 +116,9 @@ def main() -> None:
         for name in trainable_tasks():
             base = None
             for label, cl, bf16 in setups:
-                s, batch = step_seconds(name, data, cl, bf16, args.steps if not (bf16 and not native) else 2)
+                s, batch = step_seconds(
+                    name, task_data(name, data), cl, bf16, args.steps if not (bf16 and not native) else 2
+                )
                 base = base or s
                 rows.append(
                     (f"{name} training step ({batch} images)", label, f"{s:.3f} s", f"{batch / s:.0f}", base / s)
