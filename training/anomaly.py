@@ -232,8 +232,9 @@ class AnomalyTask(ImageTask):
     # with 1 thread while another training run kept both cores busy (so only roughly what 1 idle core does):
     #   64x64, ngf = ndf = nef = 32, batch 32: a stage-1 step (D + G) 0.35-0.40 s, a stage-2 step (E) ~0.25 s
     #   128x128 at the same widths: ~4x a 64x64 step, which the CPU budget cannot afford
-    # With 2 threads on 2 idle cores a step should take ~0.2-0.3 s, so the cpu preset's 7,000 + 2,000 steps
-    # take ~30-45 min per category, plus ~2-4 min of calibration at export. It trains at 64x64 (the heatmap is
+    # With 2 threads on 2 idle cores a step should take ~0.2-0.3 s (an estimate: idle cores were not to be had),
+    # so the cpu preset's 7,000 + 2,000 steps take ~30-45 min per category, plus ~2-4 min of calibration at
+    # export (a batched latent search costs ~4.6 ms per image and iteration). It trains at 64x64 (the heatmap is
     # mapped back to the images' 128x128). The gpu preset trains at the data's 128x128 with DCGAN's widths;
     # it has not been timed on a GPU.
     presets = {
