@@ -1,0 +1,186 @@
+"""Music speed: median seconds from a click on Compose to playable audio, on the CPU.
+
+The click is `compose_music(seed, tempo)`: check the inputs, run G, threshold, write the MIDI,
+render the audio (FluidSynth with the General MIDI SoundFont where installed), draw the piano roll,
+measure the metrics. Measured two ways: via the API (`python app.py` on a free port, cold start
+measured, called through gradio_client, which also downloads the WAV, the PNG and the MIDI) and
+in-process, part by part (`gandemo.tasks.music` and `gandemo.audio`, no HTTP). Every repeat uses
+another seed, so each is a new piece. Prints a table.
+
+The model is the shipped music checkpoint if there is one. Otherwise it is an untrained G of the
+cpu preset's size (the same architecture and cost), with its weights redrawn at unit gain and
+its note bias at -3.75 (`--note-bias`), so that it writes about as many notes as a chorale phrase
+has (61 on average in the test split; the table gives the mean): an untrained G straight from its
+initialisation switches every note on or none, and FluidSynth's time grows with the notes.
+
+    .venv/bin/python benchmarks/music_latency.py [--repeats 7] [--threads 1] [--tempo 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._server import rss_mb, start_app  # noqa: E402
+
+TASK = "music"
+
+
+def model_root(tmp: Path, note_bias: float) -> tuple[Path | None, str]:
+    """(checkpoint root to use, None = the app's own; what the model is, in words)."""
+    from gandemo import registry
+
+    if registry.status(TASK) is None:
+        return None, f"the shipped checkpoint ({registry.checkpoint_dir(TASK)})"
+    import torch
+
+    from gandemo.checkpoint import arch_entry, save_checkpoint
+    from gandemo.nets.musegan import MuseGenerator, TrackLinear
+    from gandemo.tasks import music
+    from training.task import task_class
+
+    preset = task_class(TASK).presets["cpu"]
+    kwargs = {
+        "n_tracks": len(music.TRACKS),
+        "n_bars": music.N_BARS,
+        "steps_per_bar": music.STEPS_PER_BAR,
+        "n_pitches": music.N_PITCHES,
+        "z_dim": 32,
+        "width": preset["g_width"],
+        "temporal_width": 128,
+    }
+    torch.manual_seed(0)
+    G = MuseGenerator(**kwargs).eval()
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, TrackLinear | torch.nn.Linear):
+                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
+                m.weight.normal_(0, (2 / fan_in) ** 0.5)
+        G.semitone_bias.fill_(note_bias)
+    card = {"task": TASK, "variant": "default", "arch": {"G": arch_entry(G, kwargs)}, "metrics": {}}
+    save_checkpoint(tmp / TASK / "default", {"G": G}, card)
+    params = sum(p.numel() for p in G.parameters()) / 1e6
+    return tmp, (
+        f"NO music checkpoint is shipped yet: an UNTRAINED G of the cpu preset's size (width {kwargs['width']}, "
+        f"{params:.2f} M parameters; the same cost), weights at unit gain and note bias {note_bias:g} for sparse notes"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1, help="GANDEMO_THREADS for the server and in-process runs")
+    p.add_argument("--tempo", type=int, default=80, help="beats per minute (the default; 4 bars last 12 s)")
+    p.add_argument("--note-bias", type=float, default=-3.75, help="the untrained stand-in's note bias")
+    args = p.parse_args()
+
+    import torch
+    from gradio_client import Client
+
+    from gandemo import audio, registry
+    from gandemo.tasks import music
+
+    n, tempo = args.repeats, args.tempo
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root, what = model_root(Path(tmp) / "checkpoints", args.note_bias)
+        env = {registry.ENV_ROOT: str(root)} if root else {}
+        server, url, cold = start_app(args.threads, **env)
+        try:
+            client = Client(url, verbose=False)
+            rows.append(("app cold start (process start → page served)", f"{cold:.2f} s"))
+            t0 = time.perf_counter()
+            client.predict(1000, tempo, api_name="/compose_music")  # the first: loads G and the SoundFont
+            rows.append(
+                ("first compose_music after start (loads G and the SoundFont)", f"{time.perf_counter() - t0:.2f} s")
+            )
+            times = []
+            for seed in range(n):
+                t0 = time.perf_counter()
+                client.predict(seed, tempo, api_name="/compose_music")
+                times.append(time.perf_counter() - t0)
+            rows.append(
+                (
+                    f"**click → audio: compose_music via the API, WAV + PNG + MIDI downloaded** (median of {n})",
+                    f"**{statistics.median(times):.2f} s**",
+                )
+            )
+            rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
+            client.close()
+        finally:
+            server.terminate()
+            server.wait()
+
+        torch.set_num_threads(args.threads)
+        if root:
+            os.environ[registry.ENV_ROOT] = str(root)
+            registry.clear()
+        G = registry.get(TASK)["G"]  # as the app holds it
+        seeds = iter(range(10_000, 20_000))
+        parts: dict[str, list[float]] = {}
+        notes = []
+        engine = ""
+
+        def timed(name: str, fn):
+            t0 = time.perf_counter()
+            out = fn()
+            parts.setdefault(name, []).append(time.perf_counter() - t0)
+            return out
+
+        warm = np.eye(64, 48, dtype=bool)[None].repeat(4, 0)
+        audio.render_audio(music.to_midi(warm, tempo, [0] * 4), 1.0)  # loads the SoundFont once
+        for i in range(n + 1):
+            seed = next(seeds)
+            t_all = time.perf_counter()
+            roll = timed(
+                "G + threshold (music.render)", lambda s=seed: music.render(G, music.latents(s, 1, G.latent_dim))[0]
+            )
+            if not roll.any():
+                continue
+            midi = timed("MIDI (music.to_midi)", lambda r=roll: music.to_midi(r, tempo, music.DEFAULT_PROGRAMS))
+            sound = timed("audio (audio.render_audio)", lambda m=midi: audio.render_audio(m, music.seconds(tempo)))
+            timed("WAV encoding", lambda s=sound: audio.wav_bytes(s))
+            timed("piano-roll picture", lambda r=roll: music.piano_roll_image(r))
+            timed("metrics", lambda r=roll: music.piece_metrics(r[None]))
+            total = time.perf_counter() - t_all
+            if i:  # the first is a warm-up
+                parts.setdefault("**all of it**", []).append(total)
+                notes.append(sum(len(inst.notes) for inst in midi.instruments))
+                engine = sound.engine
+            else:
+                for v in parts.values():
+                    v.clear()
+        for name, values in parts.items():
+            rows.append((f"{name}, in-process (median of {len(values)})", f"{statistics.median(values) * 1000:.0f} ms"))
+        rows.append(("notes per piece (mean; a chorale phrase has 61)", f"{np.mean(notes):.0f}"))
+        rows.append(("audio engine", engine))
+        pm = music.to_midi(roll, tempo, music.DEFAULT_PROGRAMS)
+        sine = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            audio.render_audio(pm, music.seconds(tempo), engine="sine")
+            sine.append(time.perf_counter() - t0)
+        s = statistics.median(sine)
+        rows.append(("audio by the sine fallback instead (median of 3)", f"{s * 1000:.0f} ms"))
+
+    print(
+        f"\nMusic benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
+        f"tempo {tempo}"
+    )
+    print(f"Model: {what}\n")
+    print("| measurement | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
