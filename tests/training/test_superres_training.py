@@ -101,6 +101,17 @@ def test_photos_load_at_full_size_with_a_stable_held_out_split(photos: Path):
     assert np.array_equal(train.images[0], first)  # full size, untouched
 
 
+def test_a_held_out_photo_that_copies_a_training_photo_is_left_out(photos: Path, tmp_path: Path):
+    train = HRPhotos(photos, "train", SuperresTask.holdout_fraction, progress=False)
+    name = next(f"copy_{i}.png" for i in range(1000) if is_holdout(Path(f"copy_{i}.png"), 0.1))
+    Image.fromarray(train.images[0]).save(photos / name)  # like T91's t36 and t65: one picture, two names
+    held = HRPhotos(photos, "holdout", SuperresTask.holdout_fraction, progress=False)
+    assert len(held) == 3 and held.drop_copies_of(train) == [name] and len(held) == 2
+    out = tmp_path / "run"
+    assert run(photos, out, "--variant", "psnr", "--steps", "1") == 0
+    assert f"left out as pixel copies of training photos: {name}" in read_card(out / "checkpoint")["data"]["held_out"]
+
+
 def test_crops_pair_each_original_with_its_bicubic_quarter(photos: Path):
     data = HRPhotos(photos, "train", SuperresTask.holdout_fraction, min_side=32, progress=False)
     torch.manual_seed(0)
