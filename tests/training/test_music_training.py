@@ -133,6 +133,21 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic(chorales: Path, tmp_pa
     assert task.gradient_penalty(steep, real, fake).item() == pytest.approx(4.0, rel=1e-5)
 
 
+def test_the_critic_sees_probabilities_or_thresholded_notes_with_straight_through_gradients(
+    chorales: Path, tmp_path: Path
+):
+    base = ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY]
+    probs = torch.tensor([0.2, 0.5, 0.7], requires_grad=True)
+    plain = MusicTask(parse_train_args(MusicTask, base), torch.device("cpu"))
+    assert plain.critic_view(probs) is probs
+    ste = MusicTask(parse_train_args(MusicTask, [*base, "--binary", "ste"]), torch.device("cpu"))
+    seen = ste.critic_view(probs)
+    assert seen.tolist() == [0.0, 1.0, 1.0]  # what the app plays
+    (seen * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert probs.grad.tolist() == [1.0, 2.0, 3.0]  # the gradient passes straight through
+    assert ste.hparams["critic_sees"].startswith("thresholded")
+
+
 def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(chorales: Path, tmp_path: Path):
     out = tmp_path / "run"
     assert run(chorales, out, "--steps", "2", "--sample-every", "1") == 0
@@ -178,7 +193,7 @@ def test_training_changes_both_players_and_resume_continues_exactly(chorales: Pa
 
 def test_in_run_evaluation_measures_the_metric_gap_and_keeps_the_best(chorales: Path, tmp_path: Path):
     out = tmp_path / "run"
-    assert run(chorales, out, "--steps", "2", "--eval-every", "1") == 0
+    assert run(chorales, out, "--steps", "2", "--eval-every", "1", "--binary", "ste") == 0
     rows = list(csv.DictReader((out / "eval.csv").open()))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert set(music.METRIC_LABELS) | {"metric_gap"} <= set(rows[0])
