@@ -322,7 +322,7 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
             )
             category = gr.Dropdown(
                 choices=list(spec.variants),
-                value=spec.default_variant,
+                value=default.card.get("variant", spec.default_variant),  # the first trained one
                 label="Product category",
                 elem_id="anomaly-category",
             )

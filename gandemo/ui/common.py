@@ -88,14 +88,19 @@ def unavailable(spec: TaskSpec, message: str) -> None:
 
 
 def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None]) -> None:
-    """Build a task's tab: `body(checkpoint)` when its default model loads, else the panel that
-    says what is missing and which command trains it. The one availability check of the UI."""
-    try:
-        ckpt = registry.get(spec.name)
-    except ModelUnavailable as exc:
-        unavailable(spec, str(exc))
+    """Build a task's tab: `body(checkpoint)` with the first of its variants that loads (the default
+    first, so one trained anomaly category is enough to open the tab), else the panel that says what
+    is missing and which command trains it. The one availability check of the UI."""
+    reason = None
+    for variant in spec.variants or (None,):
+        try:
+            ckpt = registry.get(spec.name, variant)
+        except ModelUnavailable as exc:
+            reason = reason or str(exc)  # the default variant's reason is the one shown
+            continue
+        body(ckpt)
         return
-    body(ckpt)
+    unavailable(spec, reason or "")
 
 
 def how_it_works(

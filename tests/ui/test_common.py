@@ -2,7 +2,7 @@ import gradio as gr
 import pytest
 
 from gandemo.tasks import TASKS
-from gandemo.ui.common import card_markdown, endpoint, unavailable
+from gandemo.ui.common import card_markdown, endpoint, task_tab, unavailable
 from gandemo.validation import InvalidInput, as_int
 
 
@@ -38,6 +38,24 @@ def test_not_available_panel_keeps_angle_brackets_visible():
         unavailable(TASKS["anomaly"], "Train it with --variant <category>")
     md = next(b for b in demo.blocks.values() if isinstance(b, gr.Markdown))
     assert "&lt;category&gt;" in md.value and "<category>" not in md.value
+
+
+def test_task_tab_opens_with_the_first_trained_variant(tmp_path, use_checkpoints):
+    from tests.conftest import write_tiny_faces_checkpoint
+
+    spec = TASKS["faces"].__class__("faces", "Faces", ("missing", "default"))
+    write_tiny_faces_checkpoint(tmp_path)
+    use_checkpoints(tmp_path)
+    opened = []
+    with gr.Blocks():
+        task_tab(spec, lambda ckpt: opened.append(ckpt.card["variant"]))
+    assert opened == ["default"]
+
+    use_checkpoints(tmp_path / "empty")
+    with gr.Blocks() as demo:
+        task_tab(spec, opened.append)
+    md = next(b for b in demo.blocks.values() if isinstance(b, gr.Markdown))
+    assert len(opened) == 1 and "missing" in md.value  # the first variant's reason is shown
 
 
 def test_card_markdown_shows_data_training_notes_and_every_metric_column():
