@@ -102,6 +102,14 @@ def test_the_sine_fallback_is_never_silent_and_says_so():
     assert out.seconds == pytest.approx(8.0 + audio.TAIL_S) and np.abs(out.samples).max() > 0.5
 
 
+def test_without_fluidsynth_auto_falls_back_to_sine_and_says_so(monkeypatch):
+    monkeypatch.setattr(audio, "fluidsynth_synth", lambda sample_rate=audio.SAMPLE_RATE: None)
+    out = audio.render_audio(_piece(), seconds=8.0)
+    assert out.engine == "sine" and "sine tone" in out.note and np.abs(out.samples).max() > 0.5
+    with pytest.raises(RuntimeError, match="FluidSynth is not available"):
+        audio.render_audio(_piece(), seconds=8.0, engine="fluidsynth")
+
+
 def test_a_muted_voice_is_not_heard():
     """The soprano alone starts at 0 s; with the soprano muted and the others starting late, the
     audio starts late too."""
