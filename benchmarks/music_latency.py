@@ -13,7 +13,10 @@ its note bias at -3.75 (`--note-bias`), so that it writes about as many notes as
 has (61 on average in the test split; the table gives the mean): an untrained G straight from its
 initialisation switches every note on or none, and FluidSynth's time grows with the notes.
 
-    .venv/bin/python benchmarks/music_latency.py [--repeats 7] [--threads 1] [--tempo 80]
+The training step (5 critic steps + 1 generator step at the cpu preset) is timed with
+`benchmarks/train_speed.py`'s `step_seconds` on chorales written here (`chorale_folder`).
+
+    .venv/bin/python benchmarks/music_latency.py [--repeats 7] [--threads 1] [--tempo 80] [--steps 3]
 """
 
 from __future__ import annotations
@@ -33,6 +36,32 @@ import numpy as np  # noqa: E402
 from benchmarks._server import rss_mb, start_app  # noqa: E402
 
 TASK = "music"
+
+
+def chorale_folder(folder: Path, pieces: int = 60, seed: int = 0) -> Path:
+    """A JSB-layout chorales folder (`Jsb16thSeparated.json`, train/valid/test) of random pieces:
+    4 voices in their ranges moving by small steps, one note a quarter or a half. It costs a
+    trainer what the real chorales cost (the same phrase count per piece and the same rolls)."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    ranges = ((60, 81), (52, 74), (46, 69), (36, 66))  # soprano, alto, tenor, bass (the data's own)
+
+    def piece() -> list[list[int]]:
+        steps = 4 * int(rng.integers(40, 70))
+        voices = []
+        for lo, hi in ranges:
+            pitch, line = int(rng.integers(lo + 4, hi - 4)), []
+            while len(line) < steps:
+                pitch = int(np.clip(pitch + rng.integers(-3, 4), lo, hi))
+                line += [pitch] * int(rng.choice([4, 8]))
+            voices.append(line[:steps])
+        return [list(step) for step in zip(*voices, strict=True)]
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {split: [piece() for _ in range(n)] for split, n in (("train", pieces), ("valid", 8), ("test", 8))}
+    (folder / "Jsb16thSeparated.json").write_text(json.dumps(data))
+    return folder
 
 
 def model_root(tmp: Path, note_bias: float) -> tuple[Path | None, str]:
@@ -81,6 +110,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="GANDEMO_THREADS for the server and in-process runs")
     p.add_argument("--tempo", type=int, default=80, help="beats per minute (the default; 4 bars last 12 s)")
     p.add_argument("--note-bias", type=float, default=-3.75, help="the untrained stand-in's note bias")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps on written chorales (0: none)")
     args = p.parse_args()
 
     import torch
@@ -171,6 +201,19 @@ def main() -> None:
             sine.append(time.perf_counter() - t0)
         s = statistics.median(sine)
         rows.append(("audio by the sine fallback instead (median of 3)", f"{s * 1000:.0f} ms"))
+
+        if args.steps:
+            from benchmarks.train_speed import step_seconds
+            from training.loop import cpu_has_fast_bf16
+
+            data = chorale_folder(Path(tmp) / "chorales")
+            s, batch = step_seconds(TASK, data, channels_last=True, bf16=cpu_has_fast_bf16(), steps=args.steps)
+            rows.append(
+                (
+                    f"training step, cpu preset, batch {batch} x 5 critic steps + 1 G step (median of {args.steps})",
+                    f"{s:.2f} s",
+                )
+            )
 
     print(
         f"\nMusic benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "

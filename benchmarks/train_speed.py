@@ -51,6 +51,10 @@ def task_data(name: str, images: Path) -> Path:
         from benchmarks.anomaly_speed import mvtec_tree
 
         return mvtec_tree(images.parent / "mvtec")
+    if name == "music":  # chorales in the JSB JSON layout
+        from benchmarks.music_latency import chorale_folder
+
+        return chorale_folder(images.parent / "chorales")
     return images
 
 
