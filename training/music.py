@@ -154,14 +154,14 @@ class MusicTask(TrainTask):
     eval_key = "metric_gap"
     # Sized on these 2-core machines (AVX2-only EPYC: fp32; no weight has 4 dimensions, so
     # channels_last changes nothing). One step = 5 critic steps + 1 generator step at batch 32,
-    # G width 128 + critic width 64 (0.86 M + 0.17 M parameters). Measured on the real data while
-    # another training run kept both cores busy: 0.59 s of CPU time per step with 1 thread (0.9 s
-    # wall); with 2 threads under that contention 4-12 s (the threads wait on each other), so on a
-    # shared machine pass --threads 1. Undisturbed, expect ~0.4-0.6 s a step: the cpu preset's
-    # 8,000 steps take ~55-80 min plus 16 in-run evaluations of a few seconds each. They draw
-    # 1.28 M phrases for the critic (~470 passes over the 2,718 training phrases, each time in a
-    # random key). The gpu preset doubles both widths and the batch and trains 3x longer; it has
-    # not been timed.
+    # G width 128 + critic width 64 (0.86 M + 0.17 M parameters). Measured on the real data with
+    # 1 thread while another training run used the CPU: 0.53 s a step (load ~2) to 0.9 s (load ~5);
+    # with 2 threads on those busy cores it crawled (4-12 s a step: the threads wait on each
+    # other), so on a shared machine pass --threads 1. The cpu preset's 8,000 steps take ~70 min at
+    # 0.53 s (2 threads on idle cores should be faster; not measured), plus 16 in-run evaluations
+    # of a few seconds. They draw 1.28 M phrases for the critic (~470 passes over the 2,718
+    # training phrases, each time in a random key). The gpu preset doubles both widths and the
+    # batch and trains 3x longer; it has not been timed.
     presets = {
         "cpu": {
             "steps": 8000,
