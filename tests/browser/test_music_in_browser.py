@@ -68,3 +68,13 @@ def test_a_bad_seed_shows_a_plain_error_and_the_next_compose_works(page):
     page.locator("#music-seed input").press("Tab")
     page.locator("#music-compose").click()
     assert "chorale_seed12_80bpm.wav" in _wav_url(page, before)
+
+
+def test_clicking_an_example_sets_the_inputs_and_composes(page):
+    _open_tab(page)
+    before = page.evaluate(
+        "() => { const a = document.querySelector('#music-audio a.download-link'); return a ? a.href : ''; }"
+    )
+    page.locator("tr").filter(has_text="Church Organ").first.click()  # the church-organ example: seed 42, 66 bpm
+    assert "chorale_seed42_66bpm.wav" in _wav_url(page, before)
+    assert page.locator("#music-seed input").input_value() == "42"
