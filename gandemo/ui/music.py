@@ -135,7 +135,11 @@ def model_settings(card: dict[str, Any]) -> str:
     g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
     parts = []
     if g:
-        parts.append(f"bar generators {g.get('width', '?')} features per voice, latents of {g.get('z_dim', '?')} x 10")
+        n_latents = 2 + 2 * int(g.get("n_tracks", 4))
+        parts.append(
+            f"bar generators {g.get('width', '?')} features per voice, {n_latents} latents of {g.get('z_dim', '?')} "
+            "numbers (shared and private, static and temporal)"
+        )
     if "d_width" in hp:
         parts.append(f"critic width {hp['d_width']}")
     if "n_critic" in hp:
