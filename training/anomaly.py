@@ -50,9 +50,10 @@ from gandemo.imaging import ImageInputError, list_images, load_image, make_grid,
 from gandemo.nets.anogan import Discriminator, Encoder, Generator
 from gandemo.tasks import TASKS
 from gandemo.tasks import anomaly as task
-from training.augment import diff_augment, parse_policy
+from training.augment import parse_policy
 from training.data import EpochSampler
 from training.loop import Amp, recalibrate_batchnorm
+from training.steps import dcgan_step
 from training.task import ImageTask
 
 Z_DIM = 100
@@ -391,26 +392,8 @@ class AnomalyTask(ImageTask):
         }
 
     def _gan_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
-        G, D = self.models["G"], self.models["D"]
         z = torch.randn(real.shape[0], Z_DIM, device=real.device)
-        aug = lambda x: diff_augment(x, self.policy)  # noqa: E731
-        D.requires_grad_(True)
-        with amp.autocast():
-            fake = G(z)
-            logit_real = amp.fp32(D(aug(real)))
-            logit_fake = amp.fp32(D(aug(fake.detach())))
-            loss_d = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
-        amp.step(loss_d, self.optimizers["D"])
-        D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-        with amp.autocast():
-            loss_g = F.softplus(-amp.fp32(D(aug(fake)))).mean()
-        amp.step(loss_g, self.optimizers["G"])
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "D(x)": torch.sigmoid(logit_real.detach()).mean(),
-            "D(G(z))": torch.sigmoid(logit_fake.detach()).mean(),
-        }
+        return dcgan_step(self.models["G"], self.models["D"], self.optimizers, real, z, amp, self.policy)
 
     def freeze_generator(self) -> None:
         """Before stage 2: G's BatchNorm statistics re-estimated for its final weights (a cumulative

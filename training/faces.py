@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -28,10 +27,11 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils
 from gandemo.nets.dcgan import Discriminator, Generator
 from gandemo.tasks.faces import latents, render
-from training.augment import diff_augment, parse_policy
+from training.augment import parse_policy
 from training.data import ImageSet
 from training.inception import inception_features
 from training.loop import Amp
+from training.steps import dcgan_step
 from training.task import ImageTask
 
 Z_DIM = 100
@@ -116,29 +116,8 @@ class FacesTask(ImageTask):
         self._fid_reference: np.ndarray | None = None
 
     def train_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
-        G, D = self.models["G"], self.models["D"]
         z = torch.randn(real.shape[0], Z_DIM, device=self.device)
-        aug = lambda x: diff_augment(x, self.policy)  # noqa: E731
-
-        D.requires_grad_(True)
-        with amp.autocast():
-            fake = G(z)
-            logit_real = amp.fp32(D(aug(real)))
-            logit_fake = amp.fp32(D(aug(fake.detach())))
-            loss_d = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
-        amp.step(loss_d, self.optimizers["D"])
-
-        D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-        with amp.autocast():
-            loss_g = F.softplus(-amp.fp32(D(aug(fake)))).mean()
-        amp.step(loss_g, self.optimizers["G"])
-
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "D(x)": torch.sigmoid(logit_real.detach()).mean(),
-            "D(G(z))": torch.sigmoid(logit_fake.detach()).mean(),
-        }
+        return dcgan_step(self.models["G"], self.models["D"], self.optimizers, real, z, amp, self.policy)
 
     def calibration_inputs(self) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(1234)  # the same batches every time: reproducible export
