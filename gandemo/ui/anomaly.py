@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from gandemo.checkpoint import Checkpoint
 from gandemo.registry import ModelUnavailable
 from gandemo.tasks import TASKS, TaskSpec
 from gandemo.tasks import anomaly as task
-from gandemo.ui.common import endpoint, how_it_works, image_source, task_tab
+from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, image_source, save_example, task_tab
 from gandemo.validation import InvalidInput
 
 TASK = "anomaly"
@@ -41,7 +40,7 @@ SEARCH_SLOTS = threading.BoundedSemaphore(1)  # latent searches run one at a tim
 SEARCH_THREADS_ENV = "GANDEMO_SEARCH_THREADS"
 IMAGE_HEIGHT = 256
 EXAMPLE_SIZE = 256  # examples are the generator's images enlarged to this, with a defect painted on
-EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "anomaly"
+EXAMPLES_DIR = EXAMPLES_ROOT / "anomaly"
 
 HOW_IT_WORKS = r"""
 **Train on normal, search at test.** A GAN is trained on photos of *normal* products only: the
@@ -223,10 +222,7 @@ def example_images(ckpts: dict[str, Checkpoint], folder: Path = EXAMPLES_DIR) ->
         paint(ImageDraw.Draw(defect), np.random.default_rng(1), defect.size[0])
         for label, img in (("generated normal", normal), (f"painted {kind}", defect)):
             path = folder / f"{category}_{label.replace(' ', '_')}.png"
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.partial")
-            with os.fdopen(fd, "wb") as f:
-                img.save(f, format="PNG")
-            os.replace(tmp, path)
+            save_example(img, path)
             out.append((path, category, label))
     return out
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from gandemo.validation import InvalidInput
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTPUT_DIR = Path(tempfile.gettempdir()) / "gan-studio-outputs"
 _OUTPUT_MAX_AGE_S = 3600
+EXAMPLES_ROOT = Path(tempfile.gettempdir()) / "gan-studio-examples"  # <task>/ per tab, made by the app's code
 
 # $$...$$ displayed, $...$ inline: the one LaTeX setting of every Markdown block with formulas
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
@@ -55,6 +57,21 @@ def endpoint(fn: F) -> F:
             raise _as_gr_error(exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def save_example(img: Any, path: Path) -> Path:
+    """Write an example picture (a PIL image) as PNG at `path`, atomically: another app process
+    building its tab may be reading the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def output_path(name: str) -> Path:

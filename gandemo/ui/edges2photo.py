@@ -12,8 +12,6 @@ client go through the same door.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from PIL import Image, ImageDraw
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, edges2photo
-from gandemo.ui.common import endpoint, how_it_works, task_tab
+from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, save_example, task_tab
 from gandemo.ui.common import image_source as _file
 from gandemo.validation import InvalidInput
 
@@ -75,7 +73,7 @@ EDGES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "edges"}
 CANVAS = 512  # the sketchpad's canvas, px (an uploaded picture sets its own size)
 IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
 NOTHING_TO_CONVERT = "nothing to convert: draw the outline of a shoe, or upload an edge map or a photo"
-EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "edges2photo"
+EXAMPLES_DIR = EXAMPLES_ROOT / "edges2photo"
 
 
 @endpoint
@@ -151,10 +149,7 @@ def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
         img = Image.new("L", (256, 256), 255)
         draw(ImageDraw.Draw(img))
         path = folder / f"{name.replace(' ', '_')}.png"
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.partial")
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
+        save_example(img, path)
         paths.append(path)
     return paths
 

@@ -12,8 +12,6 @@ whose events have their own queues.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, superres
-from gandemo.ui.common import endpoint, how_it_works, image_source, output_path, task_tab
+from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, image_source, output_path, save_example, task_tab
 from gandemo.validation import InvalidInput
 
 HOW_IT_WORKS = r"""
@@ -79,7 +77,7 @@ SUPERRES_CONCURRENCY = {"concurrency_limit": 1, "concurrency_id": "superres"}
 NOTHING_TO_UPSCALE = "nothing to upscale: upload a picture (PNG, JPEG, WebP, BMP, GIF or TIFF)"
 QUALITY_HEADERS = ["upscaled from your picture shrunk 4×", "PSNR-Y (dB)", "SSIM-Y"]
 LABELS = {"gan": "SRGAN (gan): sharper", "psnr": "SRResNet (psnr): smoother, higher PSNR"}
-EXAMPLES_DIR = Path(tempfile.gettempdir()) / "gan-studio-examples" / "superres"
+EXAMPLES_DIR = EXAMPLES_ROOT / "superres"
 FAST_PNG_PIXELS = 4_000_000  # bigger outputs are written with light PNG compression (seconds, not a minute)
 
 
@@ -173,10 +171,7 @@ def example_pictures(folder: Path = EXAMPLES_DIR) -> list[Path]:
         img = Image.new("RGB", (160, 120), "white")
         draw(ImageDraw.Draw(img))
         path = folder / f"{name}.png"
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.partial")
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
+        save_example(img, path)
         paths.append(path)
     return paths
 

@@ -84,3 +84,12 @@ def test_card_markdown_shows_data_training_notes_and_every_metric_column():
 
 def test_card_without_metrics_says_how_to_measure():
     assert "python -m training evaluate" in card_markdown({"task": "faces", "variant": "default"})
+
+
+def test_save_example_writes_a_png_atomically(tmp_path):
+    from PIL import Image
+
+    from gandemo.ui.common import save_example
+
+    path = save_example(Image.new("RGB", (4, 3), "red"), tmp_path / "ex" / "red.png")
+    assert Image.open(path).size == (4, 3) and [p.name for p in path.parent.iterdir()] == ["red.png"]
