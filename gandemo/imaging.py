@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gandemo.validation import InvalidInput
+from gandemo.validation import InvalidInput, shown
 
 DEFAULT_MAX_PIXELS = 16_000_000  # ~16 MP: a 4000x4000 photo; bigger uploads are refused up front
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -45,8 +45,13 @@ def _open(source: Any) -> Image.Image:
         return Image.fromarray(arr.squeeze(2) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
-        raise ImageInputError(f"no image file at {source}")
+    elif isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise ImageInputError(f"no image file at {shown(str(source), 80)}")
+    elif not hasattr(source, "read"):  # a number, a list, a dict without a file...: not a picture at all
+        raise ImageInputError(
+            f"expected a picture (an uploaded PNG, JPEG, WebP, BMP, GIF or TIFF file), got {shown(source)}"
+        )
     return Image.open(source)
 
 

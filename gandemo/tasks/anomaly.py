@@ -36,7 +36,7 @@ from PIL import Image
 from torch import nn
 
 from gandemo.imaging import load_image
-from gandemo.validation import InvalidInput, as_int
+from gandemo.validation import InvalidInput, as_int, shown
 
 METHODS = ("encoder", "latent_search")
 METHOD_TITLES = {"encoder": "encoder (f-AnoGAN)", "latent_search": "latent search (AnoGAN)"}
@@ -57,13 +57,13 @@ Progress = Callable[[int, int], None]
 # ---- inputs ------------------------------------------------------------------------------------------
 def check_category(value: Any, categories: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in categories:
-        raise InvalidInput(f"category must be one of {', '.join(categories)}; got {value!r}")
+        raise InvalidInput(f"category must be one of {', '.join(categories)}; got {shown(value)}")
     return value
 
 
 def check_method(value: Any) -> str:
     if not isinstance(value, str) or value not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)}; got {value!r}")
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}; got {shown(value)}")
     return value
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gandemo.nets.toy import ToyDiscriminator, ToyGenerator, reset_parameters
-from gandemo.validation import InvalidInput, as_float, as_int
+from gandemo.validation import InvalidInput, as_float, as_int, shown
 
 SEED_MAX = 2**31 - 1
 LR_MIN, LR_MAX = 1e-5, 0.1
@@ -63,7 +63,7 @@ def as_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     """`value` as one of `choices` (case and surrounding spaces ignored)."""
     if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
-    raise InvalidInput(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    raise InvalidInput(f"{name} must be one of {', '.join(choices)}; got {shown(value)}")
 
 
 # --------------------------------------------------------------------------- 1-D distributions

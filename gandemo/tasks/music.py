@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from gandemo import audio, metrics
-from gandemo.validation import InvalidInput, as_int
+from gandemo.validation import InvalidInput, as_bool, as_int
 
 TRACKS = ("soprano", "alto", "tenor", "bass")
 MIDI_NAMES = tuple(t.capitalize() for t in TRACKS)  # the instruments' names in the MIDI file
@@ -70,14 +70,7 @@ def check_programs(programs: Sequence[Any]) -> list[int]:
 
 
 def check_mutes(mutes: Sequence[Any]) -> list[bool]:
-    out = []
-    for track, m in zip(TRACKS, mutes, strict=True):
-        if isinstance(m, bool | np.bool_) or (isinstance(m, int) and m in (0, 1)):
-            out.append(bool(m))
-        elif isinstance(m, str) and m.strip().lower() in ("true", "false"):
-            out.append(m.strip().lower() == "true")
-        else:
-            raise InvalidInput(f"mute {track} must be true or false, got {m!r}")
+    out = [as_bool(m, f"mute {track}") for track, m in zip(TRACKS, mutes, strict=True)]
     if all(out):
         raise InvalidInput("every voice is muted: unmute at least one to hear the piece")
     return out

@@ -38,7 +38,7 @@ from torch import nn
 from gandemo import metrics
 from gandemo.imaging import ImageInputError, load_image_with_alpha
 from gandemo.tasks import TASKS
-from gandemo.validation import InvalidInput
+from gandemo.validation import InvalidInput, as_bool, shown
 
 SCALE = 4
 VARIANTS = TASKS["superres"].variants  # ("gan", "psnr"): the first is the default
@@ -58,19 +58,13 @@ Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 def check_variant(value: Any) -> str:
     """A variant name ("gan" or "psnr"), else InvalidInput in plain words."""
     if not isinstance(value, str) or value not in VARIANTS:
-        raise InvalidInput(f"variant must be one of {', '.join(VARIANTS)}, got {value!r}")
+        raise InvalidInput(f"variant must be one of {', '.join(VARIANTS)}, got {shown(value)}")
     return value
 
 
 def check_flag(value: Any, name: str) -> bool:
     """A yes/no input: True/False, 1/0 or "true"/"false" (any case), else InvalidInput."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise InvalidInput(f"{name} must be true or false, got {value!r}")
+    return as_bool(value, name)
 
 
 # ---- the model, tile by tile ------------------------------------------------------------------------
