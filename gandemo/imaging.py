@@ -86,6 +86,17 @@ def open_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     return img
 
 
+def peek_size(source: Any) -> tuple[int, int] | None:
+    """(width, height) from the picture's header alone, without decoding its pixels (before EXIF
+    rotation, which keeps the pixel count); None when `source` is not a readable picture (the
+    decoder then says why). For choosing a queue before the work, never for checking."""
+    try:
+        with _open(source) as img:
+            return img.size
+    except Exception:  # anything unreadable: the real decode answers it in plain words
+        return None
+
+
 def load_image(
     source: Any,
     max_pixels: int = DEFAULT_MAX_PIXELS,

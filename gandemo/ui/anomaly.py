@@ -7,9 +7,9 @@ One endpoint, `detect_anomaly(image, category, method, iterations)`, for the pag
 alike; raw inputs (`preprocess=False`) reach the task's own checks and decoder. The two methods
 differ a hundredfold in cost: the encoder is one pass, the latent search hundreds of backward
 passes. So the event allows 3 requests at once, and latent searches additionally take turns on
-their own limit of one (`SEARCH_SLOTS`), each with a bounded number of torch threads
-(`GANDEMO_SEARCH_THREADS`, default 1): encoder requests are not stuck behind a queue of searches
-unless three searches are waiting at once.
+the app's one slot for long CPU jobs (`ui.common.heavy_slot`, shared with large upscales), each
+with a bounded number of torch threads (`GANDEMO_SEARCH_THREADS`, default 1): encoder requests
+are not stuck behind a queue of searches unless three searches are waiting at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,19 @@ from gandemo.checkpoint import Checkpoint
 from gandemo.registry import ModelUnavailable
 from gandemo.tasks import TASKS, TaskSpec
 from gandemo.tasks import anomaly as task
-from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, image_source, save_example, task_tab
+from gandemo.ui.common import (
+    EXAMPLES_ROOT,
+    endpoint,
+    heavy_slot,
+    how_it_works,
+    image_source,
+    save_example,
+    task_tab,
+)
 from gandemo.validation import InvalidInput
 
 TASK = "anomaly"
 ANOMALY_CONCURRENCY = {"concurrency_limit": 3, "concurrency_id": "anomaly"}
-SEARCH_SLOTS = threading.BoundedSemaphore(1)  # latent searches run one at a time (see the module docstring)
 SEARCH_THREADS_ENV = "GANDEMO_SEARCH_THREADS"
 IMAGE_HEIGHT = 256
 EXAMPLE_SIZE = 256  # examples are the generator's images enlarged to this, with a defect painted on
@@ -87,7 +93,7 @@ the mean of its top 1 % pixel scores. The cards give both methods' image and pix
 
 def search_threads() -> int:
     """Torch threads for one latent search, from GANDEMO_SEARCH_THREADS (default 1, at most the
-    number of cores). One search runs at a time (SEARCH_SLOTS), so this bounds what searches take.
+    number of cores). One long job runs at a time (`heavy_slot`), so this bounds what searches take.
     The default matches the app's: on 2 busy cores, 2 threads per request made torch slower, not
     faster (gandemo.ui.app.threads_from_env). A bad value is reported and 1 used."""
     raw = os.environ.get(SEARCH_THREADS_ENV, "1")
@@ -151,8 +157,7 @@ def detect_anomaly(
     if method == "encoder":
         found = task.detect(ckpt.modules, ckpt.card, original, method)
     else:
-        progress(0, desc="waiting for another latent search to finish")
-        with SEARCH_SLOTS:
+        with heavy_slot(progress, "latent search or large upscale"):
             found = task.detect(
                 ckpt.modules,
                 ckpt.card,

@@ -7,18 +7,62 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import gradio as gr
 import torch
 
 from gandemo.tasks import TASKS, TaskSpec
 from gandemo.ui.common import unavailable
+from gandemo.validation import shown
 
 TITLE = "GAN Studio"
 CSS = """
 .unavailable { border: 1px dashed var(--border-color-primary); border-radius: 8px; padding: 12px; }
 """
 THREADS_ENV = "GANDEMO_THREADS"
+QUEUE_SIZE_ENV = "GANDEMO_QUEUE_SIZE"
+# Waiting requests the queue holds over all events (running ones are not counted); one more is
+# answered "the queue is full" at once. 40 = twice the 20-user crowd of benchmarks/load.py, whose
+# every user has one request out at a time: on 2 vCPUs a longer queue only means longer waits.
+QUEUE_SIZE_DEFAULT = 40
+MAX_FILE_SIZE = "64mb"  # uploads above this are refused before they reach the disk (the pixel caps are smaller)
+
+
+class Studio(gr.Blocks):
+    """`gr.Blocks` whose requests that do not fit an endpoint's inputs (a path, a list or a number where
+    a file belongs; a file on the server that was never uploaded; too few inputs) are answered in plain
+    words. Gradio checks these before any handler runs and, for a non-`gr.Error`, sends only its
+    generic "the upstream app has raised an exception". The handlers' own checks answer the rest."""
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(request_problem(block_fn, inputs, exc), print_exception=False) from None
+
+
+def request_problem(block_fn: Any, inputs: list[Any], exc: Exception) -> str:
+    """What is wrong with a request Gradio could not even hand to its handler, in plain words."""
+    name = getattr(block_fn, "api_name", None) or getattr(block_fn, "name", None) or "this endpoint"
+    blocks = list(getattr(block_fn, "inputs", []))
+    labels = [str(getattr(b, "label", None) or type(b).__name__) for b in blocks]
+    if len(inputs) < len(blocks):
+        return f"{name} takes {len(blocks)} inputs ({', '.join(labels)}); the request sent {len(inputs)}"
+    for block, label, value in zip(blocks, labels, inputs, strict=False):
+        model = getattr(block, "data_model", None)
+        if model is None or value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"{label} must be an uploaded file (gradio_client: handle_file(path)), got {shown(value)}"
+        if type(exc).__name__ == "InvalidPathError" and value.get("path"):
+            return (
+                f"{label}: the file must be uploaded with the request (gradio_client: handle_file(path)); "
+                "files on the server cannot be named"
+            )
+    return f"the request to {name} does not fit its inputs ({', '.join(labels)}): {type(exc).__name__}"
 
 
 def _tab(spec: TaskSpec) -> None:
@@ -55,7 +99,7 @@ def threads_from_env() -> int:
 def build_app() -> gr.Blocks:
     """The app's Blocks; building it loads the shipped models (lazily cached) and changes no
     global settings (torch's thread count is set by `launch`)."""
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+    with Studio(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nFive classic GANs, each trained by this project and running on the CPU. "
             "Every output is reproducible from its seed."
@@ -67,8 +111,38 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, **kwargs) -> None:
-    """Set torch's threads (GANDEMO_THREADS) and serve with the app's theme and CSS; host and port
-    come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (127.0.0.1:7860 by default; Spaces sets 0.0.0.0)."""
+def queue_size_from_env() -> int:
+    """The queue's bound from GANDEMO_QUEUE_SIZE (default QUEUE_SIZE_DEFAULT); a value that is not a
+    whole number >= 1 is reported and the default used."""
+    raw = os.environ.get(QUEUE_SIZE_ENV, str(QUEUE_SIZE_DEFAULT))
+    try:
+        n = int(raw)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        print(f"{QUEUE_SIZE_ENV}={raw!r} is not a whole number >= 1; using {QUEUE_SIZE_DEFAULT}", file=sys.stderr)
+        n = QUEUE_SIZE_DEFAULT
+    return n
+
+
+def configure_queue(demo: gr.Blocks) -> gr.Blocks:
+    """The queue that fits a 2-vCPU Space: bounded (GANDEMO_QUEUE_SIZE waiting requests; the next is
+    answered "the queue is full": gradio_client raises QueueError, the page says the app is busy),
+    one request at a time per event unless the event says otherwise (faces, edges, superres,
+    anomaly, GAN Basics set their own limits, and long jobs share one slot: ui.common.heavy_slot)."""
+    return demo.queue(max_size=queue_size_from_env(), default_concurrency_limit=1)
+
+
+def launch(demo: gr.Blocks, **kwargs: Any) -> None:
+    """Set torch's threads (GANDEMO_THREADS), configure the queue and serve with the app's theme and
+    CSS. It binds 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise (a Space
+    sets 0.0.0.0), and never makes a public share link unless the caller passes share=True (Gradio
+    would make one on its own in a hosted notebook or with GRADIO_SHARE)."""
     torch.set_num_threads(threads_from_env())
-    demo.queue(default_concurrency_limit=1).launch(css=CSS, theme=gr.themes.Soft(), **kwargs)
+    options = {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        "share": False,
+        "max_file_size": MAX_FILE_SIZE,
+        **kwargs,
+    }
+    configure_queue(demo).launch(css=CSS, theme=gr.themes.Soft(), **options)

@@ -4,11 +4,13 @@ the model card and samples, the LaTeX settings, and a place for files handed to 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import inspect
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +30,27 @@ EXAMPLES_ROOT = Path(tempfile.gettempdir()) / "gan-studio-examples"  # <task>/ p
 
 # $$...$$ displayed, $...$ inline: the one LaTeX setting of every Markdown block with formulas
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+# The long CPU jobs (an anomaly latent search: hundreds of backward passes; a large upscale: up to
+# minutes) take turns on ONE slot across the app: a free Space has 2 vCPUs, so one stays for the
+# light requests (faces, edges, music, encoder anomaly checks, small upscales), which never wait for
+# this slot. Each heavy event also keeps its own Gradio concurrency limit.
+HEAVY_SLOT = threading.BoundedSemaphore(1)
+
+
+@contextlib.contextmanager
+def heavy_slot(progress: Callable[..., Any] | None = None, what: str = "long job") -> Iterator[None]:
+    """Hold the app's one slot for long CPU jobs while the block runs; while it waits, `progress`
+    (a gr.Progress) says so, so that a queued user sees why nothing moves yet."""
+    if not HEAVY_SLOT.acquire(blocking=False):
+        if progress is not None:
+            progress(0, desc=f"waiting for another {what} to finish (long jobs take turns on this 2-vCPU machine)")
+        HEAVY_SLOT.acquire()
+    try:
+        yield
+    finally:
+        HEAVY_SLOT.release()
 
 
 def _as_gr_error(exc: Exception) -> gr.Error:

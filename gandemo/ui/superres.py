@@ -5,13 +5,15 @@ holds it, and "Check the quality" measures both against your own picture.
 `upscale(image, variant, check_quality)` is the one endpoint. Its picture reaches the task's own
 decoder raw (`preprocess=False`: any mode, alpha and 16-bit kept, EXIF orientation applied, the
 pixel cap checked before decoding), so a corrupt, empty, tiny or huge upload gets a plain
-message and the next request is served. It runs in its own queue of one (`concurrency_id
-"superres"`): a big picture takes minutes on one core, and it must not hold up the other tabs,
-whose events have their own queues.
+message and the next request is served. It runs in its own queue (`concurrency_id "superres"`,
+3 at once), and a large picture also takes turns on the app's one slot for long jobs: a big
+picture takes minutes on one core, and it must hold up neither the other tabs, whose events have
+their own queues, nor the small pictures.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
+from gandemo.imaging import peek_size
 from gandemo.tasks import TaskSpec, superres
-from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, image_source, output_path, save_example, task_tab
+from gandemo.ui.common import (
+    EXAMPLES_ROOT,
+    endpoint,
+    heavy_slot,
+    how_it_works,
+    image_source,
+    output_path,
+    save_example,
+    task_tab,
+)
 from gandemo.validation import InvalidInput
 
 HOW_IT_WORKS = r"""
@@ -71,9 +83,12 @@ it $4\times$ by bicubic interpolation, upscales that back with bicubic and with 
 measures both against your picture: PSNR and SSIM on the luma Y, with a 4-pixel border left out.
 """
 
-# One upscale at a time in its own queue: a 2048x2048 picture keeps a core busy for minutes, and
-# a second one in parallel would only halve both; other tabs keep their own queues.
-SUPERRES_CONCURRENCY = {"concurrency_limit": 1, "concurrency_id": "superres"}
+# Upscales have a queue of their own (other tabs keep theirs) with 3 places. A picture of more than
+# HEAVY_UPSCALE_PIXELS (256x256: 4 s and up on one core; 2048x2048 takes minutes) also takes turns on
+# the app's one slot for long jobs (`heavy_slot`, shared with anomaly latent searches): two in
+# parallel would only halve both on 2 vCPUs. Small pictures (the examples: 160x120, ~0.6 s) go past.
+SUPERRES_CONCURRENCY = {"concurrency_limit": 3, "concurrency_id": "superres"}
+HEAVY_UPSCALE_PIXELS = 256 * 256
 NOTHING_TO_UPSCALE = "nothing to upscale: upload a picture (PNG, JPEG, WebP, BMP, GIF or TIFF)"
 QUALITY_HEADERS = ["upscaled from your picture shrunk 4×", "PSNR-Y (dB)", "SSIM-Y"]
 LABELS = {"gan": "SRGAN (gan): sharper", "psnr": "SRResNet (psnr): smoother, higher PSNR"}
@@ -117,13 +132,16 @@ def upscale(
         if total > 1:  # a small picture is one tile: nothing to show
             progress((done, total), desc="upscaling, tile by tile", unit="tiles")
 
-    result = superres.upscale(G, source, progress=tiles)
-    model_png = _png(result.image, f"upscaled_4x_{variant}.png")
-    bicubic_png = _png(result.bicubic, "bicubic_4x.png")
-    measured = None
-    if check:
-        progress(None, desc="checking the quality")
-        measured = superres.quality_check(G, source)
+    size = peek_size(source)
+    heavy = size is not None and size[0] * size[1] > HEAVY_UPSCALE_PIXELS
+    with heavy_slot(progress, "large upscale or latent search") if heavy else contextlib.nullcontext():
+        result = superres.upscale(G, source, progress=tiles)
+        model_png = _png(result.image, f"upscaled_4x_{variant}.png")
+        bicubic_png = _png(result.bicubic, "bicubic_4x.png")
+        measured = None
+        if check:
+            progress(None, desc="checking the quality")
+            measured = superres.quality_check(G, source)
     return model_png, (bicubic_png, model_png), model_png, quality_table(measured)
 
 

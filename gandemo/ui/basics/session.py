@@ -30,7 +30,7 @@ RUN_STEPS_MAX = 20_000  # steps one Start click may run
 RUN_SECONDS_MAX = 120.0  # wall time one Start click may run
 UPDATE_EVERY_MAX = 500
 STATE_TTL_S = 900  # a session idle this long loses its game (and frees its figure's memory)
-CONCURRENCY = {"concurrency_limit": 4, "concurrency_id": "gan_basics"}  # runs in parallel, all users
+CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "gan_basics"}  # runs in parallel, all users: 2 vCPUs
 
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
