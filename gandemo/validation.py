@@ -9,6 +9,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 SHOWN_MAX = 40  # characters of a refused value that a message repeats
 
 
@@ -76,7 +78,7 @@ def as_float(value: Any, name: str, lo: float, hi: float) -> float:
 
 def as_bool(value: Any, name: str) -> bool:
     """A yes/no input: True/False (numpy's too), 1/0 or "true"/"false" (any case), else InvalidInput."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy
+    if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int) and value in (0, 1):
         return bool(value)

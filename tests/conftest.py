@@ -214,14 +214,15 @@ def use_checkpoints(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="session")
 def app_url(checkpoint_root: Path):
-    """The whole app, served once per test session on a free local port, on the tiny checkpoint."""
-    from gandemo.ui.app import build_app
+    """The whole app, served once per test session on a free local port, on the tiny checkpoint,
+    with the app's own queue settings."""
+    from gandemo.ui.app import build_app, configure_queue
 
     mp = pytest.MonkeyPatch()
     mp.setenv(registry.ENV_ROOT, str(checkpoint_root))
     registry.clear()
     demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    configure_queue(demo).launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url
     finally:
@@ -234,3 +235,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---- what a test run reports at its end (hostile-input counts, screenshot paths) --------------------
+RUN_REPORT = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def run_report(request: pytest.FixtureRequest) -> dict[str, list]:
+    """Lists the tests append to and the terminal summary prints: "hostile" holds (endpoint, input,
+    case, outcome) per hostile-input case, "screenshots" the paths of saved screenshots."""
+    return request.config.stash.setdefault(RUN_REPORT, {"hostile": [], "screenshots": []})
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    report = config.stash.get(RUN_REPORT, None)
+    if not report:
+        return
+    hostile = report["hostile"]
+    if hostile:
+        endpoints = {h[0] for h in hostile}
+        answered = sum(h[3] == "message" for h in hostile)
+        terminalreporter.write_line(
+            f"hostile inputs: {len(hostile)} cases across {len(endpoints)} endpoints "
+            f"({answered} answered with the app's own message, {len(hostile) - answered} with a correct result)"
+        )
+    for path in report["screenshots"]:
+        terminalreporter.write_line(f"screenshot: {path}")

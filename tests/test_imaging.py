@@ -135,3 +135,17 @@ def test_open_image_keeps_the_mode_and_applies_exif_and_the_cap():
     assert opened.mode == "L" and opened.size == (10, 30)
     with pytest.raises(ImageInputError, match="at most 1 MP"):
         open_image(_png_bytes(Image.new("L", (2000, 2000))), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("source", [[1, 2], 7, {"x": 1}, 2.5])
+def test_what_is_not_a_picture_source_at_all_gets_a_plain_message(source):
+    with pytest.raises(ImageInputError, match="expected a picture"):
+        load_image(source)
+
+
+def test_peek_size_reads_the_header_only_and_never_raises():
+    from gandemo.imaging import peek_size
+
+    big = _png_bytes(Image.new("L", (3000, 2000)))
+    assert peek_size(big) == (3000, 2000)
+    assert peek_size(b"not a picture") is None and peek_size([1]) is None and peek_size(None) is None

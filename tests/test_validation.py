@@ -35,3 +35,31 @@ def test_as_float_accepts_numbers_in_range_and_refuses_the_rest():
     for bad in (0, 100, float("nan"), float("inf"), "x", None, True):
         with pytest.raises(InvalidInput, match="lr must be a number from 0.0001 to 1"):
             as_float(bad, "lr", 0.0001, 1)
+
+
+def test_refused_values_are_echoed_short():
+    from gandemo.validation import shown
+
+    with pytest.raises(InvalidInput) as err:
+        as_int("x" * 1_000_000, "seed", 0, 10)
+    assert len(str(err.value)) < 120 and str(err.value).endswith("xxx...")
+    with pytest.raises(InvalidInput, match="number of about 5000 digits"):
+        as_int(10**5000, "seed", 0, 10)  # more digits than Python will print
+    assert shown([1, 2]) == "[1, 2]" and len(shown(list(range(1000)))) == 40
+
+
+def test_numpy_integers_count_as_whole_numbers():
+    import numpy as np
+
+    assert as_int(np.int64(7), "n", 0, 10) == 7 and as_int(np.float32(3.0), "n", 0, 10) == 3
+
+
+def test_as_bool_takes_what_a_checkbox_or_a_script_sends():
+    import numpy as np
+
+    from gandemo.validation import as_bool
+
+    assert as_bool(True, "x") and not as_bool("False", "x") and as_bool(1, "x") and as_bool(np.bool_(True), "x")
+    for bad in ("yes", 2, None, [], "", 0.5):
+        with pytest.raises(InvalidInput, match="mute must be true or false"):
+            as_bool(bad, "mute")
