@@ -109,3 +109,106 @@ def test_a_bad_thread_count_falls_back_to_one_with_a_message(monkeypatch, capsys
     assert threads_from_env() == n
     if n == 1:
         assert "GANDEMO_THREADS" in capsys.readouterr().err
+
+
+# ---- hosting: where it binds, the queue ---------------------------------------------------------------
+def _launch_options(monkeypatch) -> dict:
+    import gradio as gr
+
+    from gandemo.ui.app import launch
+
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw, max_size=self._queue.max_size))
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    launch(demo)
+    return seen
+
+
+def test_launch_binds_localhost_and_never_shares_unless_told(monkeypatch):
+    for name in ("GRADIO_SERVER_NAME", "GANDEMO_QUEUE_SIZE", "GRADIO_SHARE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRADIO_SHARE", "true")  # Gradio alone would open a public link
+    seen = _launch_options(monkeypatch)
+    assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["max_size"] == 40
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what a Space sets
+    monkeypatch.setenv("GANDEMO_QUEUE_SIZE", "7")
+    seen = _launch_options(monkeypatch)
+    assert seen["server_name"] == "0.0.0.0" and seen["share"] is False and seen["max_size"] == 7
+
+
+def test_app_py_launches_the_app_with_these_settings():
+    source = (Path(__file__).resolve().parents[2] / "app.py").read_text()
+    assert "launch(demo)" in source and "share=True" not in source
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "many", ""])
+def test_a_bad_queue_size_falls_back_to_the_default_with_a_message(monkeypatch, capsys, raw):
+    from gandemo.ui.app import QUEUE_SIZE_DEFAULT, queue_size_from_env
+
+    monkeypatch.setenv("GANDEMO_QUEUE_SIZE", raw)
+    assert queue_size_from_env() == QUEUE_SIZE_DEFAULT and "GANDEMO_QUEUE_SIZE" in capsys.readouterr().err
+
+
+def test_a_full_queue_answers_that_it_is_full_and_then_serves_again(monkeypatch):
+    """One request runs (held until released), one waits: with room for one waiting request, the
+    third is refused at once with a message that says the queue is full."""
+    import threading
+    import time
+
+    import gradio as gr
+    import httpx
+    from gradio_client.utils import QueueError
+
+    from gandemo.ui.app import Studio, configure_queue
+    from tests.conftest import free_port
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(x: float) -> float:
+        started.set()
+        release.wait(30)
+        return x
+
+    with Studio() as demo:
+        n = gr.Number()
+        n.submit(slow, n, n, api_name="slow")
+    monkeypatch.setenv("GANDEMO_QUEUE_SIZE", "1")
+    configure_queue(demo).launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        running = client.submit(1, api_name="/slow")
+        assert started.wait(30)
+        waiting = client.submit(2, api_name="/slow")
+        deadline = time.monotonic() + 30
+        while len(demo._queue) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(QueueError, match="Queue is full"):
+            client.predict(3, api_name="/slow")
+        refused = httpx.post(f"{demo.local_url}gradio_api/call/slow", json={"data": [4]}, timeout=30)
+        assert refused.status_code == 503 and "Queue is full" in refused.text
+        release.set()
+        assert running.result(timeout=30) == 1 and waiting.result(timeout=30) == 2
+        assert client.predict(5, api_name="/slow") == 5  # served again once there is room
+    finally:
+        release.set()
+        demo.close()
+
+
+def test_every_event_has_a_bounded_limit_and_long_jobs_have_their_own(app_url: str):
+    from gandemo.ui.app import build_app
+
+    demo = build_app()
+    limits = {}
+    for fn in demo.fns.values():
+        if fn.api_name and fn.api_visibility == "public":
+            limits[fn.api_name] = (fn.concurrency_id, fn.concurrency_limit)
+    # the light tabs: a couple at a time each, in their own queues
+    assert limits["generate_faces"][1] == limits["interpolate_faces"][1] == 2
+    assert limits["generate_faces"][0] == limits["interpolate_faces"][0] == "faces"
+    assert limits["edges_to_photo"][0] == limits["photo_to_edges"][0] == "edges"
+    assert limits["compose_music"][1] in (1, "default")
+    # the heavy ones: their own queues, and the long jobs take turns on one slot inside them
+    assert limits["upscale"] == ("superres", 3) and limits["detect_anomaly"] == ("anomaly", 3)
+    assert limits["toy_gan"] == limits["toy_gan_2d"] == ("gan_basics", 2)
+    assert all(limit is not None for _, limit in limits.values())  # no public event is unbounded

@@ -93,3 +93,24 @@ def test_save_example_writes_a_png_atomically(tmp_path):
 
     path = save_example(Image.new("RGB", (4, 3), "red"), tmp_path / "ex" / "red.png")
     assert Image.open(path).size == (4, 3) and [p.name for p in path.parent.iterdir()] == ["red.png"]
+
+
+def test_long_jobs_take_turns_on_one_slot_and_a_waiting_one_says_why():
+    import threading
+
+    from gandemo.ui.common import HEAVY_SLOT, heavy_slot
+
+    said, inside = [], threading.Event()
+
+    def second() -> None:
+        with heavy_slot(lambda *a, **kw: said.append(kw.get("desc", "")), "latent search"):
+            inside.set()
+
+    with heavy_slot():
+        worker = threading.Thread(target=second)
+        worker.start()
+        assert not inside.wait(0.3)  # it waits for the slot...
+    worker.join(10)  # ...and runs once the first job leaves it
+    assert inside.is_set() and "waiting for another latent search" in said[0]
+    assert HEAVY_SLOT.acquire(blocking=False)  # released again
+    HEAVY_SLOT.release()

@@ -147,3 +147,24 @@ def test_how_it_works_matches_the_code_and_names_the_card_settings():
     settings = ui.model_settings(card)
     assert "8 residual blocks of 48 channels" in settings and "96×96" in settings and "started from" in settings
     assert ui.model_settings({}) == ""
+
+
+def test_large_upscales_take_the_long_job_slot_and_small_ones_go_past(tmp_path, checkpoint_root, use_checkpoints):
+    import threading
+
+    from gandemo.ui.common import HEAVY_SLOT
+
+    use_checkpoints(checkpoint_root)
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    Image.new("RGB", (160, 120), "teal").save(small)
+    side = int(ui.HEAVY_UPSCALE_PIXELS**0.5) + 1
+    Image.new("RGB", (side, side), "teal").save(large)
+    done = threading.Event()
+    with HEAVY_SLOT:  # a latent search (or another large upscale) is running
+        image, *_ = ui.upscale(str(small), "gan", False)  # a small picture does not wait for it
+        assert Image.open(image).size == (640, 480)
+        worker = threading.Thread(target=lambda: (ui.upscale(str(large), "psnr", False), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # the large one waits for the slot
+    worker.join(60)
+    assert done.is_set()
