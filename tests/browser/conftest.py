@@ -4,10 +4,12 @@ browser here). Every test in this folder is marked `browser` and skipped when ei
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"  # git-ignored; the run's summary lists them
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,3 +34,18 @@ def page(app_url: str):
             yield pg
         finally:
             browser.close()
+
+
+@pytest.fixture
+def screenshot(page, run_report):
+    """`screenshot(name)` saves what the page shows now as screenshots/<name>.png (git-ignored) and
+    the test run's summary prints its path."""
+
+    def take(name: str) -> Path:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path))
+        run_report["screenshots"].append(str(path))
+        return path
+
+    return take

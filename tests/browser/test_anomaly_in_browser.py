@@ -25,7 +25,7 @@ def _wait_for_new_image(page, selector: str, old: str) -> None:
     )
 
 
-def test_an_uploaded_example_gets_a_heatmap_mask_and_verdict(page, tmp_path: Path, checkpoint_root: Path):
+def test_an_uploaded_example_gets_a_heatmap_mask_and_verdict(page, tmp_path: Path, checkpoint_root: Path, screenshot):
     made = example_images({"transistor": load_checkpoint(checkpoint_root / "anomaly" / "transistor")}, tmp_path)
     painted = next(path for path, _, label in made if label.startswith("painted"))
     size = Image.open(painted).size
@@ -44,6 +44,7 @@ def test_an_uploaded_example_gets_a_heatmap_mask_and_verdict(page, tmp_path: Pat
     page.wait_for_function(
         "() => /threshold/.test(document.querySelector('#anomaly-verdict textarea')?.value || '')", timeout=10_000
     )
+    screenshot("anomaly")
 
 
 def test_clicking_an_example_checks_it_with_the_encoder(page):

@@ -10,7 +10,7 @@ def _step(page) -> int:
     return int(match.group(1))
 
 
-def test_start_streams_the_1d_game_and_pause_stops_it(page):
+def test_start_streams_the_1d_game_and_pause_stops_it(page, screenshot):
     page.get_by_role("tab", name="GAN Basics").click()
     page.get_by_role("button", name="Start", exact=True).first.click()
     page.get_by_text("Running").first.wait_for(timeout=30_000)
@@ -23,3 +23,4 @@ def test_start_streams_the_1d_game_and_pause_stops_it(page):
     paused = _step(page)
     page.wait_for_timeout(1500)
     assert _step(page) == paused, "the plot kept moving after Pause"
+    screenshot("gan_basics")

@@ -25,7 +25,7 @@ def test_an_empty_sketchpad_gets_a_plain_message(page):
     page.get_by_text("nothing to convert").or_(page.get_by_text("the sketch is blank")).first.wait_for(timeout=30_000)
 
 
-def test_a_stroke_drawn_with_the_mouse_becomes_edges_and_a_photo(page):
+def test_a_stroke_drawn_with_the_mouse_becomes_edges_and_a_photo(page, screenshot):
     _open_tab(page)
     page.locator("#edges-sketch button[aria-label='Brush']").click()
     box = page.locator("#edges-sketch canvas").first.bounding_box()
@@ -40,6 +40,7 @@ def test_a_stroke_drawn_with_the_mouse_becomes_edges_and_a_photo(page):
     _wait_for_new_image(page, "#edges-photo", before)
     edges = page.locator("#edges-normalised img").first
     assert edges.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [128, 128]
+    screenshot("edges2photo")
 
 
 def test_clicking_an_example_loads_it_and_converts_it(page):

@@ -29,7 +29,7 @@ def _wav_url(page, old: str = "") -> str:
     return page.evaluate("() => document.querySelector('#music-audio a.download-link').href")
 
 
-def test_compose_gives_playable_audio_a_piano_roll_midi_and_metrics(page):
+def test_compose_gives_playable_audio_a_piano_roll_midi_and_metrics(page, screenshot):
     _open_tab(page)
     page.locator("#music-seed input").fill("11")
     page.locator("#music-seed input").press("Tab")
@@ -53,6 +53,7 @@ def test_compose_gives_playable_audio_a_piano_roll_midi_and_metrics(page):
         "FluidSynth" in page.locator("#music-engine").inner_text()
         or "sine" in page.locator("#music-engine").inner_text()
     )
+    screenshot("music")
 
 
 def test_a_bad_seed_shows_a_plain_error_and_the_next_compose_works(page):
