@@ -36,6 +36,7 @@ from PIL import Image
 from torch import nn
 
 from gandemo.imaging import load_image
+from gandemo.optim import Adam
 from gandemo.validation import InvalidInput, as_int, shown
 
 METHODS = ("encoder", "latent_search")
@@ -202,27 +203,6 @@ def encode(
     return Scores(score.cpu(), residual.cpu(), feature.cpu(), heat, g.cpu(), z.cpu(), time.perf_counter() - t0)
 
 
-class _Adam:
-    """Adam (Kingma & Ba, 2015) on one tensor, as torch.optim.Adam computes it with its defaults
-    (betas 0.9, 0.999, eps 1e-8, bias correction). Written out because torch.optim's first step in
-    a process imports torch._dynamo: measured 2-2.8 s here, which the app's first search would pay."""
-
-    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
-        self.m = torch.zeros_like(param)
-        self.v = torch.zeros_like(param)
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grad: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        self.m.mul_(b1).add_(grad, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.eps)
-        self.param.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
-
-
 def latent_search(
     G: nn.Module,
     D: nn.Module,
@@ -263,14 +243,14 @@ def latent_search(
             )
             z0 = pool[losses.argmin(1)]
         z = z0.clone().requires_grad_(True)
-        adam = _Adam(z, lr)
+        adam = Adam([z], lr)  # torch.optim's arithmetic without its first import (gandemo.optim)
         history: list[float] = []
         every = max(1, iterations // 50)
         for i in range(iterations):
             score, _, _ = _terms(D, x, fx, G(z), lam)
             history.append(float(score.detach().mean()))
             (grad,) = torch.autograd.grad(score.sum(), z)  # each image's z gets its own image's gradient
-            adam.step(grad)
+            adam.step([grad])
             if progress is not None and ((i + 1) % every == 0 or i + 1 == iterations):
                 progress(i + 1, iterations)
         with torch.no_grad():
