@@ -212,3 +212,28 @@ def test_every_event_has_a_bounded_limit_and_long_jobs_have_their_own(app_url: s
     assert limits["upscale"] == ("superres", 3) and limits["detect_anomaly"] == ("anomaly", 3)
     assert limits["toy_gan"] == limits["toy_gan_2d"] == ("gan_basics", 2)
     assert all(limit is not None for _, limit in limits.values())  # no public event is unbounded
+
+
+def test_each_model_is_loaded_once_however_many_tabs_and_requests_use_it(
+    checkpoint_root: Path, use_checkpoints, monkeypatch, tmp_path: Path
+):
+    from gandemo import registry
+    from gandemo.ui import anomaly, edges2photo, faces, music, superres
+
+    loads = []
+    real = registry.load_checkpoint
+    monkeypatch.setattr(registry, "load_checkpoint", lambda folder: loads.append(Path(folder)) or real(folder))
+    use_checkpoints(checkpoint_root)
+    build_app()
+    build_app()  # a second app in the same process (a reload, a test) shares the loaded models
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (40, 40), "white").save(picture)
+    faces.generate_faces(1, 1)
+    edges2photo.edges_to_photo(str(edges2photo.example_sketches(tmp_path / "sketches")[0]))
+    for variant in ("gan", "psnr"):
+        superres.upscale(str(picture), variant, False)
+    music.compose_music(1, 80)
+    for category in TASKS["anomaly"].variants:
+        anomaly.detect_anomaly(str(picture), category, "encoder", 3)
+    every = sorted(p.parent for p in checkpoint_root.glob("*/*/card.json"))
+    assert sorted(loads) == every
