@@ -115,6 +115,28 @@ def every_model_root(folder: Path) -> tuple[Path, list[str]]:
     return folder, notes
 
 
+def tab_requests(root: Path, examples: Path) -> dict[str, tuple[str, tuple]]:
+    """Each tab's main endpoint with a small, typical request: tab -> (api_name, inputs), every input
+    given (as the REST API needs; a Path is a file to upload). The pictures are the app's own
+    examples (the anomaly one drawn by the model under `root`), written into `examples`."""
+    from gandemo.checkpoint import load_checkpoint
+    from gandemo.tasks import TASKS, music
+    from gandemo.ui import anomaly, edges2photo, superres
+
+    sketch = edges2photo.example_sketches(examples / "edges")[0]
+    picture = superres.example_pictures(examples / "superres")[0]  # 160x120: a small upscale
+    category = TASKS["anomaly"].variants[0]
+    product = anomaly.example_images({category: load_checkpoint(root / "anomaly" / category)}, examples / "anomaly")
+    return {
+        "basics": ("toy_gan", ("gaussian", "normal", "non-saturating", 1e-3, 1e-3, 1, 64, 0, 200, 100)),
+        "faces": ("generate_faces", (42, 16)),
+        "edges2photo": ("edges_to_photo", (sketch,)),
+        "superres": ("upscale", (picture, "gan", False)),
+        "music": ("compose_music", (7, 80, *music.DEFAULT_PROGRAMS, False, False, False, False)),
+        "anomaly": ("detect_anomaly", (product[-1][0], category, "encoder", 200)),
+    }
+
+
 class QueueFull(RuntimeError):
     """The app answered that its queue is full (HTTP 503)."""
 

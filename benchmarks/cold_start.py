@@ -23,34 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import RestClient, every_model_root, rss_mb, start_app  # noqa: E402
-
-
-def first_calls(root: Path, examples: Path) -> dict[str, tuple[str, tuple]]:
-    """Each tab's main endpoint with a small, typical request: tab -> (api_name, inputs). Pictures
-    are the app's own examples (the anomaly one from the model under `root`), written into `examples`."""
-    from gandemo.checkpoint import load_checkpoint
-    from gandemo.tasks import TASKS, music
-    from gandemo.ui import anomaly, edges2photo, superres
-
-    sketch = edges2photo.example_sketches(examples / "edges")[0]
-    picture = superres.example_pictures(examples / "superres")[0]
-    category = TASKS["anomaly"].variants[0]
-    product = anomaly.example_images({category: load_checkpoint(root / "anomaly" / category)}, examples / "anomaly")
-    return {
-        "basics": ("toy_gan", ("gaussian", "normal", "non-saturating", 1e-3, 1e-3, 1, 64, 0, 200, 100)),
-        "faces": ("generate_faces", (42, 16)),
-        "edges2photo": ("edges_to_photo", (sketch,)),
-        "superres": ("upscale", (picture, "gan", False)),
-        "music": ("compose_music", (7, 80, *music.DEFAULT_PROGRAMS, False, False, False, False)),
-        "anomaly": ("detect_anomaly", (product[-1][0], category, "encoder", 200)),
-    }
+from benchmarks._server import RestClient, cpu_seconds, every_model_root, rss_mb, start_app, tab_requests  # noqa: E402
 
 
 def one_run(root: Path, calls: dict[str, tuple[str, tuple]], threads: int, sequential: bool) -> dict[str, float]:
     server, url, page_s = start_app(threads, GANDEMO_CHECKPOINTS=str(root))
     t0 = time.perf_counter() - page_s  # the process start
-    done: dict[str, float] = {"page": page_s}
+    done: dict[str, float] = {"page": page_s, "cpu_page_s": cpu_seconds(server.pid)}
     errors: list[str] = []
     try:
 
@@ -71,6 +50,7 @@ def one_run(root: Path, calls: dict[str, tuple[str, tuple]], threads: int, seque
         if errors:
             raise SystemExit("a first call failed: " + "; ".join(errors))
         done["every tab"] = max(done[tab] for tab in calls)
+        done["cpu_all_s"] = cpu_seconds(server.pid)
         done["rss_mb"] = rss_mb(server.pid)
         done["peak_rss_mb"] = rss_mb(server.pid, "VmHWM")
     finally:
@@ -92,10 +72,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root, notes = every_model_root(Path(tmp) / "checkpoints")
-        calls = first_calls(root, Path(tmp) / "examples")
+        calls = tab_requests(root, Path(tmp) / "examples")
         runs = [one_run(root, calls, args.threads, args.sequential) for _ in range(args.runs)]
 
-    keys = ["page", *calls, "every tab", "rss_mb", "peak_rss_mb"]
+    keys = ["page", *calls, "every tab", "cpu_page_s", "cpu_all_s", "rss_mb", "peak_rss_mb"]
     print(
         f"\nCold start — {args.runs} run(s), {args.threads} server thread(s), first calls "
         f"{'one after the other' if args.sequential else 'together'}, {os.cpu_count()} CPU(s) visible "
@@ -105,9 +85,13 @@ def main() -> None:
     for key in keys:
         values = [r[key] for r in runs]
         unit = " MB" if key.endswith("_mb") else " s"
-        name = {"rss_mb": "resident memory, every model loaded", "peak_rss_mb": "peak resident memory"}.get(
-            key, f"{key} answered" if key != "page" else "page served"
-        )
+        name = {
+            "page": "page served",
+            "cpu_page_s": "server CPU time until the page was served",
+            "cpu_all_s": "server CPU time until every tab answered",
+            "rss_mb": "resident memory, every model loaded and run",
+            "peak_rss_mb": "peak resident memory",
+        }.get(key, f"{key} answered")
         print(f"| {name} | {statistics.median(values):.1f}{unit} | {', '.join(f'{v:.1f}' for v in values)} |")
     print("\nModels: " + "; ".join(notes))
 

@@ -27,6 +27,10 @@ QUEUE_SIZE_ENV = "GANDEMO_QUEUE_SIZE"
 # every user has one request out at a time: on 2 vCPUs a longer queue only means longer waits.
 QUEUE_SIZE_DEFAULT = 40
 MAX_FILE_SIZE = "64mb"  # uploads above this are refused before they reach the disk (the pixel caps are smaller)
+# Sessions whose state the server keeps (Gradio's default: 10,000). Each keeps its last outputs (a
+# GAN Basics plot is a PNG of ~100 kB) and its gr.State; every API call without a session is one.
+# Beyond this the least recently used are dropped: such a visitor's next Start begins a new toy game.
+STATE_SESSIONS = 500
 
 
 class Studio(gr.Blocks):
@@ -143,6 +147,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "share": False,
         "max_file_size": MAX_FILE_SIZE,
+        "state_session_capacity": STATE_SESSIONS,
         **kwargs,
     }
     configure_queue(demo).launch(css=CSS, theme=gr.themes.Soft(), **options)

@@ -131,6 +131,7 @@ def test_launch_binds_localhost_and_never_shares_unless_told(monkeypatch):
     monkeypatch.setenv("GRADIO_SHARE", "true")  # Gradio alone would open a public link
     seen = _launch_options(monkeypatch)
     assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["max_size"] == 40
+    assert seen["max_file_size"] == "64mb" and seen["state_session_capacity"] == 500  # bounded memory and disk
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what a Space sets
     monkeypatch.setenv("GANDEMO_QUEUE_SIZE", "7")
     seen = _launch_options(monkeypatch)

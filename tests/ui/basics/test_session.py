@@ -202,3 +202,13 @@ def test_closing_the_page_stops_the_run(tab_url: str):
                         assert ui.active_runs() >= 1
                         break  # leaving the block closes the connection, as a closed tab does
     _wait_for_no_runs()
+
+
+def test_only_the_most_recent_sessions_keep_their_figure_and_the_others_draw_one_again(monkeypatch):
+    monkeypatch.setattr(ui, "FIGURES_KEPT", 2)
+    monkeypatch.setattr(ui, "_kept", type(ui._kept)())
+    sessions = [list(ui.toy_gan(*GAUSS, 3, 3, ui.Session()))[-1][3] for _ in range(4)]
+    assert [s.figure is not None for s in sessions] == [False, False, True, True]  # memory stays bounded
+    _, _, numbers, again = list(ui.toy_gan(*GAUSS, 3, 3, sessions[0]))[-1]  # its next click draws again
+    assert again is sessions[0] and again.figure is not None and numbers["step"] == 6  # the same game goes on
+    assert ui.pause(ui.numbers_1d)(sessions[1])[1] == "**Paused at step 3; Start goes on from here.**"
