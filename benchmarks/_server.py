@@ -150,7 +150,9 @@ class RestClient:
         import httpx
 
         self.url = url.rstrip("/")
-        self.http = httpx.Client(timeout=timeout)
+        # idle connections are dropped after 2 s, before the server's 5 s keep-alive closes them: a
+        # connection the server closed while the client reused it read as "server disconnected"
+        self.http = httpx.Client(timeout=timeout, limits=httpx.Limits(keepalive_expiry=2))
         self._uploaded: dict[Path, dict] = {}
 
     def _file(self, path: Path) -> dict:
