@@ -8,6 +8,8 @@ module from the card's `arch` before loading the weights strictly, so a broken f
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import importlib
 import json
@@ -130,8 +132,32 @@ def update_card(folder: str | Path, **fields: Any) -> dict[str, Any]:
     return card
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE); False
+    where the system or the file system cannot, and the caller then moves them one at a time."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without renameat2
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def _replace_dir(new: Path, target: Path) -> None:
-    """Move `new` to `target`; an existing target is swapped out first, then removed."""
+    """Move `new` to `target`. An existing target is swapped with `new` in one atomic step where the
+    system can (`_exchange`): a kill at any moment leaves the old folder or the new one at `target`.
+    Elsewhere the old folder is moved aside first: a kill between the two renames leaves no folder
+    at `target` (the registry then says the model is missing), never a mix. What was swapped out is
+    then removed."""
+    if target.exists() and _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old checkpoint
+        return
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old")
