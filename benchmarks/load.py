@@ -63,7 +63,9 @@ def make_client(kind: str, url: str) -> Callable[..., object]:
         return RestClient(url).predict
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    # gradio_client's own HTTP timeout is httpx's 5 s: on a saturated machine a slow file download or
+    # queue join would count as an error, where a page simply waits
+    client = Client(url, verbose=False, httpx_kwargs={"timeout": 600})
 
     def predict(*inputs: object, api_name: str) -> object:
         args = [handle_file(str(a)) if isinstance(a, Path) else a for a in inputs]
