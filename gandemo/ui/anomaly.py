@@ -391,12 +391,12 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
         elem_id="anomaly-examples",
     )
 
-    settings = thresholds_text(ckpts)
     how_it_works(
-        HOW_IT_WORKS + ("\n" + settings if settings else ""),
+        HOW_IT_WORKS,
         default,
         "G's images | normal val images | G(E(x))",
         more=[(f"The {c} model", k) for c, k in ckpts.items() if k is not default],
+        settings=thresholds_text(ckpts),
     )
 
     inputs = [image_in, category, method, iterations]

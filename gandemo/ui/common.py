@@ -148,11 +148,13 @@ def how_it_works(
     ckpt: registry.Checkpoint,
     samples_label: str,
     more: Sequence[tuple[str, registry.Checkpoint]] = (),
+    settings: str = "",
 ) -> None:
-    """The "How it works" accordion: the explanation (with LaTeX), the model card, its samples; then
-    the card and samples of each (heading, checkpoint) in `more` (a task's other variants)."""
+    """The "How it works" accordion: the explanation (with LaTeX) and the models' `settings` (see
+    `settings_markdown`), the model card, its samples; then the card and samples of each
+    (heading, checkpoint) in `more` (a task's other variants)."""
     with gr.Accordion("How it works", open=False):
-        gr.Markdown(text, latex_delimiters=LATEX)
+        gr.Markdown(text + ("\n" + settings if settings else ""), latex_delimiters=LATEX)
         for heading, shown in [("The shipped model", ckpt), *more]:
             gr.Markdown(f"#### {heading}\n" + card_markdown(shown.card))
             samples = shown.folder / "samples.png"
@@ -161,6 +163,21 @@ def how_it_works(
             curve = shown.folder / "training_curve.png"
             if curve.is_file():
                 gr.Image(str(curve), label="Measured during training", interactive=False, buttons=["fullscreen"])
+
+
+def settings_markdown(card: dict[str, Any], own: Sequence[str], heading: str = "This model's settings") -> str:
+    """A model's settings from its card as one Markdown paragraph ('' if there are none): the
+    task's `own` phrases (architecture, loss...), then what every card may hold: batch size,
+    optimiser and how inference is done."""
+    hp = card.get("hyperparameters") or {}
+    parts = list(own)
+    if "batch_size" in hp:
+        parts.append(f"batch {hp['batch_size']}")
+    if "lr" in hp:
+        parts.append(f"Adam, learning rate {hp['lr']:g}" + (f", betas {tuple(hp['betas'])}" if hp.get("betas") else ""))
+    if card.get("inference"):
+        parts.append(f"inference: {card['inference']}")
+    return f"**{heading}** (from its card): " + "; ".join(parts) + "." if parts else ""
 
 
 def image_source(value: Any) -> Any:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, edges2photo
-from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, save_example, task_tab
+from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, save_example, settings_markdown, task_tab
 from gandemo.ui.common import image_source as _file
 from gandemo.validation import InvalidInput
 
@@ -171,13 +171,7 @@ def model_settings(card: dict[str, Any]) -> str:
         )
     if "ndf" in hp:
         parts.append(f"PatchGAN width {hp['ndf']}, {hp.get('d_layers', '?')} strided layers")
-    if "batch_size" in hp:
-        parts.append(f"batch {hp['batch_size']}")
-    if "lr" in hp:
-        parts.append(f"Adam, learning rate {hp['lr']:g}" + (f", betas {tuple(hp['betas'])}" if hp.get("betas") else ""))
-    if card.get("inference"):
-        parts.append(f"inference: {card['inference']}")
-    return "**This model's settings** (from its card): " + "; ".join(parts) + "." if parts else ""
+    return settings_markdown(card, parts)
 
 
 def build(spec: TaskSpec) -> None:
@@ -248,8 +242,7 @@ def _body(ckpt: Checkpoint) -> None:
         cache_examples=False,
     )
 
-    settings = model_settings(ckpt.card)
-    how_it_works(HOW_IT_WORKS + ("\n" + settings if settings else ""), ckpt, "Held-out edges, photos, real photos")
+    how_it_works(HOW_IT_WORKS, ckpt, "Held-out edges, photos, real photos", settings=model_settings(ckpt.card))
 
     # Both endpoints take the "What goes in" image raw (preprocess=False): the file reaches load_image,
     # which answers a corrupt, empty or huge one in plain words. The sketchpad's drawing gets there

@@ -19,7 +19,7 @@ import pandas as pd
 from gandemo import audio, registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, music
-from gandemo.ui.common import endpoint, how_it_works, output_path, task_tab
+from gandemo.ui.common import endpoint, how_it_works, output_path, settings_markdown, task_tab
 
 HOW_IT_WORKS = r"""
 **A piece is four piano rolls.** One per voice (soprano, alto, tenor, bass): 4 bars of 16
@@ -144,15 +144,9 @@ def model_settings(card: dict[str, Any]) -> str:
         parts.append(f"critic width {hp['d_width']}")
     if "n_critic" in hp:
         parts.append(f"{hp['n_critic']} critic steps per G step, λ = {hp.get('gp_weight', '?'):g}")
-    if "batch_size" in hp:
-        parts.append(f"batch {hp['batch_size']}")
-    if "lr" in hp:
-        parts.append(f"Adam, learning rate {hp['lr']:g}" + (f", betas {tuple(hp['betas'])}" if hp.get("betas") else ""))
     if "transpose" in hp:
         parts.append(f"transposition {hp['transpose']}")
-    if card.get("inference"):
-        parts.append(f"inference: {card['inference']}")
-    return "**This model's settings** (from its card): " + "; ".join(parts) + "." if parts else ""
+    return settings_markdown(card, parts)
 
 
 def build(spec: TaskSpec) -> None:
@@ -213,8 +207,7 @@ def _body(ckpt: Checkpoint) -> None:
         cache_examples=False,
     )
 
-    settings = model_settings(ckpt.card)
-    how_it_works(HOW_IT_WORKS + ("\n" + settings if settings else ""), ckpt, "The app's seeds 0–3")
+    how_it_works(HOW_IT_WORKS, ckpt, "The app's seeds 0–3", settings=model_settings(ckpt.card))
 
     compose.click(compose_music, inputs, outputs, api_name="compose_music", preprocess=False)
     dice.click(random_seed, None, [seed], api_visibility="private").then(

@@ -33,6 +33,7 @@ from gandemo.ui.common import (
     image_source,
     output_path,
     save_example,
+    settings_markdown,
     task_tab,
 )
 from gandemo.validation import InvalidInput
@@ -209,13 +210,11 @@ def model_settings(card: dict[str, Any]) -> str:
         parts.append(f"loss: {card['objective']}")
     if card.get("content_loss") and card.get("variant") == "gan":
         parts.append(f"content network: {card['content_loss']}")
-    if "crop" in hp and "batch_size" in hp:
-        parts.append(f"batches of {hp['batch_size']} crops of {hp['crop']}×{hp['crop']}")
-    if "lr" in hp:
-        parts.append(f"Adam, learning rate {hp['lr']:g}")
+    if "crop" in hp:
+        parts.append(f"HR crops of {hp['crop']}×{hp['crop']}")
     if hp.get("init"):
         parts.append(f"started from {hp['init']}")
-    return f"**{card.get('variant', '?')} settings** (from its card): " + "; ".join(parts) + "." if parts else ""
+    return settings_markdown(card, parts, heading=f"{card.get('variant', '?')} settings")
 
 
 def build(spec: TaskSpec) -> None:
@@ -288,12 +287,12 @@ def _body(ckpt: Checkpoint) -> None:
     more = []
     if registry.status("superres", "psnr") is None:
         more.append(("The PSNR model (SRResNet, variant psnr)", registry.get("superres", "psnr")))
-    settings = "\n\n".join(s for s in (model_settings(c.card) for c in [ckpt, *(c for _, c in more)]) if s)
     how_it_works(
-        HOW_IT_WORKS + ("\n" + settings if settings else ""),
+        HOW_IT_WORKS,
         ckpt,
         "Held-out photos: the 4× smaller input (shown 4× larger) | bicubic | the model | the original",
         more=more,
+        settings="\n\n".join(s for s in (model_settings(c.card) for c in [ckpt, *(c for _, c in more)]) if s),
     )
 
     outputs = [upscaled, slider, download, table]

@@ -2,7 +2,7 @@ import gradio as gr
 import pytest
 
 from gandemo.tasks import TASKS
-from gandemo.ui.common import card_markdown, endpoint, task_tab, unavailable
+from gandemo.ui.common import card_markdown, endpoint, settings_markdown, task_tab, unavailable
 from gandemo.validation import InvalidInput, as_int
 
 
@@ -114,3 +114,13 @@ def test_long_jobs_take_turns_on_one_slot_and_a_waiting_one_says_why():
     assert inside.is_set() and "waiting for another latent search" in said[0]
     assert HEAVY_SLOT.acquire(blocking=False)  # released again
     HEAVY_SLOT.release()
+
+
+def test_settings_markdown_puts_the_tasks_own_phrases_before_the_shared_ones():
+    card = {"hyperparameters": {"batch_size": 16, "lr": 2e-4, "betas": [0.5, 0.999]}, "inference": "EMA generator"}
+    text = settings_markdown(card, ["U-Net depth 7"], heading="gan settings")
+    assert text == (
+        "**gan settings** (from its card): U-Net depth 7; batch 16; Adam, learning rate 0.0002, "
+        "betas (0.5, 0.999); inference: EMA generator."
+    )
+    assert settings_markdown({}, []) == ""
