@@ -1,4 +1,4 @@
-"""What the benchmarks share: start `python app.py` on a free port and read its memory."""
+"""What the benchmarks share: start `python app.py` on a free port, read its memory, print the table."""
 
 from __future__ import annotations
 
@@ -202,3 +202,14 @@ def _file_urls(value) -> list[str]:
     if isinstance(value, list | tuple):
         return [u for v in value for u in _file_urls(v)]
     return []
+
+
+def print_table(title: str, rows: list[tuple[str, str]], model: str | None = None) -> None:
+    """The benchmark's result: a title line (what ran, on what), the model it measured, then a
+    Markdown table of (measurement, value) rows, ready to paste into the README."""
+    print(f"\n{title}")
+    if model:
+        print(f"Model: {model}")
+    print("\n| measurement | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from benchmarks._server import print_table  # noqa: E402
 from benchmarks.faces_latency import median_seconds  # noqa: E402
 
 TASK = "anomaly"
@@ -199,14 +200,12 @@ def main() -> None:
             )
         )
 
-    print(
-        f"\nAnomaly benchmark ({args.category}) — torch {torch.__version__}, {args.threads} thread(s), "
-        f"{os.cpu_count()} CPU(s)"
+    print_table(
+        f"Anomaly benchmark ({args.category}) — torch {torch.__version__}, {args.threads} thread(s), "
+        f"{os.cpu_count()} CPU(s)",
+        rows,
+        model=what,
     )
-    print(f"Model: {what}\n")
-    print("| measurement | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from benchmarks._server import rss_mb, start_app  # noqa: E402
+from benchmarks._server import print_table, rss_mb, start_app  # noqa: E402
 from benchmarks.faces_latency import median_seconds  # noqa: E402
 from benchmarks.train_speed import step_seconds  # noqa: E402
 
@@ -153,11 +153,11 @@ def main() -> None:
         rows.append((f"training step, cpu preset, batch {batch}, {path} (median of {args.steps})", f"{s:.2f} s"))
         rows.append(("training throughput", f"{batch / s:.1f} images/s"))
 
-    print(f"\nEdges → Photo benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s)")
-    print(f"Model: {what}\n")
-    print("| measurement | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_table(
+        f"Edges → Photo benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s)",
+        rows,
+        model=what,
+    )
 
 
 if __name__ == "__main__":

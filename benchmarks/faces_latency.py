@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import rss_mb, start_app  # noqa: E402
+from benchmarks._server import print_table, rss_mb, start_app  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -65,10 +65,7 @@ def main() -> None:
         s = median_seconds(lambda n=n: faces.generate_faces(G, 1234, n), args.repeats)
         rows.append((f"tasks.faces.generate_faces, {n} face(s), in-process", f"{s * 1000:.0f} ms"))
 
-    print(f"\nFaces benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s)\n")
-    print("| measurement | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_table(f"Faces benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s)", rows)
 
 
 if __name__ == "__main__":

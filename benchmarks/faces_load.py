@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import RestClient, cpu_seconds, rss_mb, start_app  # noqa: E402
+from benchmarks._server import RestClient, cpu_seconds, print_table, rss_mb, start_app  # noqa: E402
 from benchmarks.load import load, p95  # noqa: E402
 
 
@@ -81,12 +81,10 @@ def main() -> None:
         ("server RSS before → after the load", f"{rss_before:.0f} → {rss_after:.0f} MB"),
         ("app cold start", f"{cold:.1f} s"),
     ]
-    print(
-        f"\nFaces API under load — {args.client} clients, {args.threads} server thread(s), torch {torch.__version__}\n"
+    print_table(
+        f"Faces API under load — {args.client} clients, {args.threads} server thread(s), torch {torch.__version__}",
+        rows,
     )
-    print("| measurement | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
 
 
 if __name__ == "__main__":

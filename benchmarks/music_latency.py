@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._server import rss_mb, start_app  # noqa: E402
+from benchmarks._server import print_table, rss_mb, start_app  # noqa: E402
 
 TASK = "music"
 
@@ -215,14 +215,12 @@ def main() -> None:
                 )
             )
 
-    print(
-        f"\nMusic benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
-        f"tempo {tempo}"
+    print_table(
+        f"Music benchmark — torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
+        f"tempo {tempo}",
+        rows,
+        model=what,
     )
-    print(f"Model: {what}\n")
-    print("| measurement | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
 
 
 if __name__ == "__main__":
