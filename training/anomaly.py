@@ -50,6 +50,7 @@ from gandemo.imaging import ImageInputError, list_images, load_image, make_grid,
 from gandemo.nets.anogan import Discriminator, Encoder, Generator
 from gandemo.tasks import TASKS
 from gandemo.tasks import anomaly as task
+from training import distributed
 from training.augment import parse_policy
 from training.data import EpochSampler
 from training.loop import Amp, recalibrate_batchnorm
@@ -392,7 +393,7 @@ class AnomalyTask(ImageTask):
         }
 
     def _gan_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
-        z = torch.randn(real.shape[0], Z_DIM, device=real.device)
+        z = distributed.randn(real.shape[0], Z_DIM, device=real.device)  # under DDP: this slice's latents
         return dcgan_step(self.models["G"], self.models["D"], self.optimizers, real, z, amp, self.policy)
 
     def freeze_generator(self) -> None:

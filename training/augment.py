@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from training import distributed
+
 POLICIES = ("color", "translation", "cutout")
 
 
@@ -31,7 +33,8 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
 
 def _color(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[0]
-    rand = lambda: torch.rand(n, 1, 1, 1, dtype=x.dtype, device=x.device)  # noqa: E731
+    # per-item draws through training.distributed: under DDP each process keeps its slice of the global batch's
+    rand = lambda: distributed.rand(n, 1, 1, 1, dtype=x.dtype, device=x.device)  # noqa: E731
     x = x + (rand() - 0.5)  # brightness
     mean = x.mean(dim=1, keepdim=True)
     x = (x - mean) * (rand() * 2) + mean  # saturation
@@ -42,8 +45,8 @@ def _color(x: torch.Tensor) -> torch.Tensor:
 def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
-    tx = torch.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
+    ty = distributed.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
+    tx = distributed.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = torch.clamp(gy[None] + ty + 1, 0, h + 1)
     gx = torch.clamp(gx[None] + tx + 1, 0, w + 1)
@@ -55,8 +58,8 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
+    oy = distributed.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
+    ox = distributed.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
     gy, gx = torch.meshgrid(torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij")
     gy = torch.clamp(gy[None] + oy - ch // 2, 0, h - 1)
     gx = torch.clamp(gx[None] + ox - cw // 2, 0, w - 1)

@@ -20,6 +20,8 @@ from training.task import TrainTask, task_class, trainable_tasks
 USAGE = (
     "usage: python -m training <task> --data DIR --out DIR [--preset cpu|gpu] [--variant V] [--steps N] [--resume]\n"
     "       python -m training evaluate <task> --checkpoint DIR --data DIR\n"
+    "       python -m training all --data-root DIR [--preset cpu|gpu] [--only T,..] [--skip T,..] [--resume]\n"
+    "       torchrun --nproc_per_node=N -m training <task>|all ...   (DistributedDataParallel)\n"
     "tasks: {tasks}  (add -h after a task for its options)"
 )
 
@@ -76,8 +78,10 @@ def parse_train_args(cls: type[TrainTask], argv: list[str]) -> argparse.Namespac
     parser = train_parser(cls)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", choices=sorted(cls.presets), default="cpu")
-    preset_name = pre.parse_known_args(argv)[0].preset
-    preset = cls.presets[preset_name]
+    pre.add_argument("--variant", default=TASKS[cls.name].default_variant)
+    chosen = pre.parse_known_args(argv)[0]
+    preset_name = chosen.preset
+    preset = cls.presets[preset_name] | cls.variant_presets.get(preset_name, {}).get(chosen.variant, {})
     known = {a.dest for a in parser._actions}
     unknown = set(preset) - known
     if unknown:
@@ -87,6 +91,7 @@ def parse_train_args(cls: type[TrainTask], argv: list[str]) -> argparse.Namespac
 
 
 def train_main(name: str, argv: list[str]) -> int:
+    from training import distributed
     from training.loop import RunConfig, Trainer, TrainingDiverged
 
     cls = task_class(name)
@@ -96,7 +101,8 @@ def train_main(name: str, argv: list[str]) -> int:
     cuda = args.preset == "gpu" and torch.cuda.is_available()
     if args.preset == "gpu" and not cuda:
         print("preset gpu: no CUDA device found, training on the CPU", file=sys.stderr)
-    device = torch.device("cuda" if cuda else "cpu")
+    # under torchrun: join the process group; this process trains on cuda:LOCAL_RANK or the CPU
+    device = distributed.init(cuda)
     cfg = RunConfig(
         out=args.out,
         steps=args.steps,
@@ -115,15 +121,19 @@ def train_main(name: str, argv: list[str]) -> int:
     trainer = Trainer(task, cfg)
     if args.export_only:
         trainer.prepare()
-        trainer.export(args.export)
+        if trainer.main:
+            trainer.export(args.export)
+        distributed.barrier()
         return 0
     try:
         trainer.train()
     except TrainingDiverged as exc:
-        print(f"training stopped: {exc}", file=sys.stderr)
+        if trainer.main:
+            print(f"training stopped: {exc}", file=sys.stderr)
         return 3
-    if trainer.finished:
+    if trainer.finished and trainer.main:
         trainer.export(args.export)
+    distributed.barrier()  # the other processes wait for rank 0's export
     return 0
 
 
@@ -138,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.evaluate import main as evaluate_main
 
         return evaluate_main(rest)
+    if name == "all":
+        from training.all import main as all_main
+
+        return all_main(rest)
     if name not in trainable_tasks():
         print(f"unknown task {name!r}\n{usage}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils
 from gandemo.nets.dcgan import Discriminator, Generator
 from gandemo.tasks.faces import latents, render
+from training import distributed
 from training.augment import parse_policy
 from training.data import ImageSet
 from training.inception import inception_features
@@ -116,7 +117,7 @@ class FacesTask(ImageTask):
         self._fid_reference: np.ndarray | None = None
 
     def train_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
-        z = torch.randn(real.shape[0], Z_DIM, device=self.device)
+        z = distributed.randn(real.shape[0], Z_DIM, device=self.device)  # under DDP: this slice's latents
         return dcgan_step(self.models["G"], self.models["D"], self.optimizers, real, z, amp, self.policy)
 
     def calibration_inputs(self) -> Iterator[torch.Tensor]:

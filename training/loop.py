@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gandemo.checkpoint import arch_entry, save_checkpoint
+from training import distributed
 from training.task import TrainTask
 
 STATE = "state.pt"
@@ -84,7 +85,9 @@ class Amp:
     - CPU with AVX512-BF16/AMX: bf16 autocast (oneDNN runs AMX kernels for the convolutions).
     - other CPUs: fp32 (bf16 is emulated there and far slower).
     Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
-    in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast."""
+    in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast.
+    On CUDA also: cuDNN's autotuner (`cudnn.benchmark`: the shapes of a run never change), TF32
+    for what stays in fp32, and batches copied from pinned memory without blocking the CPU."""
 
     def __init__(self, device: torch.device, enabled: bool, channels_last: bool = True) -> None:
         self.device = device
@@ -97,6 +100,10 @@ class Amp:
         self.enabled = self.dtype is not None
         self.channels_last = channels_last
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
 
     @property
     def description(self) -> str:
@@ -113,6 +120,8 @@ class Amp:
 
     def batch(self, x: torch.Tensor) -> torch.Tensor:
         """Move a batch to the device in the fast memory layout."""
+        if self.device.type == "cuda" and x.device.type == "cpu":
+            x = x.pin_memory()  # a copy from pinned memory runs alongside the CPU, not before it
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
@@ -190,6 +199,9 @@ class Trainer:
         self.amp = Amp(cfg.device, cfg.amp)
         for m in task.models.values():
             self.amp.prepare(m)  # in place: the optimisers keep their parameters
+        # several processes (torchrun): DDP, global BatchNorm, rank 0 alone writes
+        self.replica = distributed.Replica(task, cfg.device) if distributed.is_distributed() else None
+        self.main = distributed.is_main()
         self.ema = EMA(task.models[task.ema_of], task.ema_decay) if task.ema_of else None
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
@@ -199,6 +211,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.state_path = self.out / STATE
         self._stop_signal: int | None = None
+        self._requested: int | None = None  # a signal not yet agreed on by every process (DDP)
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -216,10 +229,17 @@ class Trainer:
             "task_state": self.task.extra_state(),
             "sessions": self.sessions,
             "evaluations": self.evaluations,
-        }
+        } | (
+            # the generator of the GPU this process trains on (each DDP process has its own GPU,
+            # whose generator rank 0's get_rng_state_all does not see move)
+            {"rng_device": torch.cuda.get_rng_state(self.cfg.device)} if self.cfg.device.type == "cuda" else {}
+        )
 
     def save_state(self) -> None:
-        """Write state.pt atomically: a kill mid-write leaves the previous state intact."""
+        """Write state.pt atomically: a kill mid-write leaves the previous state intact. Rank 0
+        alone writes (every process holds the same state)."""
+        if not self.main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".pt.tmp")
         torch.save(self.state_dict(), tmp)
@@ -239,6 +259,8 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        if self.replica and "rng_device" in state and self.cfg.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_device"].cpu(), self.cfg.device)
         self.task.load_extra_state(state["task_state"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.sessions = list(state.get("sessions", []))
@@ -255,13 +277,18 @@ class Trainer:
             self._print(f"resumed {self.task.name} from step {self.step} ({self.elapsed / 60:.1f} min trained)")
         elif self.cfg.resume:
             self._print(f"nothing to resume in {self.out}; starting at step 0")
+        distributed.same_everywhere(self.step, f"the step {self.out} resumes from")
 
     # ---- the loop ----------------------------------------------------------------------------
     def train(self) -> None:
         self.prepare()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "samples").mkdir(exist_ok=True)
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "samples").mkdir(exist_ok=True)
         old_handler = signal.signal(signal.SIGTERM, self._on_signal)
+        # several processes must stop at the same step: Ctrl-C (which reaches every process) then
+        # finishes the step like SIGTERM, and `Replica.average` spreads the request
+        old_int = signal.signal(signal.SIGINT, self._on_signal) if self.replica else None
         session = {
             "from_step": self.step,
             "to_step": self.step,
@@ -271,17 +298,17 @@ class Trainer:
             "command": self.cfg.command,
             "device": str(self.cfg.device),
             "precision": self.amp.description,
-        }
+        } | ({"processes": self.replica.world, "parallel": self.replica.description} if self.replica else {})
         self.sessions.append(session)
         session_start = self.elapsed
         last_save = time.monotonic()
-        log = open(self.out / "log.csv", "a", newline="")  # noqa: SIM115 - closed in finally
+        log = open(self.out / "log.csv", "a", newline="") if self.main else None  # noqa: SIM115 - closed in finally
         writer: csv.writer | None = None
         bar = tqdm(
             total=self.cfg.steps,
             initial=self.step,
             desc=self.task.name,
-            disable=not self.cfg.progress,
+            disable=not self.cfg.progress or not self.main,
             dynamic_ncols=True,
         )
         try:
@@ -289,11 +316,7 @@ class Trainer:
                 m.train()
             while self.step < self.cfg.steps and self._stop_signal is None:
                 t0 = time.perf_counter()
-                batch = self.task.next_batch()
-                if isinstance(batch, torch.Tensor):
-                    batch = self.amp.batch(batch)
-                losses = self.task.train_step(batch, self.amp)
-                values = {k: float(v) for k, v in losses.items()}
+                values = self.train_step()
                 bad = {k: v for k, v in values.items() if not math.isfinite(v)}
                 if bad:
                     raise TrainingDiverged(
@@ -307,7 +330,7 @@ class Trainer:
                 self.elapsed += time.perf_counter() - t0
                 session.update(to_step=self.step, seconds=round(self.elapsed - session_start, 1))
                 bar.update(1)
-                if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                if self.main and (self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps):
                     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                     if writer is None:
                         writer = csv.writer(log)
@@ -315,6 +338,8 @@ class Trainer:
                             writer.writerow(["step", "seconds", *values])
                     writer.writerow([self.step, f"{self.elapsed:.1f}", *(f"{v:.5f}" for v in values.values())])
                     log.flush()
+                if not self.main:
+                    continue  # rank 0 alone samples, evaluates and saves; the others wait at the next step
                 if self.step % self.cfg.sample_every == 0:
                     self.write_samples()
                 if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
@@ -330,14 +355,41 @@ class Trainer:
             self._stop_signal = signal.SIGINT
         finally:
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
             signal.signal(signal.SIGTERM, old_handler)
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
         self.save_state()
         if self._stop_signal is not None:
             self._print(f"stopped at step {self.step}; state saved, continue with --resume")
 
+    def train_step(self) -> dict[str, float]:
+        """One step: the task's next batch (this process's slice of it under DDP) on the device,
+        the task's step, and its losses as numbers (under DDP the means over every process, and a
+        stop requested of any process stops them all)."""
+        batch = self.task.next_batch()
+        if self.replica:
+            batch = self.replica.shard(batch)
+        if isinstance(batch, torch.Tensor):
+            batch = self.amp.batch(batch)
+        if not self.replica:
+            losses = self.task.train_step(batch, self.amp)
+            return {k: float(v) for k, v in losses.items()}
+        with self.replica.step():
+            losses = self.task.train_step(batch, self.amp)
+        means, stop = self.replica.average([float(v) for v in losses.values()], self._requested is not None)
+        if stop:  # every process leaves after this same step
+            self._stop_signal = self._requested or signal.SIGTERM
+        return dict(zip(losses, means, strict=True))
+
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._stop_signal = signum  # finish the current step, save, then leave the loop
+        # finish the current step, save, then leave the loop; with several processes, after the
+        # step at which they all learn of it (a signal reaches them at slightly different times)
+        if self.replica:
+            self._requested = signum
+        else:
+            self._stop_signal = signum
 
     @property
     def finished(self) -> bool:
@@ -430,7 +482,8 @@ class Trainer:
         return folder
 
     def _print(self, msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        if self.main:
+            print(msg, file=sys.stderr, flush=True)
 
 
 def plot_evaluations(
@@ -488,11 +541,12 @@ def recalibrate_batchnorm(model: nn.Module, batches: Any, device: torch.device) 
     (a cumulative average over all of them), in eval mode without gradients. Inference runs in
     eval mode, so an output does not depend on the rest of its batch; the statistics must then
     match the weights in use, which for an EMA model are not the live model's."""
-    model = copy.deepcopy(model).to(device)
+    model = copy.deepcopy(distributed.unwrap(model)).to(device)
     for bn in (m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the calibration batches
     model.train()
-    for x in batches:
-        model(x.to(device))
+    with distributed.local():  # the same inputs on every process (anomaly recalibrates inside a step)
+        for x in batches:
+            model(x.to(device))
     return model.eval().requires_grad_(False)

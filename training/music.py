@@ -65,6 +65,7 @@ from gandemo.tasks.music import (
     piece_metrics,
     render,
 )
+from training import distributed
 from training.data import EpochSampler
 from training.loop import Amp
 from training.task import TrainTask
@@ -263,6 +264,10 @@ class MusicTask(TrainTask):
         rolls = to_rolls(self.train[idx.numpy()], shifts)
         return rolls.view(self.n_critic, self.batch_size, *rolls.shape[1:])
 
+    def shard_batch(self, batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+        """Under DDP, this process's slice of each of the n_critic batches (the items are on dim 1)."""
+        return distributed.shard(batch, rank, world, dim=1)
+
     def critic_view(self, probs: torch.Tensor) -> torch.Tensor:
         """What the critic sees of G's note probabilities: themselves (MuseGAN), or with
         --binary ste the notes as the app plays them (on where >= 0.5), with the gradient passed
@@ -274,7 +279,7 @@ class MusicTask(TrainTask):
 
     def gradient_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """(|grad D(x_hat)|_2 - 1)^2 at random points x_hat between real and fake pieces, in fp32."""
-        alpha = torch.rand(len(real), 1, 1, 1, 1, device=real.device)
+        alpha = distributed.rand(len(real), 1, 1, 1, 1, device=real.device)
         x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -283,7 +288,7 @@ class MusicTask(TrainTask):
         G, D = self.models["G"], self.models["D"]
         D.requires_grad_(True)
         for real in batch:
-            z = torch.randn(len(real), G.latent_dim, device=real.device)
+            z = distributed.randn(len(real), G.latent_dim, device=real.device)  # under DDP: this slice's
             with torch.no_grad(), amp.autocast():
                 fake = self.critic_view(G(z).float())
             with amp.autocast():
@@ -292,7 +297,7 @@ class MusicTask(TrainTask):
             loss_d = d_fake - d_real + self.gp_weight * gp
             amp.step(loss_d, self.optimizers["D"])
         D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-        z = torch.randn(batch.shape[1], G.latent_dim, device=batch.device)
+        z = distributed.randn(batch.shape[1], G.latent_dim, device=batch.device)
         with amp.autocast():
             loss_g = -amp.fp32(D(self.critic_view(G(z)))).mean()
         amp.step(loss_g, self.optimizers["G"])

@@ -22,6 +22,7 @@ from PIL import Image
 from torch import nn
 
 from gandemo.tasks import TASKS
+from training import distributed
 from training.data import EpochSampler, ImageSet
 
 
@@ -37,6 +38,11 @@ class TrainTask(ABC):
     # preset -> values of generic options (steps, batch_size, lr, ema_decay, eval_every...) and of
     # the task's own options; "cpu" sized for 2 cores, "gpu" for one CUDA device
     presets: ClassVar[dict[str, dict[str, Any]]]
+    # preset -> variant -> values that differ for that variant (e.g. a fine-tuning variant's steps and lr)
+    variant_presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
+    # variant -> the variant whose exported checkpoint it starts from, passed as `--init DIR`
+    # (superres: gan fine-tunes psnr); `python -m training all` trains that one first
+    starts_from: ClassVar[dict[str, str]] = {}
     ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
     # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
     # decides which evaluated step is exported to <out>/best (lower is better).
@@ -92,6 +98,17 @@ class TrainTask(ABC):
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
         """Metrics of the current models during the run (ready for inference); {} if none."""
         return {}
+
+    def shard_batch(self, batch: Any, rank: int, world: int) -> Any:
+        """This process's part of a global batch when `world` processes train together (DDP, see
+        training/distributed.py): items rank*B/N .. (rank+1)*B/N - 1 along the batch axis, which is
+        dim 0 of a tensor or of each tensor of a tuple/list. A task whose batch axis is elsewhere
+        overrides it (music: its batch holds n_critic batches, the items are on dim 1)."""
+        if isinstance(batch, torch.Tensor):
+            return distributed.shard(batch, rank, world)
+        if isinstance(batch, tuple | list):
+            return type(batch)(self.shard_batch(x, rank, world) for x in batch)
+        raise TypeError(f"{self.name}: cannot split a batch of type {type(batch).__name__}; override shard_batch")
 
     def extra_state(self) -> dict[str, Any]:
         """Task state to resume exactly (e.g. the data sampler)."""
