@@ -20,6 +20,17 @@ def test_the_preset_fills_what_the_command_line_leaves_out():
     assert cpu.variant == "default"
 
 
+def test_a_variant_may_refine_its_preset():
+    from training.superres import SuperresTask
+
+    base = ["--data", "d", "--out", "o"]
+    psnr = parse_train_args(SuperresTask, [*base, "--variant", "psnr"])
+    gan = parse_train_args(SuperresTask, [*base, "--variant", "gan"])
+    assert (psnr.steps, psnr.lr, gan.steps, gan.lr, gan.blocks) == (7000, 2e-4, 2500, 1e-4, 8)
+    assert parse_train_args(SuperresTask, [*base, "--variant", "gan", "--steps", "9"]).steps == 9
+    assert parse_train_args(SuperresTask, [*base, "--variant", "gan", "--preset", "gpu"]).steps == 200000
+
+
 def test_a_preset_may_only_set_known_options():
     class Broken(FacesTask):
         presets = {"cpu": {"stepz": 1}}

@@ -83,6 +83,48 @@ def assert_same(a: dict, b: dict, atol: float = 0.0) -> None:
                 assert torch.allclose(v, b[k][n], rtol=0, atol=atol), f"{k}.{n}: {(v - b[k][n]).abs().max():.2e}"
 
 
+def test_one_process_is_untouched_by_the_distributed_helpers():
+    """Outside a multi-process step the helpers are torch's own draws and the converted layers are
+    the layers they were: a single process computes what it computed before DDP existed."""
+    from gandemo.nets.pix2pix import UNetGenerator
+
+    for draw, plain in (
+        (lambda: distributed.randn(3, 2), lambda: torch.randn(3, 2)),
+        (lambda: distributed.rand(3, 1, 1, 1), lambda: torch.rand(3, 1, 1, 1)),
+        (lambda: distributed.randint(-2, 3, (3, 1, 1)), lambda: torch.randint(-2, 3, (3, 1, 1))),
+    ):
+        torch.manual_seed(0)
+        a = draw()
+        torch.manual_seed(0)
+        assert torch.equal(a, plain())
+    torch.manual_seed(0)
+    net = UNetGenerator(ngf=4, max_mult=2).train()  # BatchNorm and dropout
+    twin = UNetGenerator(ngf=4, max_mult=2).train()
+    twin.load_state_dict(net.state_dict())
+    assert distributed.make_global(twin) == 14 and type(twin.down[1][1]).__name__ == "GlobalBatchNorm2d"
+    assert isinstance(twin.down[1][1], torch.nn.BatchNorm2d) and twin.state_dict().keys() == net.state_dict().keys()
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    torch.manual_seed(1)
+    y = net(x)
+    torch.manual_seed(1)
+    assert torch.equal(y, twin(x))
+    assert all(torch.equal(v, twin.state_dict()[k]) for k, v in net.state_dict().items())
+
+
+def test_a_global_batch_is_split_in_equal_slices_along_the_tasks_batch_axis():
+    x = torch.arange(12).reshape(6, 2)
+    assert distributed.shard(x, 1, 3).tolist() == [[4, 5], [6, 7]]
+    with pytest.raises(SystemExit, match="multiple of 4"):
+        distributed.shard(x, 0, 4)
+    from training.music import MusicTask
+    from training.superres import SuperresTask
+
+    lr_hr = (torch.zeros(4, 3, 8, 8), torch.ones(4, 3, 32, 32))  # a tuple batch: each part is split
+    assert [t.shape[0] for t in SuperresTask.__new__(SuperresTask).shard_batch(lr_hr, 0, 2)] == [2, 2]
+    critic = torch.arange(3 * 4).reshape(3, 4)  # n_critic batches of 4 items: the items are on dim 1
+    assert MusicTask.__new__(MusicTask).shard_batch(critic, 1, 2).tolist() == [[2, 3], [6, 7], [10, 11]]
+
+
 def test_two_processes_train_faces_like_one_process_with_the_same_global_batch(tmp_path: Path):
     data = make_image_folder(tmp_path / "faces", n=24)
     out = tmp_path / "ddp"
