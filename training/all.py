@@ -230,8 +230,9 @@ def train_argv(item: Item, args: argparse.Namespace, run: Path) -> list[str]:
     return argv + options_for(item, args.task_args)
 
 
-def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> None:
-    """Train (or continue), ship and evaluate one item; `record` (the manifest's entry) says how it went."""
+def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> bool:
+    """Train (or continue), ship and evaluate one item; `record` (the manifest's entry) says how it
+    went. True when the run was stopped before its last step (SIGTERM, Ctrl-C): then `all` stops too."""
     from training.cli import parse_train_args, train_main
     from training.evaluate import main as evaluate_main
 
@@ -254,12 +255,18 @@ def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> No
             record["error"] = "diverged (a NaN/inf loss): see the run's log; the last good state is kept"
     if code != 0:
         record.update(status="failed", seconds=record.get("seconds", 0) + time.monotonic() - t0)
-        return
+        return False
+    target = parse_train_args(task_class(item.task), argv).steps
+    reached = distributed.broadcast(saved_step(run) if distributed.is_main() else None)
+    if reached is None or reached < target:  # asked to stop: the state is saved, --resume continues
+        record.update(status="stopped", seconds=record.get("seconds", 0) + time.monotonic() - t0)
+        record["error"] = f"stopped at step {reached} of {target}; continue with --resume"
+        return True
     if distributed.is_main():
         source = run / "best" if args.ship == "best" and (run / "best").is_dir() else run / "checkpoint"
         install(source, export)
         record.update(status="shipped", shipped=f"{source.name} (step {read_card(source)['training']['steps']})")
-        record["target_steps"] = parse_train_args(task_class(item.task), argv).steps
+        record["target_steps"] = target
         if args.evaluate:
             eval_argv = [item.task, "--checkpoint", str(export), "--data", str(item.data)]
             eval_argv += (["--threads", str(args.threads)] if args.threads else []) + options_for(item, args.eval_args)
@@ -271,6 +278,7 @@ def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> No
         else:
             record.update(status="done", evaluated=False)
     record["seconds"] = record.get("seconds", 0) + time.monotonic() - t0
+    return False
 
 
 def _command(task: str, argv: list[str]) -> str:
@@ -377,10 +385,12 @@ def main(argv: list[str]) -> int:
             continue
         if main_rank:
             print(f"== {item.key}: training on {item.data}", file=sys.stderr, flush=True)
-        run_item(item, args, record)
+        stopped = run_item(item, args, record)
         if main_rank:
             write_manifest(args.out_root, manifest)
         distributed.barrier()
+        if stopped:
+            break
     if not main_rank:
         return 0
     write_manifest(args.out_root, manifest)

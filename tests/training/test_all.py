@@ -2,6 +2,8 @@
 psnr, then gan from the shipped psnr; one anomaly run per category folder), ships each checkpoint
 where the app's registry loads it, evaluates it into its card, prints the table, and resumes."""
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.training.test_superres_training import TinyFeatures, make_photo_folde
 from training import all as train_all
 from training import inception, superres
 from training.cli import main
+from training.faces import FacesTask
 
 TINY = [
     *("--steps", "2", "--batch-size", "2", "--threads", "1", "--no-progress"),
@@ -100,18 +103,31 @@ def test_all_trains_ships_and_evaluates_every_task_and_the_app_loads_them(
     assert (ckpts / "faces" / "default" / "model.safetensors").read_bytes() == weights
 
 
-def test_all_refuses_existing_runs_without_resume_and_continues_a_half_finished_one(tmp_path: Path, stand_ins, capsys):
+def test_all_stops_when_asked_and_resume_continues_the_half_finished_run(
+    tmp_path: Path, stand_ins, monkeypatch, capsys
+):
     root, runs, ckpts = make_data_root(tmp_path / "data"), tmp_path / "runs", tmp_path / "ckpt"
-    half = runs / "faces-default"  # a run stopped at step 1 of 2 (as if killed)
-    tiny = ["--ngf", "8", "--ndf", "8", "--batch-size", "2", "--threads", "1", "--no-progress"]
-    assert main(["faces", "--data", str(root / "faces" / "train"), "--out", str(half), *tiny, "--steps", "1"]) == 0
-    args = ["all", "--data-root", str(root), "--out-root", str(runs), "--export-root", str(ckpts), "--only", "faces"]
-    with pytest.raises(SystemExit, match="--resume"):
-        main([*args, *TINY])
-    assert main([*args, *TINY, "--resume", "--no-evaluate"]) == 0
+    args = ["all", "--data-root", str(root), "--out-root", str(runs), "--export-root", str(ckpts), *TINY]
+    args += ["--only", "faces,music", "--no-evaluate"]
+    step = FacesTask.train_step
+
+    def stopped_after_one_step(self, batch, amp):  # as if the user sent SIGTERM (or pressed Ctrl-C)
+        losses = step(self, batch, amp)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return losses
+
+    monkeypatch.setattr(FacesTask, "train_step", stopped_after_one_step)
+    assert main(args) == 1
+    assert "| faces/default | stopped: stopped at step 1 of 2; continue with --resume |" in capsys.readouterr().out
+    assert not (runs / "music-default").exists() and not (ckpts / "faces").exists()  # nothing after the stop
+    monkeypatch.setattr(FacesTask, "train_step", step)
+    with pytest.raises(SystemExit, match="--resume"):  # an existing run is never started over
+        main(args)
+    assert main([*args, "--resume"]) == 0
     card = read_card(ckpts / "faces" / "default")
     assert [(s["from_step"], s["to_step"]) for s in card["training"]["sessions"]] == [(0, 1), (1, 2)]
-    assert card["metrics"] == {} and torch.load(half / "state.pt", weights_only=True)["step"] == 2
-    assert "| faces/default | done | 2 |" in capsys.readouterr().out
+    assert card["metrics"] == {} and torch.load(runs / "faces-default" / "state.pt", weights_only=True)["step"] == 2
+    out = capsys.readouterr().out
+    assert "| faces/default | done | 2 |" in out and "| music/default | done | 2 |" in out
     with pytest.raises(SystemExit, match="unknown"):
-        main([*args, "--only", "cats", *TINY])
+        main([*args, "--only", "cats"])
