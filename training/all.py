@@ -234,7 +234,6 @@ def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> bo
     """Train (or continue), ship and evaluate one item; `record` (the manifest's entry) says how it
     went. True when the run was stopped before its last step (SIGTERM, Ctrl-C): then `all` stops too."""
     from training.cli import parse_train_args, train_main
-    from training.evaluate import main as evaluate_main
 
     run = args.out_root / f"{item.task}-{item.variant}"
     export = args.export_root / item.task / item.variant
@@ -263,22 +262,34 @@ def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> bo
         record["error"] = f"stopped at step {reached} of {target}; continue with --resume"
         return True
     if distributed.is_main():
-        source = run / "best" if args.ship == "best" and (run / "best").is_dir() else run / "checkpoint"
-        install(source, export)
-        record.update(status="shipped", shipped=f"{source.name} (step {read_card(source)['training']['steps']})")
+        ship_and_evaluate(item, args, record, run, export)
         record["target_steps"] = target
-        if args.evaluate:
-            eval_argv = [item.task, "--checkpoint", str(export), "--data", str(item.data)]
-            eval_argv += (["--threads", str(args.threads)] if args.threads else []) + options_for(item, args.eval_args)
-            try:
-                evaluate_main(eval_argv)
-                record.update(status="done", evaluated=True)
-            except (SystemExit, Exception) as exc:
-                record.update(status="failed", error=f"evaluation: {exc or type(exc).__name__}")
-        else:
-            record.update(status="done", evaluated=False)
     record["seconds"] = record.get("seconds", 0) + time.monotonic() - t0
     return False
+
+
+def ship_and_evaluate(item: Item, args: argparse.Namespace, record: dict[str, Any], run: Path, export: Path) -> None:
+    """Rank 0's part: the chosen step to the export root, then its metrics into the card. A failure
+    is recorded, not raised: the other processes are waiting, and the other tasks still train."""
+    from training.evaluate import main as evaluate_main
+
+    source = run / "best" if args.ship == "best" and (run / "best").is_dir() else run / "checkpoint"
+    try:
+        install(source, export)
+    except (CheckpointError, OSError) as exc:
+        record.update(status="failed", error=f"shipping {source}: {exc}")
+        return
+    record.update(status="shipped", shipped=f"{source.name} (step {read_card(source)['training']['steps']})")
+    if not args.evaluate:
+        record.update(status="done", evaluated=False)
+        return
+    eval_argv = [item.task, "--checkpoint", str(export), "--data", str(item.data)]
+    eval_argv += (["--threads", str(args.threads)] if args.threads else []) + options_for(item, args.eval_args)
+    try:
+        evaluate_main(eval_argv)
+        record.update(status="done", evaluated=True)
+    except (SystemExit, Exception) as exc:
+        record.update(status="failed", error=f"evaluation: {exc or type(exc).__name__}")
 
 
 def _command(task: str, argv: list[str]) -> str:
