@@ -17,7 +17,6 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from scipy import linalg
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
@@ -38,6 +37,8 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     tr_a = (ac**2).sum() / (len(a) - 1)
     tr_b = (bc**2).sum() / (len(b) - 1)
     cross = ac @ bc.T / np.sqrt((len(a) - 1) * (len(b) - 1))
+    from scipy import linalg  # here, not at the top: the app never needs FID, and scipy costs its cold start
+
     tr_sqrt = linalg.svdvals(cross).sum()
     return float(((mu_a - mu_b) ** 2).sum() + tr_a + tr_b - 2 * tr_sqrt)
 

@@ -9,9 +9,6 @@ from typing import Any
 
 import numpy as np
 from gradio.components.plot import PlotData
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 from PIL import Image
 
 from gandemo.tasks import basics
@@ -50,6 +47,11 @@ class _Figure:
     figure between clicks (Step then costs one blitted frame), drawing under the session's lock."""
 
     def __init__(self, side_titles: tuple[str, str, str], x_end: int) -> None:
+        # matplotlib is imported by the first figure, not with the app: importing it is ~1 s of the
+        # app's cold start, and only a GAN Basics click needs it
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         self.fig = Figure(figsize=(10.5, 4.6), dpi=90)
         self.canvas = FigureCanvasAgg(self.fig)
         grid = self.fig.add_gridspec(
@@ -143,6 +145,8 @@ class Figure1D(_Figure):
         (self.d_star,) = ax.plot(
             x, np.zeros_like(x), color="tab:purple", lw=1, alpha=0.7, label="D*(x) = p_data / (p_data + p_g)"
         )
+        from matplotlib.collections import LineCollection
+
         self.mapping = LineCollection([], colors="0.35", linewidths=0.8)
         ax.add_collection(self.mapping)
         ax.legend(fontsize=8, loc="upper left", ncols=2)
