@@ -509,7 +509,7 @@ def plot_evaluations(
         f"best {values[best]:g} at step {steps[best]:,}",
         (steps[best], values[best]),
         textcoords="offset points",
-        xytext=(0, 8),
+        xytext=(0, -16),  # below the point: the best is the lowest, so the curve never crosses the label
         ha=ha,
         fontsize=9,
     )
