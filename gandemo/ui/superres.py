@@ -242,7 +242,8 @@ def _body(ckpt: Checkpoint) -> None:
             )
             variant = gr.Radio(
                 [(LABELS[v], v) for v in superres.VARIANTS],
-                value=superres.VARIANTS[0],
+                # the variant task_tab could load: an untrained one would answer "not trained yet"
+                value=ckpt.card.get("variant", superres.VARIANTS[0]),
                 label="Model",
                 elem_id="superres-variant",
             )
