@@ -171,7 +171,13 @@ def test_in_run_evaluation_measures_the_held_out_photos_and_keeps_the_best(photo
     assert run(photos, out, "--variant", "psnr", "--steps", "2", "--eval-every", "1") == 0
     rows = list(csv.DictReader((out / "eval.csv").open()))
     assert [r["step"] for r in rows] == ["1", "2"]
-    assert all(float(r["mse_y"]) > 0 and 10 < float(r["psnr_y"]) < 60 and 0 < float(r["ssim_y"]) <= 1 for r in rows)
+    assert all(
+        float(r["mse_y"]) > 0
+        and 10 < float(r["psnr_y"]) < 60
+        and 0 < float(r["ssim_y"]) <= 1
+        and float(r["detail"]) > 0
+        for r in rows
+    )
     best = load_checkpoint(out / "best").card["training"]["steps"]
     assert float(rows[best - 1]["mse_y"]) == min(float(r["mse_y"]) for r in rows)
     # the number is the protocol's, on the photos the app's upscaler makes
