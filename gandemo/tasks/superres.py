@@ -5,15 +5,20 @@ One way through the model, for the app, training's sample grids and in-run evalu
 offline evaluation alike: `upscale_bands(G, rgb)`, uint8 (H, W, 3) -> the uint8 (4H, 4W, 3) result
 band by band (`upscale_array` puts the bands into one array; the app pastes them into its PIL
 picture). It cuts the picture into overlapping tiles so that memory stays bounded whatever the size:
-- each tile is TILE x TILE input pixels and shares OVERLAP pixels with its neighbours; it is run
-  with CONTEXT more pixels of real picture on every side (cut off again after), so the model sees
-  nearly what it would see untiled (`SRResNet.receptive_radius` pixels would make it exact);
+- each tile is at most TILE x TILE input pixels and shares OVERLAP pixels with its neighbours; the
+  tiles along a side are equal and as small as covering it allows (`tile_spans`), since every
+  pixel run twice costs time; each is run with CONTEXT more pixels of real picture on every side
+  (cut off again after), so the model sees nearly what it would see untiled
+  (`SRResNet.receptive_radius` pixels would make it exact);
 - the tiles' outputs are blended with linear ramps across the shared band, so whatever
   difference remains fades from one tile to the next instead of showing as a seam;
 - output rows are handed out as uint8 as soon as no later tile touches them: the float buffers
   hold one band of tiles, never the whole picture. Peak memory is then the network's work on one
-  tile (about 80 MB per feature map at 4x for 160x160 input pixels and 48 channels) plus the
-  output pictures themselves (benchmarks/superres_speed.py measures it for a 2000x2000 input).
+  tile plus the output pictures themselves (benchmarks/superres_speed.py measures it for a
+  2000x2000 input). The network's own peak grows with the tile's area (measured, 48 channels, one
+  thread: 177 MB for 160x160 input pixels, 368 MB for 224x224, 608 MB for 288x288) and its time
+  per pixel does not (~35 us). TILE = 176 (208 with context) keeps a 2000x2000 upscale under
+  1.5 GB with room to spare (192 measured 1.48 GB) and still cuts a 256-px side into 2 tiles.
 A picture of at most TILE x TILE pixels is one tile, i.e. the plain untiled network.
 
 `upscale(G, image)` is what a user gets: any decodable picture (any mode, EXIF orientation
@@ -48,7 +53,7 @@ VARIANTS = TASKS["superres"].variants  # ("gan", "psnr"): the first is the defau
 MAX_INPUT_PIXELS = 2048 * 2048
 MIN_SIDE = 8  # smaller pictures are refused: 4x of a few pixels says nothing
 MIN_CHECK_SIDE = 32  # the quality check shrinks 4x (to >= 8 px), then shaves 4 px off each border
-TILE = 128  # input pixels per tile side
+TILE = 176  # input pixels per tile side, at most (see the module's docstring for why 176)
 OVERLAP = 16  # input pixels neighbouring tiles share, blended linearly
 CONTEXT = 16  # extra input pixels around each tile, cut off after the network
 
@@ -83,15 +88,18 @@ def render(G: nn.Module, lr: torch.Tensor) -> torch.Tensor:
         G.train(was_training)
 
 
-def tile_starts(length: int, tile: int = TILE, overlap: int = OVERLAP) -> list[int]:
-    """Where the tiles along one side start: the fewest tiles that cover `length` while sharing at
-    least `overlap` pixels with their neighbours, spread evenly from 0 to length - tile."""
+def tile_spans(length: int, tile: int = TILE, overlap: int = OVERLAP) -> list[tuple[int, int]]:
+    """The tiles along one side as (start, end): the fewest tiles of at most `tile` pixels that cover
+    `length` while sharing at least `overlap` pixels with their neighbours, all the same size (as
+    small as that allows) and spread evenly, so no pixel is run through the network more often
+    than it must be (a 256-px side is 2 tiles of 136, not 3 of 128)."""
     if tile <= overlap:
         raise ValueError(f"the tile ({tile}) must be larger than the overlap ({overlap})")
     if length <= tile:
-        return [0]
-    n = -(-(length - tile) // (tile - overlap)) + 1  # ceil: steps of at most tile - overlap
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+        return [(0, length)]
+    n = -(-(length - overlap) // (tile - overlap))  # ceil: n tiles of `tile` share `overlap` each
+    size = -(-(length + (n - 1) * overlap) // n)  # ceil: the smallest equal tiles that still do
+    return [(start, start + size) for start in (round(i * (length - size) / (n - 1)) for i in range(n))]
 
 
 def _ramp(n: int, ramp_in: int, ramp_out: int) -> np.ndarray:
@@ -122,20 +130,18 @@ def upscale_bands(
         raise ValueError(f"expected an RGB array (H, W, 3), got shape {rgb.shape}")
     h, w = rgb.shape[:2]
     s = SCALE
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
     total, done = len(ys) * len(xs), 0
     ramp = s * overlap
     carry: tuple[np.ndarray, np.ndarray] | None = None  # rows the previous band shares with this one
-    for r, y0 in enumerate(ys):
-        y1 = min(y0 + tile, h)
+    for r, (y0, y1) in enumerate(ys):
         acc = np.zeros((s * (y1 - y0), s * w, 3), np.float32)
         wsum = np.zeros((s * (y1 - y0), s * w), np.float32)
         if carry is not None:
             acc[: len(carry[0])] += carry[0]
             wsum[: len(carry[1])] += carry[1]
         wy = _ramp(s * (y1 - y0), ramp if r > 0 else 0, ramp if r < len(ys) - 1 else 0)
-        for c, x0 in enumerate(xs):
-            x1 = min(x0 + tile, w)
+        for c, (x0, x1) in enumerate(xs):
             cy0, cy1, cx0, cx1 = max(0, y0 - context), min(h, y1 + context), max(0, x0 - context), min(w, x1 + context)
             lr = torch.from_numpy(rgb[cy0:cy1, cx0:cx1].copy()).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
             sr = render(G, lr)[0].permute(1, 2, 0).numpy()
@@ -148,14 +154,16 @@ def upscale_bands(
             if progress is not None:
                 progress(done, total)
         # rows above the next band's first row are final: no later tile reaches them
-        final = s * ((ys[r + 1] if r + 1 < len(ys) else h) - y0)
+        final = s * ((ys[r + 1][0] if r + 1 < len(ys) else h) - y0)
         band = acc[:final]  # turned into pixels in place: a 2000-px-wide band is ~50 MB of floats
         np.divide(band, wsum[:final, :, None], out=band)
         band += 1.0
         band *= 127.5
         np.clip(np.rint(band, out=band), 0, 255, out=band)
         yield s * y0, band.astype(np.uint8)
-        carry = (acc[final:], wsum[final:])
+        # copies of the shared rows, so this band's buffers are freed before the next band's exist
+        carry = (acc[final:].copy(), wsum[final:].copy())
+        del acc, wsum, band
 
 
 def upscale_array(

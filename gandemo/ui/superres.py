@@ -74,9 +74,10 @@ times the channels, and a pixel shuffle rearranges each group of four channels i
 block of pixels. Twice that is $4\times$, and every convolution but the last $9\times9$ one runs
 at the small size, where it is 16 times cheaper.
 
-**Any size.** The picture is upscaled in overlapping tiles of $128\times128$ input pixels, each
-with 16 pixels of context around it, and the tiles are blended across their 16-pixel shared
-bands, so there are no seams and memory stays bounded. Transparency is enlarged separately (by
+**Any size.** The picture is upscaled in overlapping tiles of at most $176\times176$ input pixels,
+equal along a side and no larger than covering it needs, each with 16 pixels of context around
+it, and the tiles are blended across their 16-pixel shared bands, so there are no seams and
+memory stays bounded. Transparency is enlarged separately (by
 bicubic); a grey picture stays grey.
 
 **Check the quality** does what the papers do: it crops your picture to a multiple of 4, shrinks
@@ -85,7 +86,7 @@ measures both against your picture: PSNR and SSIM on the luma Y, with a 4-pixel 
 """
 
 # Upscales have a queue of their own (other tabs keep theirs) with 3 places. A picture of more than
-# HEAVY_UPSCALE_PIXELS (256x256: 4 s and up on one core; 2048x2048 takes minutes) also takes turns on
+# HEAVY_UPSCALE_PIXELS (256x256: 3 s and up on one core; 2048x2048 takes minutes) also takes turns on
 # the app's one slot for long jobs (`heavy_slot`, shared with anomaly latent searches): two in
 # parallel would only halve both on 2 vCPUs. Small pictures (the examples: 160x120, ~0.6 s) go past.
 SUPERRES_CONCURRENCY = {"concurrency_limit": 3, "concurrency_id": "superres"}

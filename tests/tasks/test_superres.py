@@ -50,15 +50,27 @@ def test_variant_and_flag_checks_accept_what_the_ui_sends_and_refuse_the_rest():
 
 
 # ---- tiles -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("length", [1, 5, 128, 129, 240, 241, 700, 2000])
-def test_tiles_cover_the_side_and_share_at_least_the_overlap(length):
-    starts = sr.tile_starts(length, 128, 16)
-    assert starts[0] == 0 and starts[-1] + min(128, length) == length
-    shared = [a + 128 - b for a, b in zip(starts, starts[1:], strict=False)]
+@pytest.mark.parametrize("length", [1, 5, 128, 129, 240, 241, 256, 700, 2000])
+def test_tiles_cover_the_side_share_the_overlap_and_are_no_larger_than_they_must_be(length):
+    spans = sr.tile_spans(length, 128, 16)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    sizes = {b - a for a, b in spans}
+    assert len(sizes) == 1 and max(sizes) <= 128  # equal tiles, at most the tile size
+    shared = [a_end - b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False)]
     assert all(s >= 16 for s in shared)
-    assert len(starts) == 1 or max(shared) - min(shared) <= 1  # spread evenly
+    assert len(spans) == 1 or max(shared) - min(shared) <= 1  # spread evenly
+    # the fewest tiles: one fewer could not cover the side with the overlap
+    n = len(spans)
+    assert n == 1 or (n - 1) * 128 - (n - 2) * 16 < length
+    # as small as allowed: one pixel less per tile would not cover it
+    assert n == 1 or n * (max(sizes) - 1) - (n - 1) * 16 < length
     with pytest.raises(ValueError):
-        sr.tile_starts(100, 16, 16)
+        sr.tile_spans(100, 16, 16)
+
+
+def test_a_256_pixel_side_is_cut_into_the_smallest_equal_tiles():
+    assert sr.tile_spans(256, 128, 16) == [(0, 96), (80, 176), (160, 256)]
+    assert sr.tile_spans(256, 192, 16) == [(0, 136), (120, 256)]
 
 
 @pytest.mark.parametrize("h, w", [(9, 9), (23, 17), (47, 61)])
@@ -83,9 +95,10 @@ def test_tiles_with_the_full_receptive_field_equal_the_untiled_result(G):
 
 
 def test_default_tiles_differ_from_the_untiled_result_by_a_level_at_most(G):
-    img = photo(150, 137, seed=1)
+    img = photo(230, 200, seed=1)
     untiled = sr.upscale_array(G, img, tile=1000)
-    tiled = sr.upscale_array(G, img)  # 128-px tiles, 16 px of overlap and of context < the radius
+    tiled = sr.upscale_array(G, img)  # 2 x 2 tiles of <= 176 px, 16 px of overlap and of context
+    assert len(sr.tile_spans(230)) == len(sr.tile_spans(200)) == 2
     diff = np.abs(untiled.astype(int) - tiled)
     assert diff.max() <= 2 and diff.mean() < 0.05
 
