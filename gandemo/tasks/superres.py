@@ -17,8 +17,8 @@ picture). It cuts the picture into overlapping tiles so that memory stays bounde
   tile plus the output pictures themselves (benchmarks/superres_speed.py measures it for a
   2000x2000 input). The network's own peak grows with the tile's area (measured, 48 channels, one
   thread: 177 MB for 160x160 input pixels, 368 MB for 224x224, 608 MB for 288x288) and its time
-  per pixel does not (~35 us). TILE = 176 (208 with context) keeps a 2000x2000 upscale under
-  1.5 GB with room to spare (192 measured 1.48 GB) and still cuts a 256-px side into 2 tiles.
+  per pixel does not (~35 us). TILE = 176 (208 with context) still cuts a 256-px side into 2 tiles
+  and a 2000x2000 upscale peaks at 1.36 GB (measured; the aim is 1.5 GB).
 A picture of at most TILE x TILE pixels is one tile, i.e. the plain untiled network.
 
 `upscale(G, image)` is what a user gets: any decodable picture (any mode, EXIF orientation
