@@ -55,6 +55,11 @@ def train_parser(cls: type[TrainTask]) -> argparse.ArgumentParser:
     shared.add_argument("--steps", type=int, help="total steps of the run")
     shared.add_argument("--batch-size", type=int, help="items per step")
     shared.add_argument("--lr", type=float, help="learning rate")
+    shared.add_argument(
+        "--lr-decay-start",
+        type=float,
+        help="fraction of --steps after which the learning rate falls linearly to 0 (pix2pix); default constant",
+    )
     shared.add_argument("--ema-decay", type=float, help="per-step decay of the EMA copy (after its ramp)")
     shared.add_argument("--limit", type=int, help="use only the first N training items (quick trials)")
     shared.add_argument("--save-every", type=float, default=180.0, help="seconds between run-state saves")
@@ -114,6 +119,7 @@ def train_main(name: str, argv: list[str]) -> int:
         save_every_s=args.save_every,
         sample_every=args.sample_every,
         eval_every=args.eval_every,
+        lr_decay_start=args.lr_decay_start,
         progress=args.progress,
         command="python -m training " + shlex.join([name, *argv]),
     )

@@ -4,7 +4,8 @@ G is a U-Net, D a 70x70 PatchGAN that judges (edges, photo) pairs patch by patch
 edges, y the photo and l = D(x, .) the logits, averaged over patches:
     D minimises  1/2 [softplus(-D(x, y)) + softplus(D(x, G(x)))]      (the paper halves D's loss)
     G minimises  softplus(-D(x, G(x))) + lambda * |y - G(x)|_1        (non-saturating cGAN + L1)
-with lambda = 100 as in the paper and Adam (lr 2e-4, beta1 0.5). `--no-gan` trains G on the L1
+with lambda = 100 as in the paper and Adam (lr 2e-4, beta1 0.5), held for the first half of the
+steps and then decayed linearly to 0 (the pix2pix code's schedule). `--no-gan` trains G on the L1
 term alone: the baseline the GAN must beat on realism (FID) while losing little on SSIM.
 On top of the paper: an EMA of G (exported in its place), edges binarised at 128 as the data's
 PROVENANCE.md says (the app feeds binary maps), and jitter as a random translation of both halves
@@ -90,6 +91,7 @@ class Edges2PhotoTask(ImageTask):
             "steps": 15000,
             "batch_size": 16,
             "lr": 2e-4,
+            "lr_decay_start": 0.5,
             "ema_decay": 0.999,
             "ngf": 32,
             "max_mult": 4,
@@ -101,6 +103,7 @@ class Edges2PhotoTask(ImageTask):
             "steps": 40000,
             "batch_size": 32,
             "lr": 2e-4,
+            "lr_decay_start": 0.5,
             "ema_decay": 0.9995,
             "ngf": 64,
             "max_mult": 4,

@@ -61,6 +61,9 @@ class RunConfig:
     save_every_s: float = 180.0
     sample_every: int = 250
     log_every: int = 10
+    # pix2pix's schedule: the base learning rate until this fraction of `steps`, then linearly
+    # down to 0 at the last step (None: constant)
+    lr_decay_start: float | None = None
     eval_every: int = 0  # steps between the task's in-run evaluations (0: never)
     progress: bool = True
     command: str = ""
@@ -368,6 +371,9 @@ class Trainer:
         """One step: the task's next batch (this process's slice of it under DDP) on the device,
         the task's step, and its losses as numbers (under DDP the means over every process, and a
         stop requested of any process stops them all)."""
+        if self.cfg.lr_decay_start is not None:
+            factor = lr_factor(self.step, self.cfg.steps, self.cfg.lr_decay_start)
+            set_lr_factor(self.task.optimizers.values(), factor)
         batch = self.task.next_batch()
         if self.replica:
             batch = self.replica.shard(batch)
@@ -460,6 +466,7 @@ class Trainer:
                 "precision": self.amp.description,
                 "evaluations": self.evaluations,
                 "ema_decay": self.ema.decay if self.ema else None,
+                "lr_decay_start": self.cfg.lr_decay_start,
                 "seed": self.cfg.seed,
                 # the code and command that started the run (each resume is in "sessions")
                 "commit": self.sessions[0]["commit"] if self.sessions else git_commit(),
@@ -533,6 +540,27 @@ def plot_evaluations(
 
 def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def lr_factor(step: int, steps: int, decay_start: float | None) -> float:
+    """The learning rate of step `step` (0-based) as a fraction of the base rate: 1 until
+    `decay_start` x `steps`, then falling linearly to 0 at the end (pix2pix's "linear" policy:
+    constant for the first half of training, decayed for the second). None: always 1."""
+    if decay_start is None:
+        return 1.0
+    start = int(decay_start * steps)
+    if step < start:
+        return 1.0
+    return max(0.0, (steps - step) / (steps - start))
+
+
+def set_lr_factor(optimizers: Any, factor: float) -> None:
+    """Scale every parameter group's learning rate to `factor` x its base rate. The base rate is
+    kept in the group as "initial_lr" (torch's schedulers use the same key), so it survives in the
+    optimiser's state_dict and a resumed run continues the same schedule."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
 
 @torch.no_grad()

@@ -110,6 +110,7 @@ def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(pairs: Pa
         "random horizontal flips and random translations by up to 8 px (white fill), the same for both halves"
     )
     assert "cGAN" in card["objective"] and card["image_size"] == 128
+    assert card["training"]["lr_decay_start"] == 0.5
     # samples: 3 rows (edges | output | truth) of the held-out pairs, 128 px each plus 2 px gaps
     grid = Image.open(out / "checkpoint" / "samples.png")
     assert grid.size == (3 * 130 + 2, 3 * 130 + 2)
@@ -140,6 +141,9 @@ def test_resume_continues_exactly_where_it_stopped(pairs: Path, tmp_path: Path):
     for net in ("G", "D"):
         for k, v in a["models"][net].items():
             assert torch.equal(v, b["models"][net][k]), f"{net}.{k} differs after resume"
+    # the cpu preset holds lr 2e-4 for half the steps, then decays it linearly: the 4th step used half
+    for state in (a, b):
+        assert [g["lr"] for o in state["optimizers"].values() for g in o["param_groups"]] == pytest.approx([1e-4] * 2)
 
 
 def test_no_gan_trains_the_l1_baseline_without_a_discriminator(pairs: Path, tmp_path: Path):

@@ -11,7 +11,7 @@ from gandemo.checkpoint import load_checkpoint
 from training import loop
 from training.cli import main
 from training.faces import FacesTask
-from training.loop import EMA, Amp, plot_evaluations, recalibrate_batchnorm
+from training.loop import EMA, Amp, lr_factor, plot_evaluations, recalibrate_batchnorm, set_lr_factor
 
 TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--no-progress", "--threads", "1"]
 
@@ -58,6 +58,23 @@ def test_ema_follows_the_model():
     for _ in range(200):
         ema.update(model)
     assert torch.allclose(ema.model.weight, torch.ones(2, 2), atol=1e-4)
+
+
+def test_lr_factor_holds_then_falls_linearly_to_zero():
+    assert [lr_factor(s, 10, 0.5) for s in range(10)] == [1, 1, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.2]
+    assert lr_factor(10, 10, 0.5) == 0.0 and lr_factor(12, 10, 0.5) == 0.0  # past the end: never negative
+    assert {lr_factor(s, 10, None) for s in range(12)} == {1.0}
+
+
+def test_set_lr_factor_scales_the_base_rate_and_the_base_survives_a_resume():
+    opt = torch.optim.Adam(nn.Linear(2, 2).parameters(), lr=2e-4)
+    set_lr_factor([opt], 0.5)
+    set_lr_factor([opt], 0.25)  # relative to the base rate, not to the last one
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-5)
+    resumed = torch.optim.Adam(nn.Linear(2, 2).parameters(), lr=2e-4)
+    resumed.load_state_dict(opt.state_dict())
+    set_lr_factor([resumed], 1.0)
+    assert resumed.param_groups[0]["lr"] == pytest.approx(2e-4)
 
 
 def test_recalibration_fits_batchnorm_statistics_to_the_inputs():
