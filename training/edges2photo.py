@@ -80,7 +80,9 @@ class Edges2PhotoTask(ImageTask):
     #   U-Net ngf=32/max_mult=4 (3.4 M parameters, 6.8 MB) + PatchGAN ndf=32: ~1.24 s  <- the cpu preset
     #   the same U-Net + PatchGAN ndf=64 (the paper's D):                     ~3.2 s
     #   U-Net ngf=16/max_mult=8 (2.6 M parameters) + PatchGAN ndf=32:         ~0.53 s
-    # so 15,000 steps (~57 epochs of the ~4,230 training pairs) take ~5 h; rendering 32 photos ~0.3 s.
+    # benchmarks/training_throughput.py later measured the cpu preset at 0.60 s/step on 2 idle cores
+    # (1.1 s on one), so 12,000 steps (~45 epochs of the ~4,230 training pairs) take ~2 h (3.7 h on
+    # one core); rendering 32 photos ~0.3 s. The shipped run: see its card's "sessions".
     # An in-run FID on ~300 held-out pairs costs about a minute (the faces FID's rate).
     # The paper trains at 256x256, which this data cannot give: its pairs are 128x128, and upsampling
     # them adds no detail. So the gpu preset stays at 128 and spends the GPU on the paper's width at
@@ -88,7 +90,7 @@ class Edges2PhotoTask(ImageTask):
     # paper's D (ndf=64), a bigger batch and more steps. It has not been timed on a GPU.
     presets = {
         "cpu": {
-            "steps": 15000,
+            "steps": 12000,
             "batch_size": 16,
             "lr": 2e-4,
             "lr_decay_start": 0.5,
