@@ -49,17 +49,61 @@ LIKE_INK = (0.003, 0.15)
 LIKE_MAX_MID_GREY = 0.02
 LIKE_MAX_THICK = 0.2
 MIN_INK_PIXELS = 10  # fewer dark pixels than this is a blank sketch (stray specks, JPEG noise)
+# A photo's own border (before padding) that is more than this fraction not-white has a busy
+# background, unlike the data's catalogue photos (white all round; a shoe may touch the sides).
+BUSY_BORDER = 0.5
+CUT_OUT_SIDE = 256  # GrabCut runs on a copy this size (long side): the edges are made at 128 anyway
+CUT_OUT_MARGIN = 0.04  # GrabCut's seed rectangle: the photo less this fraction on each side
 
 _K3 = np.ones((3, 3), np.uint8)
 
 
 # ---- photo -> edges --------------------------------------------------------------------------------
+def busy_background(rgb: np.ndarray) -> bool:
+    """Whether a photo (H, W, 3 uint8) stands on something other than the data's plain white:
+    more than BUSY_BORDER of its outermost pixels are foreground by the recipe's own test."""
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+    return float((ring.min(axis=1) < FG_THR).mean()) > BUSY_BORDER
+
+
+def cut_out(rgb: np.ndarray) -> np.ndarray:
+    """The photo with its background painted white, so the recipe sees what the data shows: one
+    object on white. GrabCut (Rother, Kolmogorov & Blake, 2004: colour models of object and
+    background refined by graph cuts) seeded with the photo less a CUT_OUT_MARGIN frame as
+    "maybe object" and the frame as background; the largest object region is kept. Runs on a
+    copy whose long side is CUT_OUT_SIDE, its mask scaled back up."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, CUT_OUT_SIDE / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    mx, my = max(1, round(sw * CUT_OUT_MARGIN)), max(1, round(sh * CUT_OUT_MARGIN))
+    if sw - 2 * mx < 2 or sh - 2 * my < 2:
+        return rgb  # too small to hold an object and a frame of background
+    mask = np.zeros((sh, sw), np.uint8)
+    models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means starts are random: the same photo gives the same edges
+    cv2.grabCut(small[..., ::-1].copy(), mask, (mx, my, sw - 2 * mx, sh - 2 * my), *models, 5, cv2.GC_INIT_WITH_RECT)
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n < 2:
+        return rgb  # GrabCut found no object: the recipe sees the photo as it is
+    fg = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    fg = cv2.resize(fg.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return np.where(fg[..., None], rgb, np.uint8(255))
+
+
 def prepare_photo(image: Any) -> Image.Image:
     """Any photo -> the 128x128 RGB photo the data's right halves are: padded to a square on white
-    (centred), then resized with OpenCV's INTER_AREA."""
+    (centred), then resized with OpenCV's INTER_AREA. A photo on a busy background has it cut
+    away first (`cut_out`); the result then says so in `info["cut_out"]`."""
     import cv2
 
     rgb = np.asarray(load_image(image), dtype=np.uint8)
+    busy = busy_background(rgb)
+    if busy:
+        rgb = cut_out(rgb)
     h, w = rgb.shape[:2]
     s = max(h, w)
     canvas = np.full((s, s, 3), 255, np.uint8)
@@ -67,7 +111,9 @@ def prepare_photo(image: Any) -> Image.Image:
     canvas[y0 : y0 + h, x0 : x0 + w] = rgb
     if s != SIZE:
         canvas = cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    return Image.fromarray(canvas)
+    photo = Image.fromarray(canvas)
+    photo.info["cut_out"] = busy
+    return photo
 
 
 def _keep_big(binary: np.ndarray, min_area: int) -> np.ndarray:
@@ -112,12 +158,16 @@ def edge_map(rgb: np.ndarray) -> np.ndarray:
 
 def photo_to_edges(image: Any) -> Image.Image:
     """Any photo (path, bytes, PIL, array; any mode and size) -> its 128x128 RGB edge map, black
-    lines on white, by the training data's recipe. It assumes what the data has: an object on a
-    light, plain background; on a busy background it draws the background's edges too."""
-    lines = edge_map(np.asarray(prepare_photo(image)))
+    lines on white, by the training data's recipe. The recipe assumes what the data has, an object
+    on a plain white background; a busy background is cut away first (`cut_out`), and the edge
+    map's `info["cut_out"]` is then True."""
+    photo = prepare_photo(image)
+    lines = edge_map(np.asarray(photo))
     if (lines == 0).sum() == 0:
         raise InvalidInput("no edges were found in the photo: use a photo of a shoe on a light, plain background")
-    return _rgb(lines)
+    edges = _rgb(lines)
+    edges.info["cut_out"] = photo.info["cut_out"]
+    return edges
 
 
 # ---- sketch -> training-like edges -----------------------------------------------------------------

@@ -63,7 +63,9 @@ standing 17 px above the bottom of a 128×128 frame). A drawing is brought to th
 to its strokes, scaled into that box, small gaps closed and the strokes thinned to 1 px, whatever
 the brush. An edge map that already looks like the training ones (such as the app's "Extract
 edges from a photo", which uses that very recipe) keeps its geometry. The middle picture shows
-exactly what the model saw.
+exactly what the model saw. The recipe expects a shoe on plain white, as in the catalogue photos;
+from a photo on a busy background the shoe is first cut out with GrabCut (colour models of object
+and background, refined by a graph cut), so the background's edges do not reach the model.
 """
 
 # Both endpoints share one limit of 2, like the faces ones: one request in the model while
@@ -72,6 +74,10 @@ EDGES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "edges"}
 
 CANVAS = 512  # the sketchpad's canvas, px (an uploaded picture sets its own size)
 IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
+CUT_OUT_NOTE = (
+    "The photo's background is not plain white, unlike the shoe photos the model learnt from, so the "
+    "shoe was cut out of it first (GrabCut) and only its edges were drawn."
+)
 NOTHING_TO_CONVERT = "nothing to convert: draw the outline of a shoe, or upload an edge map or a photo"
 EXAMPLES_DIR = EXAMPLES_ROOT / "edges2photo"
 
@@ -79,7 +85,10 @@ EXAMPLES_DIR = EXAMPLES_ROOT / "edges2photo"
 @endpoint
 def photo_to_edges(image: Any) -> Image.Image:
     """A photo of a shoe -> its 128x128 edge map (black lines on white), by the training data's recipe."""
-    return edges2photo.photo_to_edges(_file(image))
+    edges = edges2photo.photo_to_edges(_file(image))
+    if edges.info.get("cut_out"):
+        gr.Info(CUT_OUT_NOTE)
+    return edges
 
 
 @endpoint

@@ -106,6 +106,29 @@ def test_photo_to_edges_draws_the_outline_and_the_interior():
     assert (lines & inner).sum() > 20  # the sole, lace and eyelet edges inside the silhouette
 
 
+def on_busy_background(photo: Image.Image, seed: int = 0) -> Image.Image:
+    """The shoe photo's white replaced by a busy scene: random coloured tiles with grain."""
+    rng = np.random.default_rng(seed)
+    w, h = photo.size
+    tiles = rng.integers(60, 230, (h // 12 + 1, w // 12 + 1, 3)).repeat(12, 0).repeat(12, 1)[:h, :w]
+    scene = np.clip(tiles + rng.normal(0, 12, tiles.shape), 0, 255).astype(np.uint8)
+    shoe = np.asarray(photo)
+    return Image.fromarray(np.where(shoe.min(axis=2, keepdims=True) < 238, shoe, scene))
+
+
+def test_a_busy_background_is_cut_away_before_the_recipe():
+    plain = shoe_photo(size=(272, 204))
+    busy = on_busy_background(plain)
+    assert e2p.busy_background(np.asarray(busy)) and not e2p.busy_background(np.asarray(plain))
+    edges = e2p.photo_to_edges(busy)
+    assert edges.info["cut_out"] is True and e2p.photo_to_edges(plain).info["cut_out"] is False
+    lines, truth = ink_of(edges), ink_of(e2p.photo_to_edges(plain))
+    raw = e2p.edge_map(np.asarray(busy.resize((128, 96)).crop((0, -16, 128, 112)))) == 0  # the recipe alone
+    assert near(lines, truth, px=3) > 0.8  # the shoe's own edges, not the tiles'
+    assert near(raw, truth, px=3) < 0.5 and raw.sum() > 2 * lines.sum()  # what the cut-out spares the model
+    assert np.array_equal(np.asarray(e2p.photo_to_edges(busy)), np.asarray(edges))  # same photo, same edges
+
+
 def test_photo_to_edges_takes_any_mode_and_refuses_a_blank_photo():
     photo = shoe_photo()
     assert np.array_equal(np.asarray(e2p.photo_to_edges(photo.convert("RGBA"))), np.asarray(e2p.photo_to_edges(photo)))

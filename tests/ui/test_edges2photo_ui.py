@@ -138,3 +138,18 @@ def test_how_it_works_names_the_objective_and_the_card_settings():
     assert "λ = 100" in text and "widths capped at 128" in text and "PatchGAN width 32" in text
     assert ui.model_settings({}) == ""
     assert "70×70" in ui.HOW_IT_WORKS and "14×14" in ui.HOW_IT_WORKS and r"\lambda = 100" in ui.HOW_IT_WORKS
+
+
+def test_a_photo_on_a_busy_background_is_cut_out_and_the_user_is_told(tmp_path: Path, monkeypatch):
+    from tests.tasks.test_edges2photo import on_busy_background, shoe_photo
+
+    told: list[str] = []
+    monkeypatch.setattr(ui.gr, "Info", told.append)
+    path = tmp_path / "busy.png"
+    on_busy_background(shoe_photo(size=(272, 204))).save(path)
+    edges = np.asarray(ui.photo_to_edges(str(path)).convert("L"))
+    assert told == [ui.CUT_OUT_NOTE] and "cut out" in ui.CUT_OUT_NOTE
+    assert 0.005 < (edges == 0).mean() < 0.1  # the shoe's lines, not the background's tiles
+    shoe_photo(size=(272, 204)).save(tmp_path / "plain.png")
+    ui.photo_to_edges(str(tmp_path / "plain.png"))
+    assert told == [ui.CUT_OUT_NOTE]  # a photo like the data's: nothing to tell
