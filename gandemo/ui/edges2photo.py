@@ -191,7 +191,8 @@ def _body(ckpt: Checkpoint) -> None:
     gr.Markdown(
         "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo. "
         "Draw the outline with the black brush (pick its size in the brush menu; undo and clear are "
-        "above the canvas), upload an edge map, or start from a photo of a shoe on a light, plain background."
+        "above the canvas), upload an edge map, or start from a photo of a shoe (plain white around it works "
+        "best, like the photos it learnt from; a busy background is cut away first)."
     )
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
@@ -238,7 +239,7 @@ def _body(ckpt: Checkpoint) -> None:
                 )
             with gr.Accordion("Start from a photo", open=False):
                 photo_in = gr.Image(
-                    label="A photo of a shoe on a light, plain background",
+                    label="A photo of a shoe (best on plain white; a busy background is cut away)",
                     type="filepath",
                     sources=["upload", "clipboard"],
                     height=IMAGE_HEIGHT,
