@@ -54,6 +54,14 @@ def shoe_photo(path: Path, seed: int = 0, size: tuple[int, int] = (400, 300)) ->
     return path
 
 
+def on_busy_background(path: Path, out: Path, seed: int = 0) -> Path:
+    """The photo at `path` with its white replaced by coloured noise: a photo `cut_out` must clean."""
+    shoe = np.asarray(Image.open(path).convert("RGB"))
+    noise = np.random.default_rng(seed).integers(40, 230, shoe.shape, dtype=np.uint8)
+    Image.fromarray(np.where(shoe.min(axis=2, keepdims=True) < 238, shoe, noise)).save(out, quality=92)
+    return out
+
+
 def pair_folder(folder: Path, n: int) -> Path:
     """`n` A|B pairs (256x128: edges | photo) of shoe-like photos, the edges by the data's recipe."""
     from gandemo.tasks import edges2photo
@@ -112,6 +120,7 @@ def main() -> None:
         tmp = Path(tmp)
         root, what = model_root(tmp / "checkpoints")
         photo = shoe_photo(tmp / "shoe.jpg")
+        busy = on_busy_background(photo, tmp / "busy.jpg")
         sketch = example_sketches(tmp / "sketches")[0]
         n = args.repeats
 
@@ -137,6 +146,10 @@ def main() -> None:
         edges = edges2photo.normalise_sketch(sketch)
         for label, fn in [
             ("tasks.edges2photo.photo_to_edges (decode, recipe)", lambda: edges2photo.photo_to_edges(photo)),
+            (
+                "tasks.edges2photo.photo_to_edges, the same on a busy background (GrabCut first)",
+                lambda: edges2photo.photo_to_edges(busy),
+            ),
             ("tasks.edges2photo.normalise_sketch", lambda: edges2photo.normalise_sketch(sketch)),
             (
                 "tasks.edges2photo.render, 1 photo (the U-Net)",
