@@ -31,6 +31,20 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
     return x
 
 
+def diff_augment_pair(
+    condition: torch.Tensor, image: torch.Tensor, policy: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DiffAugment for a conditional D that sees (condition, image) pairs, e.g. Pix2Pix's (edges,
+    photo): colour changes the image only (the condition is not a photo), while translation and
+    cutout move or cut both alike, so the pair stays aligned."""
+    if not policy:
+        return condition, image
+    if "color" in policy:
+        image = _color(image)
+    pair = diff_augment(torch.cat([condition, image], dim=1), tuple(p for p in policy if p != "color"))
+    return pair[:, : condition.shape[1]], pair[:, condition.shape[1] :]
+
+
 def _color(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[0]
     # per-item draws through training.distributed: under DDP each process keeps its slice of the global batch's

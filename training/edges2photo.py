@@ -34,6 +34,7 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks.edges2photo import INK_THRESHOLD, SIZE, render
+from training.augment import diff_augment_pair, parse_policy
 from training.data import EpochSampler, ImageSet
 from training.inception import inception_features
 from training.loop import Amp
@@ -128,6 +129,11 @@ class Edges2PhotoTask(ImageTask):
             "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
+        parser.add_argument(
+            "--diffaugment",
+            default="none",
+            help="DiffAugment policy for D's pairs: comma list of color (photo only),translation,cutout, or none",
+        )
         parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
@@ -135,6 +141,7 @@ class Edges2PhotoTask(ImageTask):
         self.variant = args.variant
         self.ema_decay = float(args.ema_decay)
         self.gan = bool(args.gan)
+        self.policy = parse_policy(args.diffaugment)
         self.lambda_l1 = float(args.lambda_l1)
         self.jitter = int(args.jitter)
         self.eval_n = int(args.eval_n)
@@ -155,6 +162,7 @@ class Edges2PhotoTask(ImageTask):
             "gan": self.gan,
             "hflip": bool(args.flip),
             "jitter_px": self.jitter,
+            **({"diffaugment": ",".join(self.policy) or "none"} if self.gan else {}),
             "ema_rampup": 0.05,
             **{k: v for k, v in self.g_kwargs.items() if "channels" not in k},
             **({"ndf": self.d_kwargs["ndf"], "d_layers": self.d_kwargs["layers"]} if self.gan else {}),
@@ -194,8 +202,8 @@ class Edges2PhotoTask(ImageTask):
             D = self.models["D"]
             D.requires_grad_(True)
             with amp.autocast():
-                logit_real = amp.fp32(D(x, y))
-                logit_fake = amp.fp32(D(x, fake.detach()))
+                logit_real = amp.fp32(D(*diff_augment_pair(x, y, self.policy)))
+                logit_fake = amp.fp32(D(*diff_augment_pair(x, fake.detach(), self.policy)))
                 loss_d = 0.5 * (F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean())
             amp.step(loss_d, self.optimizers["D"])
             D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
@@ -203,7 +211,7 @@ class Edges2PhotoTask(ImageTask):
             l1 = (amp.fp32(fake) - y.float()).abs().mean()
             loss_g = self.lambda_l1 * l1
             if self.gan:
-                loss_adv = F.softplus(-amp.fp32(D(x, fake))).mean()
+                loss_adv = F.softplus(-amp.fp32(D(*diff_augment_pair(x, fake, self.policy)))).mean()
                 loss_g = loss_g + loss_adv
         amp.step(loss_g, self.optimizers["G"])
         if not self.gan:

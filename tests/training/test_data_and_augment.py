@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.augment import diff_augment, parse_policy
+from training.augment import diff_augment, diff_augment_pair, parse_policy
 from training.data import EpochSampler, ImageSet, is_holdout, split_pair
 
 
@@ -82,6 +82,18 @@ def test_diffaugment_keeps_shape_and_passes_gradients():
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert torch.equal(diff_augment(x, ()), x)
+
+
+def test_diffaugment_of_a_pair_moves_both_alike_and_recolours_the_image_only():
+    torch.manual_seed(0)
+    image = torch.rand(4, 3, 16, 16) * 2 - 1
+    condition = image[:, :1].clone()  # a condition that starts as a copy of the image's first channel
+    c, i = diff_augment_pair(condition, image, ("translation", "cutout"))
+    assert c.shape == condition.shape and i.shape == image.shape
+    assert torch.equal(c, i[:, :1])  # shifted and cut together: still aligned
+    c, i = diff_augment_pair(condition, image, ("color",))
+    assert torch.equal(c, condition) and not torch.equal(i, image)  # the condition is not a photo
+    assert diff_augment_pair(condition, image, ()) == (condition, image)
 
 
 def test_policy_parsing():

@@ -146,6 +146,12 @@ def test_resume_continues_exactly_where_it_stopped(pairs: Path, tmp_path: Path):
         assert [g["lr"] for o in state["optimizers"].values() for g in o["param_groups"]] == pytest.approx([1e-4] * 2)
 
 
+def test_diffaugment_on_ds_pairs_trains_and_is_in_the_card(pairs: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "2", "--diffaugment", "color,translation,cutout") == 0
+    assert read_card(out / "checkpoint")["hyperparameters"]["diffaugment"] == "color,translation,cutout"
+
+
 def test_no_gan_trains_the_l1_baseline_without_a_discriminator(pairs: Path, tmp_path: Path):
     out = tmp_path / "run"
     assert run(pairs, out, "--steps", "2", "--no-gan") == 0
