@@ -29,6 +29,20 @@ def test_frechet_distance_equals_the_sqrtm_formula():
     assert metrics.frechet_distance(a, b) == pytest.approx(textbook, rel=1e-6)
 
 
+def test_fid_gap_is_sure_of_a_clear_lead_and_unsure_of_none():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(200, 8))
+    close, far = ref + rng.normal(0, 0.3, ref.shape), ref + rng.normal(0, 0.3, ref.shape) + 1.0
+    clear = metrics.fid_gap(close, far, ref, resamples=50)
+    assert clear["gap"] == pytest.approx(metrics.frechet_distance(far, ref) - metrics.frechet_distance(close, ref))
+    assert 0 < clear["low"] < clear["gap"] < clear["high"] and clear["a_ahead"] == 1.0
+    twin = ref + rng.normal(0, 0.3, ref.shape)
+    none = metrics.fid_gap(close, twin, ref, resamples=50)
+    assert none["low"] < 0 < none["high"] and 0 < none["a_ahead"] < 1
+    with pytest.raises(ValueError, match="paired item by item"):
+        metrics.fid_gap(close[:10], far, ref)
+
+
 def test_precision_and_recall_separate_realism_from_variety():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(400, 4))

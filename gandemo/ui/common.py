@@ -208,8 +208,12 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append("\n| metric | this model | baseline | real (train) | real (held out) | how it was measured |")
         lines.append("|---|---|---|---|---|---|")
         for name, m in metrics.items():
-            cells = " | ".join(_fmt(m.get(k)) for k in ("model", "baseline", "real", "held_out"))
-            lines.append(f"| {name} | {cells} | {m.get('method', '')} |")
+            columns = ("model", "baseline", "real", "held_out")
+            cells = " | ".join(_fmt(m.get(k)) for k in columns)
+            # what a task measures beyond the columns (edges: its L1-only model) goes before the method
+            extra = "; ".join(f"{k}: {_fmt(v)}" for k, v in m.items() if k not in (*columns, "method"))
+            how = f"{extra}. {m.get('method', '')}" if extra else m.get("method", "")
+            lines.append(f"| {name} | {cells} | {how} |")
     else:
         lines.append("\n*No metrics measured yet: run `python -m training evaluate ...`.*")
     n = 4 if card.get("notes") else 3

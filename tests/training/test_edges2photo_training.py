@@ -197,6 +197,9 @@ def test_evaluate_measures_model_and_both_baselines_on_held_out_pairs(pairs: Pat
     mean = train.images[:, 3:].float().mean(0).round().clamp(0, 255)
     expected_l1 = float((held.images[:, 3:].float() - mean).abs().mean() / 255)
     assert m["L1 (mean absolute error, 0-1)"]["baseline"] == pytest.approx(expected_l1, abs=1e-3)
+    gap = m["FID gap, L1-only minus the model (bootstrap)"]
+    assert gap["model"] == pytest.approx(fid["l1_only"] - fid["model"], abs=0.11)
+    assert " to " in gap["interval_95"] and gap["model_ahead"].endswith("% of draws")
     assert Image.open(preview).size == (3 * 130 + 2, 5 * 130 + 2)  # edges | model | l1_only | baseline | truth
     load_checkpoint(folder)  # the card still verifies
 

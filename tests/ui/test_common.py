@@ -74,9 +74,13 @@ def test_card_markdown_shows_data_training_notes_and_every_metric_column():
             "exported": {"date": "2026-01-01"},
         },
         "notes": "does not beat its baseline",
-        "metrics": {"FID": {"model": 99.3, "baseline": 90.6, "real": 20.6, "method": "Inception"}},
+        "metrics": {
+            "FID": {"model": 99.3, "baseline": 90.6, "real": 20.6, "method": "Inception"},
+            "SSIM": {"model": 0.77, "l1_only": 0.8, "baseline": 0.6, "method": "skimage"},
+        },
     }
     md = card_markdown(card)
+    assert "| SSIM | 0.77 | 0.6 | – | – | l1_only: 0.8. skimage |" in md  # a task's own column is not lost
     assert "`Generator`" in md and "10 training images" in md and "1.00 h" in md
     assert "2, then 1 thread(s)" in md and "**Notes**: does not beat its baseline" in md
     assert "| FID | 99.3 | 90.6 | 20.6 | – | Inception |" in md
