@@ -213,6 +213,7 @@ def card_markdown(card: dict[str, Any]) -> str:
             # what a task measures beyond the columns (edges: its L1-only model) goes before the method
             extra = "; ".join(f"{k}: {_fmt(v)}" for k, v in m.items() if k not in (*columns, "method"))
             how = f"{extra}. {m.get('method', '')}" if extra else m.get("method", "")
+            how = how.replace("|", "\\|")  # a method like "mean |a - b|" must not end the cell
             lines.append(f"| {name} | {cells} | {how} |")
     else:
         lines.append("\n*No metrics measured yet: run `python -m training evaluate ...`.*")

@@ -77,10 +77,12 @@ def test_card_markdown_shows_data_training_notes_and_every_metric_column():
         "metrics": {
             "FID": {"model": 99.3, "baseline": 90.6, "real": 20.6, "method": "Inception"},
             "SSIM": {"model": 0.77, "l1_only": 0.8, "baseline": 0.6, "method": "skimage"},
+            "L1": {"model": 0.05, "method": "mean |a - b|"},
         },
     }
     md = card_markdown(card)
     assert "| SSIM | 0.77 | 0.6 | – | – | l1_only: 0.8. skimage |" in md  # a task's own column is not lost
+    assert r"| L1 | 0.05 | – | – | – | mean \|a - b\| |" in md  # a pipe in a method stays inside its cell
     assert "`Generator`" in md and "10 training images" in md and "1.00 h" in md
     assert "2, then 1 thread(s)" in md and "**Notes**: does not beat its baseline" in md
     assert "| FID | 99.3 | 90.6 | 20.6 | – | Inception |" in md
