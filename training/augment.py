@@ -6,6 +6,8 @@ small training set while G still learns the un-augmented distribution.
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
@@ -23,6 +25,15 @@ def parse_policy(text: str | None) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown augmentation {unknown}; choose from {', '.join(POLICIES)}")
     return parts
+
+
+def add_policy_argument(parser: argparse.ArgumentParser, default: str, what: str = "D's inputs") -> None:
+    """The `--diffaugment POLICY` option every task that uses DiffAugment takes."""
+    parser.add_argument(
+        "--diffaugment",
+        default=default,
+        help=f"DiffAugment policy for {what}: comma list of {','.join(POLICIES)}, or none",
+    )
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:

@@ -34,7 +34,7 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks.edges2photo import INK_THRESHOLD, SIZE, render
-from training.augment import diff_augment_pair, parse_policy
+from training.augment import add_policy_argument, diff_augment_pair, parse_policy
 from training.data import EpochSampler, ImageSet
 from training.inception import inception_features
 from training.loop import Amp
@@ -129,11 +129,7 @@ class Edges2PhotoTask(ImageTask):
             "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
-        parser.add_argument(
-            "--diffaugment",
-            default="none",
-            help="DiffAugment policy for D's pairs: comma list of color (photo only),translation,cutout, or none",
-        )
+        add_policy_argument(parser, default="none", what="D's (edges, photo) pairs (color: the photo only)")
         parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:

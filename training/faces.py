@@ -28,7 +28,7 @@ from gandemo.imaging import make_grid, tensor_to_pils
 from gandemo.nets.dcgan import Discriminator, Generator
 from gandemo.tasks.faces import latents, render
 from training import distributed
-from training.augment import parse_policy
+from training.augment import add_policy_argument, parse_policy
 from training.data import ImageSet
 from training.inception import inception_features
 from training.loop import Amp
@@ -78,11 +78,7 @@ class FacesTask(ImageTask):
         super().add_arguments(parser)  # --flip
         parser.add_argument("--ngf", type=int, help="generator width (paper: 64)")
         parser.add_argument("--ndf", type=int, help="discriminator width (paper: 64)")
-        parser.add_argument(
-            "--diffaugment",
-            default="color,translation",
-            help="DiffAugment policy for D's inputs: comma list of color,translation,cutout, or none",
-        )
+        add_policy_argument(parser, default="color,translation")
         parser.add_argument("--eval-n", type=int, default=996, help="faces per FID evaluation during the run")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
