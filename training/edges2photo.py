@@ -81,9 +81,9 @@ class Edges2PhotoTask(ImageTask):
     #   U-Net ngf=32/max_mult=4 (3.4 M parameters, 6.8 MB) + PatchGAN ndf=32: ~1.24 s  <- the cpu preset
     #   the same U-Net + PatchGAN ndf=64 (the paper's D):                     ~3.2 s
     #   U-Net ngf=16/max_mult=8 (2.6 M parameters) + PatchGAN ndf=32:         ~0.53 s
-    # benchmarks/training_throughput.py later measured the cpu preset at 0.60 s/step on 2 idle cores
-    # (1.1 s on one), so 12,000 steps (~45 epochs of the ~4,230 training pairs) take ~2 h (3.7 h on
-    # one core); rendering 32 photos ~0.3 s. The shipped run: see its card's "sessions".
+    # benchmarks/training_throughput.py later measured the cpu preset at 0.67 s/step on 2 idle cores
+    # (0.60 s before DiffAugment became its default; 1.1 s on one core), so 12,000 steps (~45 epochs
+    # of the ~4,230 training pairs) take ~2.2 h; rendering 32 photos ~0.3 s. The shipped run: see its card's "sessions".
     # An in-run FID on ~300 held-out pairs costs about a minute (the faces FID's rate).
     # The paper trains at 256x256, which this data cannot give: its pairs are 128x128, and upsampling
     # them adds no detail. So the gpu preset stays at 128 and spends the GPU on the paper's width at
@@ -129,7 +129,11 @@ class Edges2PhotoTask(ImageTask):
             "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
-        add_policy_argument(parser, default="none", what="D's (edges, photo) pairs (color: the photo only)")
+        # Not in the paper: with 4,230 pairs D overfits (D(fake) fell to 0.08 without it); DiffAugment on
+        # D's pairs took the held-out FID from 180.6 to 150.4 at the same cost (the shipped card).
+        add_policy_argument(
+            parser, default="color,translation,cutout", what="D's (edges, photo) pairs (color: the photo only)"
+        )
         parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
