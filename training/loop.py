@@ -520,6 +520,7 @@ def plot_evaluations(
         ha=ha,
         fontsize=9,
     )
+    ax.margins(y=0.2)  # room below the lowest point for its label
     ax.set_xlabel("training step")
     ax.set_ylabel(f"{key} (lower is better)")
     ax.set_title(f"{title}: {key} measured during training", fontsize=10)
@@ -528,14 +529,30 @@ def plot_evaluations(
         ax.legend(fontsize=8, loc="upper right")
     secs = [e.get("seconds") for e in rows]
     if None not in secs and all(a < b for a, b in zip(secs, secs[1:], strict=False)):
-        hours = [e["seconds"] / 3600 for e in rows]
+        # Step 0 is hour 0 (seconds count from the run's start); beyond the last row the last rate goes
+        # on. np.interp alone would clamp at the ends and pile several hour ticks onto one place.
+        at_steps, hours = list(steps), [e["seconds"] / 3600 for e in rows]
+        if at_steps[0] > 0 and hours[0] > 0:
+            at_steps, hours = [0, *at_steps], [0.0, *hours]
         top = ax.secondary_xaxis(
-            "top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps))
+            "top",
+            functions=(lambda s: _interp(s, at_steps, hours), lambda h: _interp(h, hours, at_steps)),
         )
         top.set_xlabel("hours of training", fontsize=8)
     fig.tight_layout()
     fig.canvas.draw()
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+
+def _interp(x: Any, xp: list[float], fp: list[float]) -> np.ndarray:
+    """np.interp, but continued linearly past both ends with the end segments' slopes."""
+    x = np.asarray(x, dtype=float)
+    y = np.interp(x, xp, fp)
+    if len(xp) > 1:
+        lo, hi = (fp[1] - fp[0]) / (xp[1] - xp[0]), (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+        y = np.where(x < xp[0], fp[0] + (x - xp[0]) * lo, y)
+        y = np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * hi, y)
+    return y
 
 
 def has_batchnorm(model: nn.Module) -> bool:

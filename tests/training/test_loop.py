@@ -3,6 +3,7 @@ evaluation with the best step kept, and the curve plotted into the card."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -116,6 +117,17 @@ def test_plot_evaluations_draws_a_picture():
         [{"step": 1, "fid": 9.0, "seconds": 60}, {"step": 2, "fid": 5.0, "seconds": 120}], "fid", "t"
     )
     assert img.size[0] > 300 and img.mode == "RGB"
+
+
+def test_the_hours_axis_goes_on_past_the_evaluated_steps():
+    # The top axis maps steps to hours; clamping at the ends (plain np.interp) put several hour
+    # ticks on one place in the margins. Past the ends the end segments' rates carry on.
+    from training.loop import _interp
+
+    steps, hours = [0, 1500, 3000], [0.0, 0.5, 0.75]
+    got = _interp([-1500, 0, 750, 3000, 4500], steps, hours)
+    np.testing.assert_allclose(got, [-0.5, 0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(_interp(got, hours, steps), [-1500, 0, 750, 3000, 4500])
 
 
 def test_inception_features_of_fixed_sets_are_cached_on_disk(tmp_path: Path, monkeypatch):
