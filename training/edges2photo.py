@@ -83,7 +83,8 @@ class Edges2PhotoTask(ImageTask):
     #   U-Net ngf=16/max_mult=8 (2.6 M parameters) + PatchGAN ndf=32:         ~0.53 s
     # benchmarks/training_throughput.py later measured the cpu preset at 0.67 s/step on 2 idle cores
     # (0.60 s before DiffAugment became its default; 1.1 s on one core), so 12,000 steps (~45 epochs
-    # of the ~4,230 training pairs) take ~2.2 h; rendering 32 photos ~0.3 s. The shipped run: see its card's "sessions".
+    # of the ~4,230 training pairs) take ~2.2 h; rendering 32 photos ~0.3 s. The shipped run: see
+    # its card's "sessions".
     # An in-run FID on ~300 held-out pairs costs about a minute (the faces FID's rate).
     # The paper trains at 256x256, which this data cannot give: its pairs are 128x128, and upsampling
     # them adds no detail. So the gpu preset stays at 128 and spends the GPU on the paper's width at
@@ -130,7 +131,7 @@ class Edges2PhotoTask(ImageTask):
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
         # Not in the paper: with 4,230 pairs D overfits (D(fake) fell to 0.08 without it); DiffAugment on
-        # D's pairs took the held-out FID from 180.6 to 150.4 at the same cost (the shipped card).
+        # D's pairs took the held-out FID from 180.6 to 150.4 for ~10% more time a step (the shipped card).
         add_policy_argument(
             parser, default="color,translation,cutout", what="D's (edges, photo) pairs (color: the photo only)"
         )
@@ -323,20 +324,6 @@ class Edges2PhotoTask(ImageTask):
             else inception_features(as_tensor(u8))
             for k, u8 in pictures.items()
         }
-        if "l1_only" in feats:
-            g = metrics.fid_gap(feats["model"], feats["l1_only"], truth_f)
-            result_gap = {
-                "FID gap, L1-only minus the model (bootstrap)": {
-                    "model": round(g["gap"], 1),
-                    "interval_95": f"{g['low']:.1f} to {g['high']:.1f}",
-                    "model_ahead": f"{g['a_ahead']:.0%} of draws",
-                    "method": "the held-out pairs drawn with replacement 100 times (the same draw for the model, "
-                    "the L1-only model and the real photos); > 0 means the GAN is more realistic. An interval "
-                    "that holds 0 is a lead within the noise of this many images",
-                }
-            }
-        else:
-            result_gap = {}
         names = " | ".join(outputs)
         result: dict[str, dict[str, Any]] = {
             f"FID vs held-out photos ({n} vs {n})": {
@@ -359,5 +346,15 @@ class Edges2PhotoTask(ImageTask):
                 "as Wang et al. 2004), averaged over the held-out pairs; higher is better"
             },
         }
+        if "l1_only" in feats:  # is the GAN's lead over L1 alone more than the noise of n pairs?
+            g = metrics.fid_gap(feats["model"], feats["l1_only"], truth_f)
+            result["FID gap, L1-only minus the model (bootstrap)"] = {
+                "model": round(g["gap"], 1),
+                "interval_95": f"{g['low']:.1f} to {g['high']:.1f}",
+                "model_ahead": f"{g['a_ahead']:.0%} of draws",
+                "method": "the held-out pairs drawn with replacement 100 times (the same draw for the model, "
+                "the L1-only model and the real photos); > 0 means the GAN is more realistic. An interval "
+                "that holds 0 is a lead within the noise of this many images",
+            }
         print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result | result_gap
+        return result
