@@ -6,8 +6,9 @@
     val/<defect>/*.png                       defective images (evaluation only)
     ground_truth/<defect>/<stem>_mask.png    their defect masks (255 = defect)
 
-One run of the shared loop, in two stages split by step (`--encoder-steps` are the last steps):
-1. steps 1 .. steps - encoder_steps: a DCGAN G and a spectrally normalised D (gandemo.nets.anogan)
+One run of the shared loop, in three stages split by step (`--encoder-steps`, then `--inpaint-steps`, are
+the last steps):
+1. the first steps - encoder_steps - inpaint_steps: a DCGAN G and a spectrally normalised D (gandemo.nets.anogan)
    on train/good, softplus losses (D: minimax; G: non-saturating), Adam (beta1 0.5). Real images
    are augmented as suits the product (`--augment`, default per category: flips for the magnetic
    tiles' texture, small rotations and shifts for the hanging metal plates, tiny shifts for the
@@ -17,10 +18,20 @@ One run of the shared loop, in two stages split by step (`--encoder-steps` are t
    (eval mode from here on); G and D are frozen and the encoder E learns z = E(x) with
        ||x - G(E(x))||^2 / n + kappa * ||f(x) - f(G(E(x)))||^2 / n_f,     kappa = 1 (the paper's)
    where f is D's last hidden layer.
+3. the last inpaint_steps: the inpainting detector at the data's 128² (RIAD's scheme, Zavrtanik et al. 2021,
+   trained as a Pix2Pix conditional GAN, Isola et al. 2017): grid cells of 8, 16 or 32 px are hidden at random
+   (a quarter of the cells) and a U-Net I redraws them from what surrounds them, with lambda_l1 * L1 on the
+   hidden pixels plus a PatchGAN critic C on (hidden image, redrawn image). A defect is what I cannot redraw
+   from its normal surroundings. In-run evaluation (`--eval-every`) measures its AUROC on val/ and keeps the
+   best step in <out>/best.
+`--init DIR` takes G, D and E from a shipped anomaly checkpoint of the same category: the run then trains the
+inpainter alone, all of its --steps (how the 64² f-AnoGAN models of v1 got their 128² inpainter).
 No EMA: E must learn the inverse of exactly the G that is shipped, and G stops changing in stage 2.
-log.csv has the same columns in both stages (a stage's unused losses are 0).
+log.csv has the same columns in every stage (a stage's unused losses are 0).
 
-At export the thresholds of both methods are calibrated on val/good (gandemo.tasks.anomaly.calibrate)
+At export the inpainter's per-pixel residual statistics are fitted on train/good (gandemo.nets.anogan.ResidualStats)
+and whether its heatmap is z-scored with them is chosen by image AUROC on val/ (recorded in the card). The
+thresholds of every method are calibrated on val/good (gandemo.tasks.anomaly.calibrate)
 and written into the card with G, D and E. `python -m training evaluate anomaly` measures image and
 pixel AUROC of both methods and of the trivial baseline on val/, seconds per image, and whether the
 model meets its aims (each method >= 0.90 image AUROC and above the baseline), with the evidence why not.
@@ -47,14 +58,15 @@ from tqdm import tqdm
 from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint, update_card
 from gandemo.imaging import ImageInputError, list_images, load_image, make_grid, tensor_to_pils
-from gandemo.nets.anogan import Discriminator, Encoder, Generator
+from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
+from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks import TASKS
 from gandemo.tasks import anomaly as task
 from training import distributed
 from training.augment import parse_policy
 from training.data import EpochSampler
 from training.loop import Amp, recalibrate_batchnorm
-from training.steps import dcgan_step
+from training.steps import dcgan_step, pix2pix_step
 from training.task import ImageTask
 
 Z_DIM = 100
@@ -225,6 +237,21 @@ def describe_augment(spec: dict[str, float]) -> str:
     return ", ".join(words[k](v) for k, v in spec.items()) or "none"
 
 
+def random_cell_masks(n: int, size: int, cells: tuple[int, ...], sets: int) -> torch.Tensor:
+    """(n, 1, size, size) training masks, 1 = hidden: per image a grid of one of `cells` (chosen at random)
+    whose cells are each hidden with probability 1 / sets, as one of the app's `sets` disjoint masks
+    hides them (gandemo.tasks.anomaly.cell_masks). Drawn with the run's RNG, sharded under DDP."""
+    finest = size // min(cells)
+    which = distributed.randint(0, len(cells), (n,))
+    u = distributed.rand(n, 1, finest, finest)
+    out = torch.empty(n, 1, size, size)
+    for k, cell in enumerate(cells):
+        step = cell // min(cells)
+        hidden = (u[:, :, ::step, ::step] < 1 / sets).float()
+        out[which == k] = hidden.repeat_interleave(cell, 2).repeat_interleave(cell, 3)[which == k]
+    return out
+
+
 class AnomalyTask(ImageTask):
     name = "anomaly"
     image_size = 64
@@ -241,26 +268,36 @@ class AnomalyTask(ImageTask):
     # it has not been timed on a GPU.
     presets = {
         "cpu": {
-            "steps": 9000,
+            "steps": 14000,
             "encoder_steps": 2000,
+            "inpaint_steps": 5000,
             "batch_size": 32,
+            "inpaint_batch_size": 16,
             "lr": 2e-4,
             "image_size": 64,
             "ngf": 32,
             "ndf": 32,
             "nef": 32,
+            "inpaint_ngf": 32,
+            "inpaint_ndf": 32,
             "sample_every": 500,
+            "eval_every": 500,
         },
         "gpu": {
-            "steps": 40000,
+            "steps": 60000,
             "encoder_steps": 10000,
+            "inpaint_steps": 20000,
             "batch_size": 64,
+            "inpaint_batch_size": 32,
             "lr": 2e-4,
             "image_size": 128,
             "ngf": 64,
             "ndf": 64,
             "nef": 64,
+            "inpaint_ngf": 64,
+            "inpaint_ndf": 64,
             "sample_every": 2000,
+            "eval_every": 2000,
         },
     }
 
@@ -271,7 +308,19 @@ class AnomalyTask(ImageTask):
         parser.add_argument("--ngf", type=int, help="generator width (DCGAN: 64)")
         parser.add_argument("--ndf", type=int, help="discriminator width (DCGAN: 64)")
         parser.add_argument("--nef", type=int, help="encoder width")
-        parser.add_argument("--encoder-steps", type=int, help="the last N steps train the encoder (stage 2)")
+        parser.add_argument("--encoder-steps", type=int, help="the N steps before the inpainter's train E (stage 2)")
+        parser.add_argument("--inpaint-steps", type=int, help="the last N steps train the inpainter (stage 3)")
+        parser.add_argument("--inpaint-batch-size", type=int, help="images per step of stage 3")
+        parser.add_argument("--inpaint-ngf", type=int, help="the inpainter's U-Net width (pix2pix: 64)")
+        parser.add_argument("--inpaint-ndf", type=int, help="its PatchGAN critic's width (pix2pix: 64)")
+        parser.add_argument(
+            "--lambda-l1", type=float, default=100.0, help="weight of the inpainter's L1 (pix2pix: 100)"
+        )
+        parser.add_argument(
+            "--init",
+            type=Path,
+            help="an anomaly checkpoint of this category: G, D and E start from it and every step trains the inpainter",
+        )
         parser.add_argument(
             "--augment",
             help=f"real-image augmentation, comma list of {','.join(AUGMENTS)} with :value, or none "
@@ -303,17 +352,24 @@ class AnomalyTask(ImageTask):
             )
         self.image_size = int(args.image_size)
         self.steps, self.encoder_steps = int(args.steps), int(args.encoder_steps)
+        self.inpaint_steps = int(args.inpaint_steps)
+        init = self._init_checkpoint(args.init) if args.init is not None else None
+        if init is not None:  # f-AnoGAN's stages are done: every step trains the inpainter
+            self.encoder_steps, self.inpaint_steps = 0, self.steps
         if not (self.folder / "train" / "good").is_dir():
             raise SystemExit(
                 f"{self.folder / 'train' / 'good'} is not a folder: --data must be a category folder in the MVTec "
                 "layout (train/good, val/good, val/<defect>, ground_truth/<defect>/<stem>_mask.png)"
             )
-        if not 0 <= self.encoder_steps <= self.steps:
+        if self.encoder_steps < 0 or self.inpaint_steps < 0 or self.encoder_steps + self.inpaint_steps > self.steps:
             raise SystemExit(
-                f"--encoder-steps must be from 0 to --steps ({self.steps}), got {self.encoder_steps} "
-                "(the preset's value unless given): the last --encoder-steps steps train the encoder"
+                f"--encoder-steps ({self.encoder_steps}) and --inpaint-steps ({self.inpaint_steps}) must be >= 0 and "
+                f"add up to at most --steps ({self.steps}) (the preset's values unless given): the last steps train "
+                "the encoder, then the inpainter"
             )
-        self.gan_steps = self.steps - self.encoder_steps
+        self.gan_steps = self.steps - self.encoder_steps - self.inpaint_steps
+        self.lambda_l1 = float(args.lambda_l1)
+        self.inpaint_batch = int(args.inpaint_batch_size)
         self.augment = parse_augment(args.augment if args.augment is not None else AUGMENT.get(self.variant, "hflip"))
         self.policy = parse_policy(
             args.diffaugment if args.diffaugment is not None else DIFFAUGMENT.get(self.variant, "color,translation")
@@ -326,6 +382,13 @@ class AnomalyTask(ImageTask):
 
         self.load_images(args)
         torch.manual_seed(args.seed)
+        if init is not None:  # the init checkpoint's f-AnoGAN sizes, whatever the preset says
+            self.image_size = int(init.card["arch"]["G"]["kwargs"]["image_size"])
+            args.ngf = init.card["arch"]["G"]["kwargs"]["ngf"]
+            args.ndf = init.card["arch"]["D"]["kwargs"]["ndf"]
+            args.nef = init.card["arch"]["E"]["kwargs"]["nef"]
+            self.data = ModelImages(self._originals, self.data.paths, self.image_size, self.channels)
+            self.val = ModelImages(self._val_originals, self.val.paths, self.image_size, self.channels)
         self.g_kwargs = {
             "z_dim": Z_DIM,
             "ngf": int(args.ngf),
@@ -335,8 +398,16 @@ class AnomalyTask(ImageTask):
         self.d_kwargs = {"ndf": int(args.ndf), "channels": self.channels, "image_size": self.image_size}
         self.e_kwargs = {"z_dim": Z_DIM, "nef": int(args.nef), "channels": self.channels, "image_size": self.image_size}
         G, D, E = Generator(**self.g_kwargs), Discriminator(**self.d_kwargs), Encoder(**self.e_kwargs)
-        self.models = {"G": G.to(device), "D": D.to(device), "E": E.to(device)}
-        betas = (0.5, 0.999)  # DCGAN's beta1 = 0.5 steadies the adversarial game
+        if init is not None:
+            for name, module in (("G", G), ("D", D), ("E", E)):
+                module.load_state_dict(init.modules[name].state_dict())
+        c = self.channels
+        self.i_kwargs = {"in_channels": c + 1, "out_channels": c, "ngf": int(args.inpaint_ngf), "depth": 7}
+        self.c_kwargs = {"in_channels": 2 * c + 1, "ndf": int(args.inpaint_ndf), "layers": 3}
+        inpainter, critic = UNetGenerator(**self.i_kwargs), PatchDiscriminator(**self.c_kwargs)
+        nets = {"G": G, "D": D, "E": E, "I": inpainter, "C": critic}
+        self.models = {k: m.to(device) for k, m in nets.items()}
+        betas = (0.5, 0.999)  # DCGAN's and pix2pix's beta1 = 0.5 steadies the adversarial game
         self.optimizers = {k: torch.optim.Adam(m.parameters(), lr=args.lr, betas=betas) for k, m in self.models.items()}
         self.hparams = {
             "batch_size": args.batch_size,
@@ -350,9 +421,15 @@ class AnomalyTask(ImageTask):
             "ngf": self.g_kwargs["ngf"],
             "ndf": self.d_kwargs["ndf"],
             "nef": self.e_kwargs["nef"],
+            "inpaint_steps": self.inpaint_steps,
+            "inpaint_batch_size": self.inpaint_batch,
+            "inpaint_ngf": self.i_kwargs["ngf"],
+            "inpaint_ndf": self.c_kwargs["ndf"],
+            "lambda_l1": self.lambda_l1,
         }
+        self.init_from = str(args.init) if init is not None else None
         self.done = 0  # steps this task has taken (the stage follows from it); resumed with the run
-        self.g_frozen = False  # G's BatchNorm re-estimated and G frozen for stage 2
+        self.g_frozen = init is not None  # G's BatchNorm re-estimated and G frozen for stage 2 (an init's is)
         self.sample_z = torch.randn(SAMPLES, Z_DIM, generator=torch.Generator().manual_seed(0))
 
     # ---- data --------------------------------------------------------------------------------------
@@ -362,35 +439,69 @@ class AnomalyTask(ImageTask):
         paths = list_images(train_dir)[: args.limit] if args.limit else list_images(train_dir)
         originals, paths = decode(paths, self.progress, "decoding train/good")
         self.channels = 1 if is_greyscale(originals) else 3
+        self._originals = originals
         self.data = ModelImages(originals, paths, self.image_size, self.channels)
         self.data.folder = train_dir
+        self.data_hi = ModelImages(originals, paths, task.INPAINT_SIZE, self.channels)  # the inpainter's 128²
         good = [i.path for i in mvtec_items(self.folder, "val") if not i.anomalous]
         val, val_paths = decode(good, self.progress, "decoding val/good")
         if len(val) < 2:
             raise SystemExit(f"{self.folder / 'val' / 'good'} needs at least two normal images to calibrate on")
+        self._val_originals = val
         self.val = ModelImages(val, val_paths, self.image_size, self.channels)
+        self.val_hi = ModelImages(val, val_paths, task.INPAINT_SIZE, self.channels)
         self.sampler = EpochSampler(len(self.data), args.batch_size, seed=args.seed)
+        self.inpaint_sampler = EpochSampler(len(self.data), int(args.inpaint_batch_size), seed=args.seed + 1)
         self.flip = False
 
     def next_batch(self) -> torch.Tensor:
+        if self.done >= self.gan_steps + self.encoder_steps:  # the next step is the inpainter's
+            return augment(self.data_hi.batch(self.inpaint_sampler.next()), self.augment)
         return augment(self.data.batch(self.sampler.next()), self.augment)
+
+    def _init_checkpoint(self, folder: Path) -> Any:
+        """The f-AnoGAN models a --init run starts from: an anomaly checkpoint of this category."""
+        try:
+            ckpt = load_checkpoint(folder)
+        except Exception as exc:  # CheckpointError, or a folder that is not there
+            raise SystemExit(f"--init {folder}: {exc}") from None
+        if ckpt.card.get("task") != self.name or ckpt.card.get("variant") != self.variant:
+            raise SystemExit(
+                f"--init {folder} is a {ckpt.card.get('task')}/{ckpt.card.get('variant')} checkpoint, "
+                f"not anomaly/{self.variant}"
+            )
+        if not {"G", "D", "E"} <= set(ckpt.modules):
+            raise SystemExit(f"--init {folder} has no f-AnoGAN models (G, D, E)")
+        return ckpt
 
     # ---- the two stages ----------------------------------------------------------------------------
     def train_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
         self.done += 1
         zero = torch.zeros((), device=real.device)
+        losses = dict.fromkeys(["loss_d", "loss_g", "D(x)", "D(G(z))", "loss_e", "loss_c", "loss_i_gan", "l1"], zero)
         if self.done <= self.gan_steps:
-            out = self._gan_step(real, amp)
-            return {"stage": torch.ones(()), **out, "loss_e": zero}
-        loss_e = self._encoder_step(real, amp)
-        return {
-            "stage": torch.full((), 2.0),
-            "loss_d": zero,
-            "loss_g": zero,
-            "D(x)": zero,
-            "D(G(z))": zero,
-            "loss_e": loss_e,
-        }
+            stage = 1
+            losses |= self._gan_step(real, amp)
+        elif self.done <= self.gan_steps + self.encoder_steps:
+            stage = 2
+            losses["loss_e"] = self._encoder_step(real, amp)
+        else:
+            stage = 3
+            out = self._inpaint_step(real, amp)
+            losses |= {"loss_c": out["loss_d"], "loss_i_gan": out["loss_g_gan"], "l1": out["l1"]}
+        return {"stage": torch.full((), float(stage)), **losses}
+
+    def _inpaint_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
+        """Stage 3: hide a random quarter of the cells of a random grid (8, 16 or 32 px) in each image and
+        train I to redraw them (pix2pix_step with the mask: L1 on the hidden pixels + C's GAN loss)."""
+        for name in ("G", "D", "E"):  # the loop puts every model in train mode; these are done
+            self.models[name].eval().requires_grad_(False)
+        mask = random_cell_masks(len(real), real.shape[-1], task.INPAINT_CELLS, task.INPAINT_SETS).to(real)
+        condition = task.inpaint_input(real, mask)
+        optimizers = {"G": self.optimizers["I"], "D": self.optimizers["C"]}
+        return pix2pix_step(
+            self.models["I"], self.models["C"], optimizers, condition, real, amp, self.lambda_l1, mask=mask
+        )
 
     def _gan_step(self, real: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
         z = distributed.randn(real.shape[0], Z_DIM, device=real.device)  # under DDP: this slice's latents
@@ -426,27 +537,92 @@ class AnomalyTask(ImageTask):
 
     # ---- pictures, export, card ----------------------------------------------------------------------
     def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
-        """Three rows: G's images for fixed latents | normal validation images | their encoder
-        reconstructions G(E(x)) (noise until stage 2 has trained E)."""
+        """Rows: G's images for fixed latents | normal validation images | their encoder reconstructions
+        G(E(x)) (noise until stage 2 has trained E) | from stage 3 on, the inpainter's redrawing of them."""
         n = min(SAMPLES, len(self.val))
         x = self.val.batch(slice(0, n))
         G = models["G"]
         with task._frozen(G), torch.no_grad():
             samples = G(self.sample_z[:n].to(task._device(G))).float().cpu()
         rec = task.encode(models["G"], models["D"], models["E"], x).reconstruction
-        rows = torch.cat([task.to_display(t) for t in (samples, x, rec)])
-        return make_grid(tensor_to_pils(rows), ncol=n)
+        rows = [samples, x, rec]
+        if self.done > self.gan_steps + self.encoder_steps:  # the inpainter has trained: its redrawing, at 64²
+            found = task.inpaint(models, self.val_hi.batch(slice(0, n)), self.inpaint_block())
+            rows.append(F.interpolate(found.reconstruction, size=x.shape[-1], mode="area"))
+        return make_grid(tensor_to_pils(torch.cat([task.to_display(t) for t in rows])), ncol=n)
+
+    # ---- the inpainter on val/: in-run evaluation and the choice of its scoring ----------------------------
+    eval_key = "inpaint_miss"  # 1 - mean of the inpainter's image and pixel AUROC on val/ (lower is better)
+
+    def inpaint_block(self, normalise: bool | None = None) -> dict[str, Any]:
+        """The card's `anomaly.inpaint` settings of this run (normalise: as chosen at export)."""
+        chosen = getattr(self, "_normalise", True) if normalise is None else normalise
+        return {
+            "image_size": task.INPAINT_SIZE,
+            "cells": list(task.INPAINT_CELLS),
+            "sets": task.INPAINT_SETS,
+            "sigma": task.INPAINT_SIGMA,
+            "top": task.INPAINT_TOP,
+            "normalise": chosen,
+        }
+
+    def _val_set(self) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
+        """val/ at 128² (normal and defective images), labels and masks at 128², decoded once."""
+        if not hasattr(self, "_val_cache"):
+            items = mvtec_items(self.folder, "val")
+            originals, _ = decode([i.path for i in items])
+            x = ModelImages(originals, [i.path for i in items], task.INPAINT_SIZE, self.channels).batch(slice(None))
+            size = (task.INPAINT_SIZE, task.INPAINT_SIZE)
+            masks = [load_mask(i, size) for i in items]
+            self._val_cache = (x, np.array([i.anomalous for i in items]), masks)
+        return self._val_cache
+
+    def fit_residual_stats(self, models: dict[str, nn.Module]) -> ResidualStats:
+        """The inpainter's smoothed heatmap over train/good (not z-scored): its per-pixel mean and spread."""
+        raw_block = self.inpaint_block(normalise=False)
+        heat = [
+            torch.from_numpy(task.inpaint(models, self.data_hi.batch(part), raw_block).heat)
+            for part in task.chunks(len(self.data_hi), 64)
+        ]
+        return ResidualStats(task.INPAINT_SIZE).fit(torch.cat(heat))
+
+    def inpaint_scores(self, models: dict[str, nn.Module]) -> dict[str, Any]:
+        """Image and pixel AUROC on val/ of the inpainter's heatmap, plain and z-scored (on 128² masks)."""
+        x, labels, masks = self._val_set()
+        models = {**models, "N": self.fit_residual_stats(models)}
+        truth = np.concatenate([m.ravel() for m in masks])
+        out: dict[str, Any] = {}
+        for normalise, tag in ((True, "z"), (False, "plain")):
+            scores, heat = task.score_batches("inpaint", models, x, block=self.inpaint_block(normalise))
+            out[f"image_auroc_{tag}"] = metrics.auroc(labels, scores)
+            out[f"pixel_auroc_{tag}"] = metrics.auroc(truth, heat.ravel())
+        out["stats"] = models["N"]
+        return out
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        """From stage 3 on: the inpainter's image and pixel AUROC on val/, z-scored and plain; before it, the
+        same columns as NaN (eval.csv keeps one header) and a miss of 1."""
+        keys = ["image_auroc_z", "pixel_auroc_z", "image_auroc_plain", "pixel_auroc_plain"]
+        if self.done <= self.gan_steps + self.encoder_steps:
+            return {**dict.fromkeys(keys, float("nan")), self.eval_key: 1.0}
+        found = self.inpaint_scores(models)
+        out = {k: round(float(found[k]), 4) for k in keys}
+        best = max(("z", "plain"), key=lambda t: (found[f"image_auroc_{t}"], found[f"pixel_auroc_{t}"]))
+        out[self.eval_key] = round(1 - (found[f"image_auroc_{best}"] + found[f"pixel_auroc_{best}"]) / 2, 4)
+        return out
 
     def calibration(self, models: dict[str, nn.Module]) -> dict[str, Any]:
-        """Both methods' thresholds from the normal validation images (gandemo.tasks.anomaly.calibrate)."""
+        """Every method's thresholds from the normal validation images (gandemo.tasks.anomaly.calibrate)."""
         out: dict[str, Any] = {
             "data": f"val/good: {len(self.val)} normal validation images, never trained on",
             "how": f"image threshold: the {1 - self.image_fpr:.1%} quantile of the normal images' scores "
             f"(so {self.image_fpr:.0%} of normal images are called anomalous); pixel threshold: the "
             f"{1 - self.pixel_fpr:.2%} quantile of all their heatmap pixels at the images' own size",
         }
-        x = self.val.batch(slice(None))
         for method in task.METHODS:
+            if method == "inpaint" and "I" not in models:
+                continue
+            x = (self.val_hi if method == "inpaint" else self.val).batch(slice(None))
             t0 = time.perf_counter()
             bar, advance = _progress_bar(len(x), f"calibrating {method}", self.progress)
             scores, heat = task.score_batches(
@@ -456,6 +632,7 @@ class AnomalyTask(ImageTask):
                 self.search_iterations,
                 sigma=self.sigma,
                 progress=advance,
+                block=self.inpaint_block(),
             )
             bar.close()
             full = [task.to_original_size(h, size) for h, size in zip(heat, self.val.sizes, strict=True)]
@@ -474,28 +651,59 @@ class AnomalyTask(ImageTask):
             models["G"] = recalibrate_batchnorm(
                 models["G"], [torch.randn(size, Z_DIM, generator=gen) for _ in range(batches)], self.device
             )
-        self._calibration = self.calibration(models)
-        return {
+        out = {
             "G": (models["G"].cpu(), self.g_kwargs),
             "D": (models["D"].cpu(), self.d_kwargs),
             "E": (models["E"].cpu(), self.e_kwargs),
         }
+        self._inpaint_choice = {}
+        if self.done > self.gan_steps + self.encoder_steps:  # the inpainter has trained: it ships
+            found = self.inpaint_scores(models)
+            self._normalise = found["image_auroc_z"] >= found["image_auroc_plain"]
+            models = {**models, "N": found["stats"]}
+            self._inpaint_choice = {
+                "normalise_chosen_by": "image AUROC on val/ of the z-scored heatmap "
+                f"({found['image_auroc_z']:.4f}) vs the plain one ({found['image_auroc_plain']:.4f})",
+                "val_auroc": {k: round(float(v), 4) for k, v in found.items() if k != "stats"},
+            }
+            out |= {
+                "I": (models["I"].cpu(), self.i_kwargs),
+                "C": (models["C"].cpu(), self.c_kwargs),
+                "N": (models["N"].cpu(), {"size": task.INPAINT_SIZE}),
+            }
+        self._calibration = self.calibration(models)
+        return out
 
     def card_fields(self) -> dict[str, Any]:
+        inpaint = {}
+        if getattr(self, "_inpaint_choice", None):
+            inpaint = {
+                "inpaint": {
+                    **self.inpaint_block(),
+                    "heatmap": "mean over the grids of |x - I(hidden x)| on the hidden cells (channel mean, 0-1 "
+                    "units), Gaussian-smoothed (sigma px); z-scored per pixel against train/good (N) if normalise",
+                    "score": "mean of the heatmap's top `top` share of pixels",
+                    **self._inpaint_choice,
+                }
+            }
         return {
             "data": {
                 "name": self.folder.name,
-                "path": str(self.folder),
+                "path": f"{self.folder.parent.name}/{self.folder.name}",
                 "items": len(self.data),
-                "resolution": f"{self.image_size}x{self.image_size}" + (" greyscale" if self.channels == 1 else " RGB"),
+                "resolution": f"{self.image_size}x{self.image_size}"
+                + (" greyscale" if self.channels == 1 else " RGB")
+                + f" (f-AnoGAN); {task.INPAINT_SIZE}x{task.INPAINT_SIZE} (inpainter)",
                 "augmentation": f"{describe_augment(self.augment)}; DiffAugment "
                 f"({','.join(self.policy) or 'none'}) on D's inputs",
                 "held_out": f"val/: {len(self.val)} normal images (calibration) and the defective ones "
                 "(evaluation), never trained on",
             },
-            "hyperparameters": self.hparams,
+            "hyperparameters": self.hparams | ({"init": self.init_from} if self.init_from else {}),
             "objective": "stage 1: DCGAN (softplus, non-saturating G) on normal images; stage 2: f-AnoGAN izi_f "
-            f"encoder, MSE(x, G(E(x))) + {self.kappa:g} MSE(f(x), f(G(E(x)))) with G and D frozen",
+            f"encoder, MSE(x, G(E(x))) + {self.kappa:g} MSE(f(x), f(G(E(x)))) with G and D frozen; stage 3: "
+            f"inpainter I (pix2pix U-Net) redrawing hidden grid cells, {self.lambda_l1:g} L1 on them + the GAN loss "
+            "of a PatchGAN critic C",
             "z_dim": Z_DIM,
             "image_size": self.image_size,
             "anomaly": {
@@ -507,15 +715,23 @@ class AnomalyTask(ImageTask):
                 "search_lr": task.SEARCH_LR,
                 "search_candidates": task.SEARCH_CANDIDATES,
                 "heatmap_sigma": self.sigma,
+                **inpaint,
                 "calibration": getattr(self, "_calibration", {}),
             },
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "done": self.done, "g_frozen": self.g_frozen}
+        return {
+            "sampler": self.sampler.state_dict(),
+            "inpaint_sampler": self.inpaint_sampler.state_dict(),
+            "done": self.done,
+            "g_frozen": self.g_frozen,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
+        if "inpaint_sampler" in state:  # states written before the inpainter have none
+            self.inpaint_sampler.load_state_dict(state["inpaint_sampler"])
         self.done = int(state["done"])
         self.g_frozen = bool(state["g_frozen"])
 

@@ -34,10 +34,11 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks.edges2photo import INK_THRESHOLD, SIZE, render
-from training.augment import add_policy_argument, diff_augment_pair, parse_policy
+from training.augment import add_policy_argument, parse_policy
 from training.data import EpochSampler, ImageSet
 from training.inception import inception_features
 from training.loop import Amp
+from training.steps import pix2pix_step
 from training.task import ImageTask
 
 SAMPLES = 8  # held-out pairs in every sample grid (the same ones at every step)
@@ -196,34 +197,8 @@ class Edges2PhotoTask(ImageTask):
 
     def train_step(self, batch: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
         x, y = batch[:, :3], batch[:, 3:]
-        G = self.models["G"]
-        with amp.autocast():
-            fake = G(x)
-        if self.gan:
-            D = self.models["D"]
-            D.requires_grad_(True)
-            with amp.autocast():
-                logit_real = amp.fp32(D(*diff_augment_pair(x, y, self.policy)))
-                logit_fake = amp.fp32(D(*diff_augment_pair(x, fake.detach(), self.policy)))
-                loss_d = 0.5 * (F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean())
-            amp.step(loss_d, self.optimizers["D"])
-            D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-        with amp.autocast():
-            l1 = (amp.fp32(fake) - y.float()).abs().mean()
-            loss_g = self.lambda_l1 * l1
-            if self.gan:
-                loss_adv = F.softplus(-amp.fp32(D(*diff_augment_pair(x, fake, self.policy)))).mean()
-                loss_g = loss_g + loss_adv
-        amp.step(loss_g, self.optimizers["G"])
-        if not self.gan:
-            return {"l1": l1.detach()}
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g_gan": loss_adv.detach(),
-            "l1": l1.detach(),
-            "D(real)": torch.sigmoid(logit_real.detach()).mean(),  # mean patch probability of D(x, y)
-            "D(fake)": torch.sigmoid(logit_fake.detach()).mean(),  # ... of D(x, G(x))
-        }
+        D = self.models.get("D")
+        return pix2pix_step(self.models["G"], D, self.optimizers, x, y, amp, self.lambda_l1, self.policy, self.gan)
 
     def calibration_inputs(self) -> Iterator[torch.Tensor]:
         """Training edge maps, the same ones every time (reproducible export), un-augmented."""

@@ -28,7 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from gandemo.nets.dcgan import init_weights
 
-__all__ = ["Generator", "Discriminator", "Encoder", "levels"]
+__all__ = ["Generator", "Discriminator", "Encoder", "ResidualStats", "levels"]
 
 
 def levels(image_size: int) -> int:
@@ -142,3 +142,32 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_image(x, self.channels, self.image_size)
         return self.net(x).flatten(1)
+
+
+class ResidualStats(nn.Module):
+    """The per-pixel mean and spread of a detector's heatmap over normal training images, (1, 1, S, S)
+    each: z = (heat - mean) / std takes out the residual that normal images have anyway (a transistor's
+    lead edges, a plate's rim), so what is left is what differs from normal. A module, not card data, so
+    the checkpoint stores its 2 x S x S numbers with the weights (buffers; nothing to train)."""
+
+    def __init__(self, size: int = 128) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("mean", torch.zeros(1, 1, size, size))
+        self.register_buffer("std", torch.ones(1, 1, size, size))
+
+    def fit(self, heat: torch.Tensor, floor: float = 0.01) -> ResidualStats:
+        """Set mean and std from heatmaps (N, S, S) of normal images; std gets `floor` added (0-1 units) so
+        that a pixel that never varied does not turn the smallest residual into a huge z-score."""
+        if heat.dim() != 3 or heat.shape[1:] != (self.size, self.size) or len(heat) < 2:
+            raise ValueError(
+                f"need at least two heatmaps of shape (N, {self.size}, {self.size}), got {tuple(heat.shape)}"
+            )
+        heat = heat.float()
+        self.mean.copy_(heat.mean(0)[None, None])
+        self.std.copy_(heat.std(0)[None, None] + floor)
+        return self
+
+    def forward(self, heat: torch.Tensor) -> torch.Tensor:
+        """(N, S, S) heatmaps -> their per-pixel z-scores."""
+        return (heat - self.mean[0]) / self.std[0]

@@ -39,8 +39,12 @@ from gandemo.imaging import load_image
 from gandemo.optim import Adam
 from gandemo.validation import InvalidInput, as_int, shown
 
-METHODS = ("encoder", "latent_search")
-METHOD_TITLES = {"encoder": "encoder (f-AnoGAN)", "latent_search": "latent search (AnoGAN)"}
+METHODS = ("inpaint", "encoder", "latent_search")
+METHOD_TITLES = {
+    "inpaint": "inpainting GAN (128², one pass)",
+    "encoder": "encoder (f-AnoGAN)",
+    "latent_search": "latent search (AnoGAN)",
+}
 LAMBDA = 0.1  # AnoGAN's weight of the discriminator-feature term
 ITERATIONS_MIN, ITERATIONS_MAX = 1, 1000
 SEARCH_ITERATIONS = 200  # default; a checkpoint's card names the count its thresholds were calibrated at
@@ -51,6 +55,12 @@ HEATMAP_SIGMA = 1.0  # Gaussian smoothing of the residual map, in pixels at the 
 IMAGE_FPR = 0.05  # image threshold: this share of normal validation images score above it
 PIXEL_FPR = 0.005  # pixel threshold: this share of normal validation pixels lie above it
 MIN_SIDE = 16  # smaller pictures hold no product to inspect
+# The inpainting detector (its card's `anomaly.inpaint` block overrides these defaults):
+INPAINT_CELLS = (8, 16, 32)  # grid cells hidden and redrawn, in pixels at 128²: small defects and large ones
+INPAINT_SETS = 4  # each grid's cells are dealt into this many disjoint masks: every pixel is hidden once
+INPAINT_SIGMA = 2.0  # Gaussian smoothing of its heatmap, pixels at 128²
+INPAINT_TOP = 0.005  # image score: the mean of this share of the heatmap's highest pixels
+INPAINT_SIZE = 128  # the inpainter's resolution: the data's own, where a lead or a crack is a region
 
 Progress = Callable[[int, int], None]
 
@@ -263,6 +273,115 @@ def latent_search(
     )
 
 
+# ---- the inpainting detector -----------------------------------------------------------------------------
+def cell_masks(size: int, cell: int, sets: int, seed: int = 0) -> torch.Tensor:
+    """(sets, 1, size, size) float masks, 1 = hidden: the size/cell x size/cell grid's cells dealt at random
+    (seeded: the same masks every time) into `sets` disjoint groups of equal size that cover the image, so
+    each pixel is hidden in exactly one of them."""
+    if size % cell or sets < 1:
+        raise ValueError(f"the image side {size} must be a multiple of the cell {cell}, and sets >= 1")
+    n = size // cell
+    order = torch.randperm(n * n, generator=torch.Generator().manual_seed(seed))
+    group = torch.empty(n * n, dtype=torch.long)
+    group[order] = torch.arange(n * n) % sets
+    grid = F.one_hot(group, sets).T.reshape(sets, 1, n, n).float()
+    return grid.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+
+
+def inpaint_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """What the inpainter sees: the image with the hidden pixels set to 0 (mid-grey) and the mask as an
+    extra channel, (N, C + 1, S, S)."""
+    return torch.cat([x * (1 - mask), mask.expand(len(x), 1, -1, -1)], 1)
+
+
+def inpaint_heat(
+    inpainter: nn.Module, x: torch.Tensor, cells: Sequence[int] = INPAINT_CELLS, sets: int = INPAINT_SETS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pixel of x (N, C, S, S) hidden once per grid and redrawn from what surrounds it (RIAD's
+    scheme, with an adversarially trained inpainter): returns the raw heatmap (N, S, S), the mean over
+    grids of |x - redrawn| (channel mean, 0-1 units), and the redrawn image (the mean over grids)."""
+    size = x.shape[-1]
+    heat = torch.zeros(len(x), size, size, device=x.device)
+    redrawn = torch.zeros_like(x)
+    for cell in cells:
+        masks = cell_masks(size, cell, sets).to(x.device)
+        # one batch of all `sets` masks of every image: (sets * N, ...)
+        batch = torch.cat([inpaint_input(x, m[None]) for m in masks])
+        out = inpainter(batch).float().reshape(sets, *x.shape)
+        rec = (out * masks[:, None]).sum(0)  # each pixel from the pass that hid it
+        heat += (x - rec).abs().mean(1) / 2
+        redrawn += rec
+    return heat / len(cells), redrawn / len(cells)
+
+
+def smooth(heat: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian smoothing of heatmaps (N, S, S) with reflected borders (a defect is a region, not a pixel)."""
+    if sigma <= 0:
+        return heat
+    radius = max(1, round(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=heat.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(heat.dtype)
+    h = F.pad(heat[:, None], (radius, radius, radius, radius), mode="reflect")
+    h = F.conv2d(h, k.reshape(1, 1, 1, -1))
+    return F.conv2d(h, k.reshape(1, 1, -1, 1))[:, 0]
+
+
+def top_mean(heat: torch.Tensor, share: float) -> torch.Tensor:
+    """(N, S, S) -> (N,): the mean of each map's highest `share` of pixels (at least one pixel)."""
+    flat = heat.flatten(1)
+    k = max(1, round(share * flat.shape[1]))
+    return flat.topk(k, dim=1).values.mean(1)
+
+
+def inpaint_settings(block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The inpainting detector's settings from the card's `anomaly.inpaint` block, with the defaults."""
+    block = dict(block or {})
+    return {
+        "cells": tuple(int(c) for c in block.get("cells", INPAINT_CELLS)),
+        "sets": int(block.get("sets", INPAINT_SETS)),
+        "sigma": float(block.get("sigma", INPAINT_SIGMA)),
+        "top": float(block.get("top", INPAINT_TOP)),
+        "normalise": bool(block.get("normalise", True)),
+        "image_size": int(block.get("image_size", INPAINT_SIZE)),
+    }
+
+
+def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str, Any] | None = None) -> Scores:
+    """The inpainting detector on a batch x (N, C, S, S) in [-1, 1]: the heatmap is the smoothed
+    redrawing error, per-pixel z-scored against normal training images when the card says so
+    (`models["N"]`, gandemo.nets.anogan.ResidualStats); the score is the mean of its top pixels."""
+    cfg = inpaint_settings(block)
+    t0 = time.perf_counter()
+    inpainter = models["I"]
+    with _frozen(inpainter), torch.no_grad():
+        x = x.to(_device(inpainter))
+        raw, redrawn = inpaint_heat(inpainter, x, cfg["cells"], cfg["sets"])
+        heat = smooth(raw, cfg["sigma"])
+        if cfg["normalise"] and "N" in models:
+            heat = models["N"](heat)
+        score = top_mean(heat, cfg["top"])
+    residual = raw.flatten(1).mean(1)
+    return Scores(
+        score.cpu(),
+        residual.cpu(),
+        torch.zeros_like(residual).cpu(),
+        heat.cpu().numpy().astype(np.float32),
+        redrawn.clamp(-1, 1).cpu(),
+        torch.zeros(len(x), 0),
+        time.perf_counter() - t0,
+    )
+
+
+def input_shape(models: Mapping[str, nn.Module], method: str, card: Mapping[str, Any]) -> tuple[int, int]:
+    """(side, channels) of the images `method`'s models take: the inpainter's (side from the card; the
+    U-Net itself takes any multiple of 128), or G's for f-AnoGAN/AnoGAN."""
+    if method == "inpaint":
+        return inpaint_settings(settings(card).get("inpaint"))["image_size"], int(models["I"].out_channels)
+    G = models["G"]
+    return int(G.image_size), int(G.channels)
+
+
 def run_method(
     method: str,
     models: Mapping[str, nn.Module],
@@ -271,9 +390,15 @@ def run_method(
     sigma: float = HEATMAP_SIGMA,
     progress: Progress | None = None,
     threads: int | None = None,
+    block: Mapping[str, Any] | None = None,
 ) -> Scores:
-    """The one dispatch to either method, for the app, calibration and evaluation alike."""
+    """The one dispatch to every method, for the app, calibration and evaluation alike (`block`: the
+    card's `anomaly.inpaint` settings; `sigma` is the f-AnoGAN methods' smoothing)."""
     method = check_method(method)
+    if method == "inpaint":
+        if "I" not in models:
+            raise InvalidInput("this category's model has no inpainter yet: choose the encoder or the latent search")
+        return inpaint(models, x, block)
     if method == "encoder":
         return encode(models["G"], models["D"], models["E"], x, sigma=sigma)
     return latent_search(models["G"], models["D"], x, iterations, sigma=sigma, progress=progress, threads=threads)
@@ -428,17 +553,26 @@ def detect(
     """One picture, end to end: checks, the method, the heatmap and mask at the picture's size,
     the reconstruction, the score and its verdict, and the score among the normal ones.
 
-    `models` are the checkpoint's G, D and E; `card` its card (thresholds in `anomaly.calibration`)."""
+    `models` are the checkpoint's (G, D, E; I, C, N for the inpainter); `card` its card (thresholds in
+    `anomaly.calibration`)."""
     method = check_method(method)
     block = settings(card)
     n_iter = check_iterations(block["search_iterations"] if iterations is None else iterations)
     entry = thresholds(card, method)
     if entry is None:
         raise InvalidInput(f"this model has no calibrated thresholds for {method}: re-export it with training")
-    G = models["G"]
-    x, original = prepare(image, G.image_size, G.channels)
+    if method == "inpaint" and "I" not in models:
+        raise InvalidInput("this category's model has no inpainter yet: choose the encoder or the latent search")
+    x, original = prepare(image, *input_shape(models, method, card))
     found = run_method(
-        method, models, x[None], n_iter, sigma=float(block["heatmap_sigma"]), progress=progress, threads=threads
+        method,
+        models,
+        x[None],
+        n_iter,
+        sigma=float(block["heatmap_sigma"]),
+        progress=progress,
+        threads=threads,
+        block=block.get("inpaint"),
     )
     heat = to_original_size(found.heat[0], original.size)
     score = float(found.score[0])
@@ -525,12 +659,13 @@ def score_batches(
     sigma: float = HEATMAP_SIGMA,
     batch: int = 64,
     progress: Progress | None = None,
+    block: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores (N,) and heatmaps (N, S, S) at the model's resolution of many images, in batches
     (calibration and evaluation). `progress(done, total)` after each batch."""
     scores, heats = [], []
     for part in chunks(len(x), batch):
-        found = run_method(method, models, x[part], iterations, sigma=sigma)
+        found = run_method(method, models, x[part], iterations, sigma=sigma, block=block)
         scores.append(found.score.numpy())
         heats.append(found.heat)
         if progress is not None:
