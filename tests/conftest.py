@@ -76,23 +76,35 @@ TINY_ANOMALY_SEARCH = 3  # latent-search iterations the tiny anomaly cards are c
 
 
 def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, seed: int = 0) -> Path:
-    """An untrained but valid anomaly checkpoint (16x16 G, D, E of width 4) under
-    `root/anomaly/<category>`, with thresholds calibrated by the task's own code on 4 flat "normal"
-    images (greyscale when channels = 1)."""
-    from gandemo.nets.anogan import Discriminator, Encoder, Generator
+    """An untrained but valid anomaly checkpoint (16x16 G, D, E of width 4; a 32x32 inpainter I of
+    width 4 with its critic C and residual statistics N) under `root/anomaly/<category>`, with
+    thresholds calibrated by the task's own code on 4 flat "normal" images (greyscale when channels = 1)."""
+    from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
+    from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
     from gandemo.tasks import anomaly
 
     torch.manual_seed(seed)
     kw = {"channels": channels, "image_size": 16}
+    i_kw = {"in_channels": channels + 1, "out_channels": channels, "ngf": 4, "depth": 4}
+    c_kw = {"in_channels": 2 * channels + 1, "ndf": 4, "layers": 2}
     models = {
         "G": Generator(z_dim=8, ngf=4, **kw).eval(),
         "D": Discriminator(ndf=4, **kw).eval(),
         "E": Encoder(z_dim=8, nef=4, **kw).eval(),
+        "I": UNetGenerator(**i_kw).eval(),
+        "C": PatchDiscriminator(**c_kw).eval(),
+        "N": ResidualStats(32),
     }
-    normal = torch.from_numpy(np.random.default_rng(seed).uniform(-0.2, 0.2, (4, channels, 16, 16))).float()
+    inpaint = {"image_size": 32, "cells": [8, 16], "sets": 4, "sigma": 1.0, "top": 0.01, "normalise": True}
+    rng = np.random.default_rng(seed)
+    normal = torch.from_numpy(rng.uniform(-0.2, 0.2, (4, channels, 16, 16))).float()
+    normal_hi = torch.from_numpy(rng.uniform(-0.2, 0.2, (4, channels, 32, 32))).float()
+    raw = anomaly.inpaint(models, normal_hi, {**inpaint, "normalise": False})
+    models["N"].fit(torch.from_numpy(raw.heat))
     calibration = {}
     for method in anomaly.METHODS:
-        scores, heat = anomaly.score_batches(method, models, normal, TINY_ANOMALY_SEARCH)
+        x = normal_hi if method == "inpaint" else normal
+        scores, heat = anomaly.score_batches(method, models, x, TINY_ANOMALY_SEARCH, block=inpaint)
         calibration[method] = anomaly.calibrate(scores, heat)
     calibration["latent_search"]["iterations"] = TINY_ANOMALY_SEARCH
     calibration["how"] = "test: 4 flat images"
@@ -103,10 +115,13 @@ def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, 
             "G": arch_entry(models["G"], {"z_dim": 8, "ngf": 4, **kw}),
             "D": arch_entry(models["D"], {"ndf": 4, **kw}),
             "E": arch_entry(models["E"], {"z_dim": 8, "nef": 4, **kw}),
+            "I": arch_entry(models["I"], i_kw),
+            "C": arch_entry(models["C"], c_kw),
+            "N": arch_entry(models["N"], {"size": 32}),
         },
         "data": {"name": category, "items": 0, "resolution": "16x16", "held_out": "none"},
         "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
-        "anomaly": {"search_iterations": TINY_ANOMALY_SEARCH, "calibration": calibration},
+        "anomaly": {"search_iterations": TINY_ANOMALY_SEARCH, "inpaint": inpaint, "calibration": calibration},
         "metrics": {},
     }
     return save_checkpoint(root / "anomaly" / category, models, card)

@@ -72,7 +72,9 @@ from training.task import ImageTask
 Z_DIM = 100
 SAMPLES = 8  # items per row of the sample grid
 CALIBRATION = (16, 64)  # batches x latents on which G's BatchNorm statistics are re-estimated before stage 2
-AIM_AUROC = 0.90  # the issue's aim for each method's image AUROC (and above the baseline)
+AIM_AUROC = 0.90  # image AUROC aim of a category the issue names no aim for
+AIM_IMAGE_AUROC = {"transistor": 0.90, "metal_plate": 0.95, "magnetic_tile": 0.75}  # Anomaly v2's targets on val/
+AIM_PIXEL_AUROC = 0.90
 
 # Real-image augmentation per category (comma list of name[:value]); what keeps an image normal:
 #   magnetic_tile: a texture with vertical streaks: mirror images are as normal (no 90° turns);
@@ -657,7 +659,9 @@ class AnomalyTask(ImageTask):
             "E": (models["E"].cpu(), self.e_kwargs),
         }
         self._inpaint_choice = {}
-        if self.done > self.gan_steps + self.encoder_steps:  # the inpainter has trained: it ships
+        if self.done <= self.gan_steps + self.encoder_steps:  # the inpainter has not trained: it does not ship
+            models = {k: v for k, v in models.items() if k not in ("I", "C")}
+        else:
             found = self.inpaint_scores(models)
             self._normalise = found["image_auroc_z"] >= found["image_auroc_plain"]
             models = {**models, "N": found["stats"]}
@@ -742,7 +746,7 @@ class AnomalyTask(ImageTask):
         parser.add_argument("--batch", type=int, default=64, help="images per batch of the scoring")
         parser.add_argument("--timing-n", type=int, default=10, help="images timed one by one, as the app runs them")
         parser.add_argument(
-            "--methods", default=",".join(task.METHODS), help="comma list of the methods to measure (default: both)"
+            "--methods", help="comma list of the methods to measure (default: every method the checkpoint has)"
         )
         parser.add_argument("--preview", type=Path, help="write a PNG: image | truth | each method's overlay")
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -760,8 +764,10 @@ class AnomalyTask(ImageTask):
         block = task.settings(card)
         iterations = task.check_iterations(args.iterations or block["search_iterations"])
         sigma = float(block["heatmap_sigma"])
-        methods = [task.check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
-        G = models["G"]
+        names = (
+            args.methods.split(",") if args.methods else [m for m in task.METHODS if m != "inpaint" or "I" in models]
+        )
+        methods = [task.check_method(m.strip()) for m in names if m.strip()]
         items = mvtec_items(args.data, "val")
         originals, _ = decode([i.path for i in items], args.progress, "decoding val")
         if len(originals) != len(items):
@@ -770,7 +776,10 @@ class AnomalyTask(ImageTask):
         if labels.all() or not labels.any():
             raise SystemExit(f"{args.data}/val needs both good and defective images")
         masks = [load_mask(i, img.size) for i, img in zip(items, originals, strict=True)]
-        x = ModelImages(originals, [i.path for i in items], G.image_size, G.channels).batch(slice(None))
+        paths = [i.path for i in items]
+        inputs = {
+            m: ModelImages(originals, paths, *task.input_shape(models, m, card)).batch(slice(None)) for m in methods
+        }
         n_def, n_good = int(labels.sum()), int((~labels).sum())
         where = f"{len(items)} val images ({n_good} normal, {n_def} defective)"
 
@@ -787,6 +796,7 @@ class AnomalyTask(ImageTask):
         found: dict[str, dict[str, Any]] = {}
         for method in methods:
             tm = time.perf_counter()
+            x = inputs[method]
             bar, advance = _progress_bar(len(x), method, args.progress)
             scores, heat = task.score_batches(
                 method,
@@ -796,11 +806,14 @@ class AnomalyTask(ImageTask):
                 sigma=sigma,
                 batch=args.batch,
                 progress=advance,
+                block=block.get("inpaint"),
             )
             bar.close()
             maps = [task.to_original_size(h, img.size) for h, img in zip(heat, originals, strict=True)]
             timing = [
-                task.run_method(method, models, x[i : i + 1], iterations, sigma=sigma).seconds
+                task.run_method(
+                    method, models, x[i : i + 1], iterations, sigma=sigma, block=block.get("inpaint")
+                ).seconds
                 for i in range(min(len(x), max(1, args.timing_n)))
             ]
             found[method] = {
@@ -849,7 +862,7 @@ class AnomalyTask(ImageTask):
                 "method": f"median over {f['timed']} val images scored one at a time on the CPU, "
                 f"{torch.get_num_threads()} torch thread(s), model time only (as the app runs it)",
             }
-        aims = cls._aims(found, b_image, models, Path(args.data), labels, block, iterations)
+        aims = cls._aims(found, b_image, models, card, Path(args.data), labels, iterations)
         if args.preview:
             _preview(args.preview, originals, masks, labels, found, card)
         if not args.dry_run:
@@ -863,71 +876,79 @@ class AnomalyTask(ImageTask):
         found: dict[str, dict[str, Any]],
         baseline_auroc: float,
         models: dict[str, nn.Module],
+        card: dict[str, Any],
         data: Path,
         labels: np.ndarray,
-        block: dict[str, Any],
         iterations: int,
     ) -> dict[str, Any]:
-        """Whether each method reaches AIM_AUROC image AUROC and beats the baseline; if not, the
-        measured evidence of why (residuals of training vs new normal vs defective images)."""
+        """Whether the app's method (the inpainter where the checkpoint has one) reaches the category's image
+        AUROC aim and the pixel AUROC aim and beats the baseline; each other method is held to beating the
+        baseline. Where one falls short, the measured evidence of why (scores of training vs new normal vs
+        defective images, and for f-AnoGAN whether G reproduces anything)."""
+        block = task.settings(card)
+        variant = card.get("variant", "")
+        lead = "inpaint" if "inpaint" in found else next(iter(found))
+        image_aim = AIM_IMAGE_AUROC.get(variant, AIM_AUROC)
         shortfalls = []
         for method, f in found.items():
-            if f["image"] < AIM_AUROC:
-                shortfalls.append(f"{method}: image AUROC {f['image']:.3f} is below the aim of {AIM_AUROC:.2f}")
+            if method == lead and f["image"] < image_aim:
+                shortfalls.append(f"{method}: image AUROC {f['image']:.3f} is below the aim of {image_aim:.2f}")
+            if method == lead and f["pixel"] < AIM_PIXEL_AUROC:
+                shortfalls.append(f"{method}: pixel AUROC {f['pixel']:.3f} is below the aim of {AIM_PIXEL_AUROC:.2f}")
             if f["image"] <= baseline_auroc:
                 shortfalls.append(
                     f"{method}: image AUROC {f['image']:.3f} does not beat the trivial baseline's {baseline_auroc:.3f}"
                 )
         why = []
-        if shortfalls:
-            G = models["G"]
-            train_paths = list_images(data / "train" / "good")[:64]
-            train_x = ModelImages(decode(train_paths)[0], train_paths, G.image_size, G.channels).batch(slice(None))
+        failing = {m for m in found if any(line.startswith(f"{m}:") for line in shortfalls)}
+        train_paths = list_images(data / "train" / "good")[:64]
+        train_images = decode(train_paths)[0] if failing else []
+        for method in sorted(failing, key=list(found).index):
+            f = found[method]
+            train_x = ModelImages(train_images, train_paths, *task.input_shape(models, method, card)).batch(slice(None))
+            train_scores, train_heat = task.score_batches(
+                method, models, train_x, iterations, sigma=float(block["heatmap_sigma"]), block=block.get("inpaint")
+            )
+            s = f["scores"]
+            tr, good, bad = float(np.median(train_scores)), float(np.median(s[~labels])), float(np.median(s[labels]))
+            text = (
+                f"{method}: median score of training images {tr:.4g}, of new normal images {good:.4g}, of "
+                f"defective images {bad:.4g}"
+            )
             # the reference for "does G reproduce anything?": the residual of the average training image
             average = float((train_x - train_x.mean(0)).abs().mean() / 2)
-            for method, f in found.items():
-                train_scores, train_heat = task.score_batches(
-                    method, models, train_x, iterations, sigma=float(block["heatmap_sigma"])
+            residual = float(train_heat.mean())  # f-AnoGAN's heatmap mean is its residual R (smoothing keeps it)
+            if method != "inpaint" and residual >= 0.8 * average:
+                text += (
+                    f"; G reproduces its own training images no better than their average image does "
+                    f"(residual {residual:.3f} vs {average:.3f}): it has not learnt the product's detail (too "
+                    "few steps, or a collapsed generator), so every image scores alike"
                 )
-                residual = float(train_heat.mean())  # the heatmap's mean is the residual R (smoothing keeps it)
-                s = f["scores"]
-                tr, good, bad = (
-                    float(np.median(train_scores)),
-                    float(np.median(s[~labels])),
-                    float(np.median(s[labels])),
-                )
-                text = (
-                    f"{method}: median score of training images {tr:.4g}, of new normal images {good:.4g}, of "
-                    f"defective images {bad:.4g}"
-                )
-                if residual >= 0.8 * average:
+            else:
+                if abs(good - tr) > 0.15 * abs(tr):
                     text += (
-                        f"; G reproduces its own training images no better than their average image does "
-                        f"(residual {residual:.3f} vs {average:.3f}): it has not learnt the product's detail (too "
-                        "few steps, or a collapsed generator), so every image scores alike"
+                        "; new normal images score unlike training ones, so the model has learnt its training images "
+                        "more than what normal looks like, and normal variation it has not seen scores like a defect"
                     )
-                else:
-                    if good > 1.15 * tr:
-                        text += (
-                            "; new normal images are reproduced worse than training ones, so the model has learnt "
-                            "its training images more than what normal looks like, and normal variation it has "
-                            "not seen scores like a defect"
-                        )
-                    if bad < 1.15 * good:
-                        text += "; defective images score barely higher than normal ones: G reproduces the defects too"
-                if f["pixel"] >= 0.8 and f["image"] < AIM_AUROC:
+                if bad - good < 0.15 * abs(good):
                     text += (
-                        f"; the heatmap does find defect pixels (pixel AUROC {f['pixel']:.3f}), but the whole-image "
-                        "score is dominated by residuals spread over normal areas"
+                        "; defective images score barely higher than normal ones: the model reproduces the defects too"
                     )
-                why.append(text)
+            if f["pixel"] >= 0.8 and f["image"] < image_aim:
+                text += (
+                    f"; the heatmap does find defect pixels (pixel AUROC {f['pixel']:.3f}), but the whole-image "
+                    "score is dominated by residuals spread over normal areas"
+                )
+            why.append(text)
         return {
-            "aim": f"each method: image AUROC >= {AIM_AUROC:.2f} on val/ and above the trivial baseline",
+            "aim": f"{lead}: image AUROC >= {image_aim:.2f} and pixel AUROC >= {AIM_PIXEL_AUROC:.2f} on val/; every "
+            "method above the trivial baseline's image AUROC",
             "met": not shortfalls,
             "shortfalls": shortfalls,
             "why": why,
             "baseline_image_auroc": round(baseline_auroc, 4),
             "image_auroc": {m: round(f["image"], 4) for m, f in found.items()},
+            "pixel_auroc": {m: round(f["pixel"], 4) for m, f in found.items()},
         }
 
 

@@ -111,13 +111,14 @@ def test_size_mapping_puts_the_heat_back_where_it_was():
     )
 
 
-def test_any_picture_is_scored_at_the_models_size_and_answered_at_its_own(tiny):
+@pytest.mark.parametrize("method", task.METHODS)
+def test_any_picture_is_scored_at_the_models_size_and_answered_at_its_own(tiny, method):
     img = Image.new("RGBA", (50, 30), (200, 120, 40, 128))  # RGBA, not square
-    found = task.detect(tiny.modules, tiny.card, img, "encoder")
+    found = task.detect(tiny.modules, tiny.card, img, method, 2)
     assert found.overlay.size == found.mask.size == found.reconstruction.size == (50, 30)
     assert found.heat.shape == (30, 50)
     assert found.mask.mode == "L" and set(np.unique(np.asarray(found.mask))) <= {0, 255}
-    t = task.thresholds(tiny.card, "encoder")
+    t = task.thresholds(tiny.card, method)
     assert np.array_equal(np.asarray(found.mask) == 255, found.heat > t["pixel_threshold"])
     assert found.anomalous == (found.score > t["image_threshold"])
     assert "threshold" in found.verdict and found.plot.size[0] > 300
@@ -139,7 +140,7 @@ def test_the_search_verdict_says_nothing_extra_at_the_calibrated_count(tiny):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"method": "magic"}, "method must be one of encoder, latent_search"),
+        ({"method": "magic"}, "method must be one of inpaint, encoder, latent_search"),
         ({"iterations": 0}, "iterations must be from 1 to 1000"),
         ({"iterations": 10**6}, "iterations must be from 1 to 1000"),
         ({"iterations": 2.5}, "iterations must be a whole number"),
@@ -217,3 +218,54 @@ def test_baseline_input_is_128_rgb_from_any_picture(tmp_path: Path):
     Image.new("L", (300, 200), 77).save(path)
     arr = task.baseline_input(path)
     assert arr.shape == (128, 128, 3) and arr.dtype == np.uint8 and (arr == 77).all()
+
+
+# ---- the inpainting detector ----------------------------------------------------------------------------
+def test_cell_masks_hide_every_pixel_exactly_once_per_grid_and_are_seeded():
+    for cell, sets in ((8, 4), (16, 4), (32, 4), (8, 3)):
+        m = task.cell_masks(128, cell, sets)
+        assert m.shape == (sets, 1, 128, 128) and torch.equal(m.sum(0), torch.ones(1, 128, 128))
+        counts = m.sum((1, 2, 3)) / cell**2  # cells per mask: as equal as the count allows
+        assert int(counts.max() - counts.min()) <= 1
+        assert torch.equal(m, task.cell_masks(128, cell, sets))
+    assert not torch.equal(task.cell_masks(128, 8, 4, seed=1), task.cell_masks(128, 8, 4))
+    with pytest.raises(ValueError, match="multiple of the cell"):
+        task.cell_masks(100, 8, 4)
+
+
+class _Flat(torch.nn.Module):
+    """A stand-in inpainter that always draws the flat grey "normal" product (0), whatever it is shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out_channels = 3
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x), 3, *x.shape[2:]) + self.w
+
+
+def test_the_inpainting_heatmap_is_what_could_not_be_redrawn_and_the_score_its_top_pixels():
+    x = torch.zeros(2, 3, 128, 128)
+    x[1, :, 40:50, 60:80] = 1.0  # a bright defect on the second image: 0.5 of the 0-1 range away from normal
+    block = {"cells": [8, 16], "sets": 4, "sigma": 0.0, "top": 0.01, "normalise": False}
+    found = task.inpaint({"I": _Flat()}, x, block)
+    assert found.heat.shape == (2, 128, 128) and np.allclose(found.heat[0], 0)
+    assert np.allclose(found.heat[1][40:50, 60:80], 0.5) and found.heat[1].sum() == pytest.approx(0.5 * 200)
+    assert float(found.score[0]) == 0 and float(found.score[1]) == pytest.approx(0.5)  # 164 px of 200 at 0.5
+    assert found.reconstruction.shape == x.shape and found.z.shape == (2, 0)
+    # smoothing spreads the heat but keeps its sum; z-scoring against normal statistics re-centres it
+    smooth = task.inpaint({"I": _Flat()}, x, {**block, "sigma": 2.0})
+    assert smooth.heat[1].sum() == pytest.approx(100, rel=1e-3) and smooth.heat[1].max() < 0.5
+    from gandemo.nets.anogan import ResidualStats
+
+    stats = ResidualStats(128).fit(torch.full((4, 128, 128), 0.1) + torch.rand(4, 128, 128) * 0.02)
+    z = task.inpaint({"I": _Flat(), "N": stats}, x, {**block, "normalise": True})
+    assert float(z.score[1]) > 10 and float(z.score[0]) < 0
+    assert np.allclose(z.heat, (found.heat - stats.mean[0].numpy()) / stats.std[0].numpy(), atol=1e-5)
+
+
+def test_a_checkpoint_without_an_inpainter_says_to_choose_another_method(tiny):
+    modules = {k: v for k, v in tiny.modules.items() if k not in ("I", "C", "N")}
+    with pytest.raises(InvalidInput, match="no inpainter yet"):
+        task.detect(modules, tiny.card, np.zeros((20, 20, 3), np.uint8), "inpaint")

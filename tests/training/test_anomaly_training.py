@@ -17,8 +17,10 @@ from training.cli import main
 
 TINY = [
     *("--image-size", "16", "--ngf", "4", "--ndf", "4", "--nef", "4", "--batch-size", "4"),
+    *("--inpaint-ngf", "4", "--inpaint-ndf", "4", "--inpaint-batch-size", "2", "--inpaint-steps", "0"),
     *("--search-iterations", "2", "--no-progress", "--threads", "1"),
 ]
+F_ANOGAN = ("encoder", "latent_search")
 
 
 def make_mvtec_tree(
@@ -118,21 +120,22 @@ def test_one_run_trains_the_gan_then_the_encoder_and_exports_a_calibrated_checkp
     out = tmp_path / "run"
     assert run(tree, out, "--steps", "4", "--encoder-steps", "2", "--sample-every", "2") == 0
     lines = (out / "log.csv").read_text().splitlines()
-    assert lines[0] == "step,seconds,stage,loss_d,loss_g,D(x),D(G(z)),loss_e"
+    assert lines[0] == "step,seconds,stage,loss_d,loss_g,D(x),D(G(z)),loss_e,loss_c,loss_i_gan,l1"
     state = torch.load(out / "state.pt", weights_only=True)
-    assert state["step"] == 4 and set(state["models"]) == {"G", "D", "E"}
+    assert state["step"] == 4 and set(state["models"]) == {"G", "D", "E", "I", "C"}
     assert state["task_state"]["done"] == 4 and state["task_state"]["g_frozen"] is True
     ckpt = load_checkpoint(out / "checkpoint")
-    assert set(ckpt.modules) == {"G", "D", "E"}
+    assert set(ckpt.modules) == {"G", "D", "E"}  # the inpainter has not trained: it does not ship
     card = ckpt.card
     assert card["task"] == "anomaly" and card["variant"] == "magnetic_tile"
     assert card["arch"]["G"]["kwargs"] == {"z_dim": 100, "ngf": 4, "channels": 3, "image_size": 16}
-    assert card["data"]["items"] == 8 and card["data"]["resolution"] == "16x16 RGB"
+    assert card["data"]["items"] == 8 and card["data"]["resolution"].startswith("16x16 RGB")
     assert card["hyperparameters"]["gan_steps"] == 2 and card["hyperparameters"]["encoder_steps"] == 2
     assert card["hyperparameters"]["augment"] == "hflip:1,vflip:1"  # magnetic_tile's default
     block = card["anomaly"]
     assert block["lambda"] == 0.1 and block["search_iterations"] == 2
-    for method in task.METHODS:
+    assert task.thresholds(card, "inpaint") is None and "inpaint" not in block
+    for method in F_ANOGAN:
         entry = task.thresholds(card, method)
         assert entry["normal_images"] == 4 and len(entry["normal_scores"]) == 4
         assert entry["image_threshold"] > 0 and entry["pixel_threshold"] > 0
@@ -168,7 +171,7 @@ def test_a_greyscale_category_gets_a_one_channel_model(tmp_path: Path):
     grey = make_mvtec_tree(tmp_path / "grey", grey=True)
     assert run(grey, tmp_path / "run", "--steps", "2", "--encoder-steps", "1") == 0
     card = read_card(tmp_path / "run" / "checkpoint")
-    assert card["arch"]["E"]["kwargs"]["channels"] == 1 and card["data"]["resolution"] == "16x16 greyscale"
+    assert card["arch"]["E"]["kwargs"]["channels"] == 1 and card["data"]["resolution"].startswith("16x16 greyscale")
 
 
 def test_the_data_folder_and_the_variant_must_agree(tmp_path: Path):
@@ -180,10 +183,10 @@ def test_the_data_folder_and_the_variant_must_agree(tmp_path: Path):
     assert card["variant"] == "transistor" and card["hyperparameters"]["augment"] == "shift:0.02"
     with pytest.raises(SystemExit, match="MVTec layout"):
         run(tmp_path / "nothing", tmp_path / "run2", "--steps", "1")
-    with pytest.raises(SystemExit, match="the last --encoder-steps steps train the encoder"):
+    with pytest.raises(SystemExit, match="add up to at most --steps"):
         run(
-            data, tmp_path / "run3", "--steps", "10", "--variant", "transistor"
-        )  # the cpu preset's 2,000 encoder steps do not fit
+            data, tmp_path / "run3", "--steps", "10", "--variant", "transistor", "--encoder-steps", "2000"
+        )  # 2,000 encoder steps do not fit
 
 
 # ---- evaluation ------------------------------------------------------------------------------------
@@ -194,6 +197,7 @@ def test_evaluate_measures_both_methods_and_the_baseline_and_writes_the_aims(tre
     assert main([*args, "--timing-n", "2", "--no-progress", "--preview", str(preview)]) == 0
     card = read_card(folder)
     m = card["metrics"]
+    assert not any("inpaint" in k for k in m)  # no inpainter in this checkpoint: not measured
     for method in ("encoder", "latent_search (2 iterations)"):
         for row in ("image AUROC", "pixel AUROC", "seconds per image", "flagged at the card's threshold"):
             assert f"{row}, {method}" in m, (row, method)
@@ -233,3 +237,90 @@ def test_evaluate_dry_run_leaves_the_card_alone(tree: Path, tmp_path: Path):
     args = ["evaluate", "anomaly", "--checkpoint", str(folder), "--data", str(tree), "--threads", "1"]
     assert main([*args, "--methods", "encoder", "--timing-n", "1", "--no-progress", "--dry-run"]) == 0
     assert (folder / "card.json").read_text() == before
+
+
+# ---- stage 3: the inpainter -------------------------------------------------------------------------
+def test_training_masks_hide_whole_cells_of_one_grid_about_a_quarter_of_the_time():
+    from training.anomaly import random_cell_masks
+
+    torch.manual_seed(0)
+    m = random_cell_masks(64, 32, (8, 16), 4)
+    assert m.shape == (64, 1, 32, 32) and set(m.unique().tolist()) <= {0.0, 1.0}
+    assert 0.15 < float(m.mean()) < 0.35  # each cell hidden with p = 1/4
+    for mask in m[:, 0]:  # constant on every 8 x 8 cell (a 16-px grid is constant on 8-px cells too)
+        cells = mask.reshape(4, 8, 4, 8)
+        assert torch.equal(cells.amax((1, 3)), cells.amin((1, 3)))
+
+
+def test_stage_three_trains_only_the_inpainter_and_ships_it_with_its_statistics(tree: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(tree, out, "--steps", "3", "--encoder-steps", "1") == 0  # stages 1 and 2
+    before = torch.load(out / "state.pt", weights_only=True)["models"]
+    steps = ("--steps", "5", "--encoder-steps", "1", "--inpaint-steps", "2", "--eval-every", "5", "--resume")
+    assert run(tree, out, *steps) == 0
+    after = torch.load(out / "state.pt", weights_only=True)["models"]
+    for net in ("G", "D", "E"):  # stage 3 leaves f-AnoGAN's models as they were
+        assert all(torch.equal(v, after[net][k]) for k, v in before[net].items()), net
+    for net in ("I", "C"):
+        assert any(not torch.equal(v, after[net][k]) for k, v in before[net].items() if v.is_floating_point()), net
+    log = [line.split(",") for line in (out / "log.csv").read_text().splitlines()]
+    assert log[-1][2] == "3.00000" and float(log[-1][log[0].index("l1")]) > 0
+    evaluation = (out / "eval.csv").read_text().splitlines()
+    assert evaluation[0] == "step,image_auroc_z,pixel_auroc_z,image_auroc_plain,pixel_auroc_plain,inpaint_miss,seconds"
+    assert (out / "best" / "card.json").is_file()  # the evaluated step is the best so far
+    ckpt = load_checkpoint(out / "checkpoint")
+    assert set(ckpt.modules) == {"G", "D", "E", "I", "C", "N"}
+    card = ckpt.card
+    block = card["anomaly"]["inpaint"]
+    assert block["image_size"] == 128 and block["cells"] == [8, 16, 32] and isinstance(block["normalise"], bool)
+    assert set(block["val_auroc"]) == {"image_auroc_z", "pixel_auroc_z", "image_auroc_plain", "pixel_auroc_plain"}
+    assert card["arch"]["I"]["kwargs"] == {"in_channels": 4, "out_channels": 3, "ngf": 4, "depth": 7}
+    entry = task.thresholds(card, "inpaint")
+    assert entry["normal_images"] == 4 and entry["pixel_threshold"] > 0
+    # the residual statistics are the smoothed heatmap of train/good, per pixel
+    N = ckpt.modules["N"]
+    assert N.mean.shape == (1, 1, 128, 128) and float(N.std.min()) >= 0.01
+    # the thresholds are the app's own scoring of val/good at 128²: recomputed here, the same numbers
+    good = sorted((tree / "val/good").iterdir())
+    x = torch.stack([task.to_input(Image.open(p).convert("RGB"), 128, 3) for p in good])
+    scores, _ = task.score_batches("inpaint", ckpt.modules, x, block=card["anomaly"]["inpaint"])
+    assert np.allclose(sorted(scores), sorted(entry["normal_scores"]), rtol=2e-3, atol=1e-5)
+
+
+def test_init_takes_the_f_anogan_models_of_a_checkpoint_and_trains_the_inpainter_alone(tree: Path, tmp_path: Path):
+    assert run(tree, tmp_path / "first", "--steps", "2", "--encoder-steps", "1") == 0
+    first = load_checkpoint(tmp_path / "first" / "checkpoint")
+    out = tmp_path / "second"
+    assert run(tree, out, "--steps", "2", "--init", str(tmp_path / "first" / "checkpoint"), "--ngf", "8") == 0
+    second = load_checkpoint(out / "checkpoint")
+    for name in ("G", "D", "E"):  # the init's weights and sizes, whatever the options say
+        assert first.card["arch"][name] == second.card["arch"][name]
+        for k, v in first.modules[name].state_dict().items():
+            assert torch.equal(v, second.modules[name].state_dict()[k]), f"{name}.{k}"
+    hp = second.card["hyperparameters"]
+    assert hp["init"] == str(tmp_path / "first" / "checkpoint") and hp["inpaint_steps"] == 2 and hp["gan_steps"] == 0
+    assert {"I", "N"} <= set(second.modules)
+    with pytest.raises(SystemExit, match="not anomaly/transistor"):
+        run(
+            tree,
+            tmp_path / "third",
+            "--steps",
+            "1",
+            "--init",
+            str(tmp_path / "first" / "checkpoint"),
+            "--variant",
+            "transistor",
+        )
+
+
+def test_evaluate_measures_the_inpainter_at_its_own_size_and_holds_it_to_the_category_aims(tree: Path, tmp_path: Path):
+    assert run(tree, tmp_path / "run", "--steps", "3", "--encoder-steps", "1", "--inpaint-steps", "1") == 0
+    folder = tmp_path / "run" / "checkpoint"
+    args = ["evaluate", "anomaly", "--checkpoint", str(folder), "--data", str(tree), "--threads", "1"]
+    assert main([*args, "--timing-n", "1", "--no-progress", "--methods", "inpaint,encoder"]) == 0
+    card = read_card(folder)
+    m, aims = card["metrics"], card["aims"]
+    assert 0 <= m["image AUROC, inpaint"]["model"] <= 1 and 0 <= m["pixel AUROC, inpaint"]["model"] <= 1
+    assert aims["aim"].startswith("inpaint: image AUROC >= 0.75")  # magnetic_tile's aim
+    assert set(aims["pixel_auroc"]) == {"inpaint", "encoder"}
+    assert aims["met"] == (not aims["shortfalls"]) and len(aims["why"]) <= 2

@@ -87,7 +87,7 @@ BAD_PICTURES = [
 BAD_SETTINGS = [
     ({"category": "wood"}, "category must be one of magnetic_tile, metal_plate, transistor; got 'wood'"),
     ({"category": None}, "category must be one of"),
-    ({"method": "magic"}, "method must be one of encoder, latent_search"),
+    ({"method": "magic"}, "method must be one of inpaint, encoder, latent_search"),
     ({"iterations": 0}, "iterations must be from 1 to 1000"),
     ({"iterations": 10**6}, "iterations must be from 1 to 1000"),
     ({"iterations": 2.5}, "iterations must be a whole number"),
