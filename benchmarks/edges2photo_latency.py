@@ -23,35 +23,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from benchmarks._server import print_table, rss_mb, start_app  # noqa: E402
-from benchmarks.faces_latency import median_seconds  # noqa: E402
-from benchmarks.train_speed import step_seconds  # noqa: E402
+from benchmarks._server import (  # noqa: E402
+    edges2photo_root,
+    median_seconds,
+    pair_folder,
+    print_table,
+    rss_mb,
+    shoe_photo,
+    start_app,
+    step_seconds,
+)
 
 TASK = "edges2photo"
-
-
-def shoe_photo(path: Path, seed: int = 0, size: tuple[int, int] = (400, 300)) -> Path:
-    """A shoe-like photo: a coloured silhouette with a sole, a stripe and lace holes, on white."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    body = tuple(int(c) for c in rng.integers(20, 200, 3))
-    top = 0.15 + 0.2 * rng.random()
-    d.polygon(
-        [(0.05 * w, 0.85 * h), (0.95 * w, 0.85 * h), (0.92 * w, 0.6 * h), (0.5 * w, 0.45 * h), (0.4 * w, top * h)]
-        + [(0.08 * w, top * h)],
-        fill=body,
-    )
-    d.rectangle([(0.05 * w, 0.78 * h), (0.95 * w, 0.85 * h)], fill=(235, 235, 225))  # sole
-    d.line([(0.15 * w, 0.65 * h), (0.85 * w, 0.7 * h)], fill=tuple(255 - c for c in body), width=max(2, h // 40))
-    for i in range(4):
-        x, y = 0.42 * w + i * 0.08 * w, 0.5 * h + i * 0.02 * h
-        d.ellipse([(x - 4, y - 4), (x + 4, y + 4)], fill=(250, 250, 250))
-    img.save(path, quality=92)
-    return path
 
 
 def on_busy_background(path: Path, out: Path, seed: int = 0) -> Path:
@@ -60,43 +45,6 @@ def on_busy_background(path: Path, out: Path, seed: int = 0) -> Path:
     noise = np.random.default_rng(seed).integers(40, 230, shoe.shape, dtype=np.uint8)
     Image.fromarray(np.where(shoe.min(axis=2, keepdims=True) < 238, shoe, noise)).save(out, quality=92)
     return out
-
-
-def pair_folder(folder: Path, n: int) -> Path:
-    """`n` A|B pairs (256x128: edges | photo) of shoe-like photos, the edges by the data's recipe."""
-    from gandemo.tasks import edges2photo
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        photo = edges2photo.prepare_photo(shoe_photo(folder / "photo.tmp.jpg", seed=i, size=(136, 102)))
-        pair = Image.new("RGB", (2 * edges2photo.SIZE, edges2photo.SIZE), "white")
-        pair.paste(edges2photo.photo_to_edges(photo), (0, 0))
-        pair.paste(photo, (edges2photo.SIZE, 0))
-        pair.save(folder / f"{i:04d}.jpg", quality=95)
-    (folder / "photo.tmp.jpg").unlink()
-    return folder
-
-
-def model_root(tmp: Path) -> tuple[Path | None, str]:
-    """(checkpoint root to use, None = the app's own; what the model is, in words)."""
-    from gandemo import registry
-
-    if registry.status(TASK) is None:
-        return None, f"the shipped checkpoint ({registry.checkpoint_dir(TASK)})"
-    from gandemo.checkpoint import arch_entry, save_checkpoint
-    from gandemo.nets.pix2pix import UNetGenerator
-    from training.task import task_class
-
-    preset = task_class(TASK).presets["cpu"]
-    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": preset["ngf"], "depth": 7, "max_mult": preset["max_mult"]}
-    G = UNetGenerator(**kwargs).eval()
-    card = {"task": TASK, "variant": "default", "arch": {"G": arch_entry(G, kwargs)}, "metrics": {}}
-    save_checkpoint(tmp / TASK / "default", {"G": G}, card)
-    params = sum(p.numel() for p in G.parameters()) / 1e6
-    return tmp, (
-        f"NO edges2photo checkpoint is shipped yet: an UNTRAINED U-Net of the cpu preset's size "
-        f"(ngf={kwargs['ngf']}, max_mult={kwargs['max_mult']}, {params:.2f} M parameters; the same cost)"
-    )
 
 
 def main() -> None:
@@ -118,7 +66,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        root, what = model_root(tmp / "checkpoints")
+        root, what = edges2photo_root(tmp / "checkpoints")
         photo = shoe_photo(tmp / "shoe.jpg")
         busy = on_busy_background(photo, tmp / "busy.jpg")
         sketch = example_sketches(tmp / "sketches")[0]

@@ -25,8 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import RestClient, cpu_seconds, print_table, rss_mb, start_app  # noqa: E402
-from benchmarks.load import load, p95  # noqa: E402
+from benchmarks._server import RestClient, cpu_seconds, load, p95, print_table, rss_mb, start_app  # noqa: E402
 
 
 def main() -> None:

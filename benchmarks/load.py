@@ -23,111 +23,20 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._server import (  # noqa: E402
-    QueueFull,
     RestClient,
     cpu_seconds,
     every_model_root,
+    load,
+    p95,
     rss_mb,
     start_app,
     tab_requests,
 )
-
-SEEDED = {"generate_faces": 0, "compose_music": 0, "toy_gan": 7}  # which input is the seed
-
-
-@dataclass
-class Tally:
-    """What the users saw, per endpoint."""
-
-    latencies: dict[str, list[float]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    queue_full: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def served(self) -> int:
-        return sum(len(v) for v in self.latencies.values())
-
-
-def make_client(kind: str, url: str) -> Callable[..., object]:
-    """A user's `predict(*inputs, api_name=...)`: gradio_client's (files through handle_file) or REST."""
-    if kind == "http":
-        return RestClient(url).predict
-    from gradio_client import Client, handle_file
-
-    # gradio_client's own HTTP timeout is httpx's 5 s: on a saturated machine a slow file download or
-    # queue join would count as an error, where a page simply waits
-    client = Client(url, verbose=False, httpx_kwargs={"timeout": 600})
-
-    def predict(*inputs: object, api_name: str) -> object:
-        args = [handle_file(str(a)) if isinstance(a, Path) else a for a in inputs]
-        return client.predict(*args, api_name=f"/{api_name}")
-
-    return predict
-
-
-def with_seed(api: str, inputs: tuple, seed: int) -> tuple:
-    if api not in SEEDED:
-        return inputs
-    args = list(inputs)
-    args[SEEDED[api]] = seed
-    return tuple(args)
-
-
-def load(
-    url: str,
-    requests: list[tuple[str, tuple]],
-    users: int,
-    seconds: float,
-    client: str,
-    max_requests: int,
-) -> tuple[Tally, float]:
-    """Run the crowd; returns what it saw and the wall time."""
-    tally = Tally(latencies={api: [] for api, _ in requests})
-    deadline = time.monotonic() + seconds
-
-    def user(i: int) -> None:
-        from gradio_client.utils import QueueError
-
-        predict = make_client(client, url)
-        n = i
-        while time.monotonic() < deadline:
-            with tally.lock:
-                if tally.served() + len(tally.errors) + tally.queue_full >= max_requests:
-                    return
-            api, inputs = requests[n % len(requests)]
-            n += 1
-            t0 = time.perf_counter()
-            try:
-                predict(*with_seed(api, inputs, 1000 * i + n), api_name=api)
-                with tally.lock:
-                    tally.latencies[api].append(time.perf_counter() - t0)
-            except (QueueError, QueueFull):
-                with tally.lock:
-                    tally.queue_full += 1
-            except Exception as exc:  # counted and shown, the run goes on
-                with tally.lock:
-                    tally.errors.append(f"{api}: {type(exc).__name__}: {str(exc)[:100]}")
-
-    workers = [threading.Thread(target=user, args=(i,)) for i in range(users)]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return tally, time.perf_counter() - t0
-
-
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else float("nan")
 
 
 def main() -> None:

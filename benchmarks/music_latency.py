@@ -14,7 +14,7 @@ has (61 on average in the test split; the table gives the mean): an untrained G 
 initialisation switches every note on or none, and FluidSynth's time grows with the notes.
 
 The training step (5 critic steps + 1 generator step at the cpu preset) is timed with
-`benchmarks/train_speed.py`'s `step_seconds` on chorales written here (`chorale_folder`).
+`benchmarks/_server.py`'s `step_seconds` on chorales written here (`chorale_folder`).
 
     .venv/bin/python benchmarks/music_latency.py [--repeats 7] [--threads 1] [--tempo 80] [--steps 3]
 """
@@ -33,75 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._server import print_table, rss_mb, start_app  # noqa: E402
+from benchmarks._server import chorale_folder, music_root, print_table, rss_mb, start_app, step_seconds  # noqa: E402
 
 TASK = "music"
-
-
-def chorale_folder(folder: Path, pieces: int = 60, seed: int = 0) -> Path:
-    """A JSB-layout chorales folder (`Jsb16thSeparated.json`, train/valid/test) of random pieces:
-    4 voices in their ranges moving by small steps, one note a quarter or a half. It costs a
-    trainer what the real chorales cost (the same phrase count per piece and the same rolls)."""
-    import json
-
-    rng = np.random.default_rng(seed)
-    ranges = ((60, 81), (52, 74), (46, 69), (36, 66))  # soprano, alto, tenor, bass (the data's own)
-
-    def piece() -> list[list[int]]:
-        steps = 4 * int(rng.integers(40, 70))
-        voices = []
-        for lo, hi in ranges:
-            pitch, line = int(rng.integers(lo + 4, hi - 4)), []
-            while len(line) < steps:
-                pitch = int(np.clip(pitch + rng.integers(-3, 4), lo, hi))
-                line += [pitch] * int(rng.choice([4, 8]))
-            voices.append(line[:steps])
-        return [list(step) for step in zip(*voices, strict=True)]
-
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {split: [piece() for _ in range(n)] for split, n in (("train", pieces), ("valid", 8), ("test", 8))}
-    (folder / "Jsb16thSeparated.json").write_text(json.dumps(data))
-    return folder
-
-
-def model_root(tmp: Path, note_bias: float) -> tuple[Path | None, str]:
-    """(checkpoint root to use, None = the app's own; what the model is, in words)."""
-    from gandemo import registry
-
-    if registry.status(TASK) is None:
-        return None, f"the shipped checkpoint ({registry.checkpoint_dir(TASK)})"
-    import torch
-
-    from gandemo.checkpoint import arch_entry, save_checkpoint
-    from gandemo.nets.musegan import MuseGenerator, TrackLinear
-    from gandemo.tasks import music
-    from training.task import task_class
-
-    preset = task_class(TASK).presets["cpu"]
-    kwargs = {
-        "n_tracks": len(music.TRACKS),
-        "n_bars": music.N_BARS,
-        "steps_per_bar": music.STEPS_PER_BAR,
-        "n_pitches": music.N_PITCHES,
-        "z_dim": 32,
-        "width": preset["g_width"],
-        "temporal_width": 128,
-    }
-    torch.manual_seed(0)
-    G = MuseGenerator(**kwargs).eval()
-    with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, TrackLinear | torch.nn.Linear):
-                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
-                m.weight.normal_(0, (2 / fan_in) ** 0.5)
-        G.semitone_bias.fill_(note_bias)
-    card = {"task": TASK, "variant": "default", "arch": {"G": arch_entry(G, kwargs)}, "metrics": {}}
-    save_checkpoint(tmp / TASK / "default", {"G": G}, card)
-    params = sum(p.numel() for p in G.parameters()) / 1e6
-    return tmp, (
-        f"NO music checkpoint is shipped yet: an UNTRAINED G of the cpu preset's size (width {kwargs['width']}, "
-        f"{params:.2f} M parameters; the same cost), weights at unit gain and note bias {note_bias:g} for sparse notes"
-    )
 
 
 def main() -> None:
@@ -122,7 +56,7 @@ def main() -> None:
     n, tempo = args.repeats, args.tempo
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root, what = model_root(Path(tmp) / "checkpoints", args.note_bias)
+        root, what = music_root(Path(tmp) / "checkpoints", args.note_bias)
         env = {registry.ENV_ROOT: str(root)} if root else {}
         server, url, cold = start_app(args.threads, **env)
         try:
@@ -203,7 +137,6 @@ def main() -> None:
         rows.append(("audio by the sine fallback instead (median of 3)", f"{s * 1000:.0f} ms"))
 
         if args.steps:
-            from benchmarks.train_speed import step_seconds
             from training.loop import cpu_has_fast_bf16
 
             data = chorale_folder(Path(tmp) / "chorales")

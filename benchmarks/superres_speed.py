@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks.faces_latency import median_seconds  # noqa: E402
+from benchmarks._server import median_seconds, save_superres, superres_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,27 +55,6 @@ def test_picture(size: int, seed: int = 0) -> np.ndarray:
     return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 
-def load_model(checkpoint: Path | None) -> tuple[torch.nn.Module, str, Path | None]:
-    """(G in eval mode, NCHW; what it is, in words; its checkpoint folder or None)."""
-    from gandemo import registry
-    from gandemo.checkpoint import load_checkpoint
-
-    folder = checkpoint or registry.checkpoint_dir("superres", "gan")
-    if (folder / "card.json").is_file():
-        return load_checkpoint(folder)["G"], f"checkpoint {folder}", folder
-    if checkpoint:
-        raise SystemExit(f"no checkpoint at {checkpoint}")
-    from gandemo.nets.srgan import SRResNet
-    from training.task import task_class
-
-    preset = task_class("superres").presets["cpu"]
-    kwargs = {"channels": preset["channels"], "blocks": preset["blocks"], "batchnorm": True, "bicubic_skip": True}
-    torch.manual_seed(0)
-    G = SRResNet(**kwargs).eval().requires_grad_(False)
-    params = sum(p.numel() for p in G.parameters()) / 1e6
-    return G, f"NO trained checkpoint: an UNTRAINED SRResNet of the cpu preset's size ({kwargs}, {params:.2f} M)", None
-
-
 def as_input(picture: np.ndarray, channels_last: bool) -> torch.Tensor:
     x = torch.from_numpy(picture).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).contiguous()
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -87,14 +66,8 @@ def peak_rss(folder: Path | None, size: int, threads: int) -> dict[str, float]:
         png = Path(tmp) / "big.png"
         Image.fromarray(test_picture(size)).save(png)
         if folder is None:  # the untrained stand-in, written where the child can load it
-            G, _, _ = load_model(None)
-            from gandemo.checkpoint import arch_entry, save_checkpoint
-
             folder = Path(tmp) / "superres" / "gan"
-            kwargs = {"channels": G.channels, "blocks": G.blocks, "batchnorm": True, "bicubic_skip": G.bicubic_skip}
-            save_checkpoint(
-                folder, {"G": G}, {"task": "superres", "variant": "gan", "arch": {"G": arch_entry(G, kwargs)}}
-            )
+            save_superres(superres_model(None)[0], folder, "gan")
         child = f"""
 import json, sys, time, torch
 sys.path.insert(0, {str(ROOT)!r})
@@ -132,7 +105,7 @@ def main() -> None:
     from training.loop import cpu_has_fast_bf16
 
     torch.set_num_threads(args.threads)
-    G, what, folder = load_model(args.checkpoint)
+    G, what, folder = superres_model(args.checkpoint)
     nchw = G
     cl = copy.deepcopy(G).to(memory_format=torch.channels_last)
     native_bf16 = cpu_has_fast_bf16()

@@ -23,66 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
+from benchmarks._server import step_seconds, synthetic_images, task_data  # noqa: E402
 from training import loop  # noqa: E402
-from training.cli import parse_train_args  # noqa: E402
-from training.task import task_class, trainable_tasks  # noqa: E402
-
-
-def synthetic_images(folder: Path, n: int = 160, size: int = 96) -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
-    return folder
-
-
-def task_data(name: str, images: Path) -> Path:
-    """What a trainer's --data reads: a folder of images, or a task's own layout (made by that task's
-    benchmark) where a plain folder does not fit."""
-    if name == "edges2photo":  # A|B pairs
-        from benchmarks.edges2photo_latency import pair_folder
-
-        return pair_folder(images.parent / "pairs", 64)
-    if name == "anomaly":  # one category in the MVTec layout
-        from benchmarks.anomaly_speed import mvtec_tree
-
-        return mvtec_tree(images.parent / "mvtec")
-    if name == "music":  # chorales in the JSB JSON layout
-        from benchmarks.music_latency import chorale_folder
-
-        return chorale_folder(images.parent / "chorales")
-    return images
-
-
-def step_seconds(name: str, data: Path, channels_last: bool, bf16: bool, steps: int) -> tuple[float, int]:
-    """Median seconds of one training step and its batch size."""
-    cls = task_class(name)
-    args = parse_train_args(cls, ["--data", str(data), "--out", "unused", "--no-progress"])
-    args.limit, args.eval_every = None, 0
-    task = cls(args, torch.device("cpu"))
-    original = loop.cpu_has_fast_bf16
-    loop.cpu_has_fast_bf16 = lambda: bf16
-    try:
-        amp = loop.Amp(torch.device("cpu"), enabled=bf16, channels_last=channels_last)
-    finally:
-        loop.cpu_has_fast_bf16 = original
-    for m in task.models.values():
-        amp.prepare(m)
-    ema = loop.EMA(task.models[cls.ema_of], task.ema_decay) if cls.ema_of else None
-    times = []
-    for i in range(steps + 2):  # two warm-up steps: oneDNN picks and caches its kernels
-        t0 = time.perf_counter()
-        batch = task.next_batch()
-        task.train_step(amp.batch(batch) if isinstance(batch, torch.Tensor) else batch, amp)
-        if ema:
-            ema.update(task.models[cls.ema_of])
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), args.batch_size
+from training.task import trainable_tasks  # noqa: E402
 
 
 def faces_inference_ms(channels_last: bool, count: int, repeats: int = 7) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from benchmarks.train_speed import synthetic_images, task_data  # noqa: E402
+from benchmarks._server import synthetic_images, task_data  # noqa: E402
 from gandemo.tasks import TASKS  # noqa: E402
 from training import distributed  # noqa: E402
 from training.cli import parse_train_args  # noqa: E402
