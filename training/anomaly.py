@@ -643,6 +643,11 @@ class AnomalyTask(ImageTask):
                 entry["iterations"] = self.search_iterations
             out[method] = entry
             print(f"calibrated {method} on {len(x)} normal images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        if "B" in models:  # the baseline's thresholds, from the same normal images, the same way
+            baseline = task.PixelStatsBaseline.from_module(models["B"])
+            scores, pixels = baseline.score(np.stack([task.baseline_input(img) for img in self._val_originals]))
+            full = [task.to_original_size(h, size) for h, size in zip(pixels, self.val.sizes, strict=True)]
+            out["baseline"] = task.calibrate(scores, full, self.image_fpr, self.pixel_fpr)
         return out
 
     def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
@@ -675,6 +680,10 @@ class AnomalyTask(ImageTask):
                 "C": (models["C"].cpu(), self.c_kwargs),
                 "N": (models["N"].cpu(), {"size": task.INPAINT_SIZE}),
             }
+        # the trivial baseline's statistics ship too, so the app can show its heatmap beside the GAN's
+        baseline = task.PixelStatsBaseline.fit(np.stack([task.baseline_input(img) for img in self._originals]))
+        models = {**models, "B": baseline.to_module()}
+        out["B"] = (models["B"], {"size": task.BASELINE_SIZE, "channels": 3})
         self._calibration = self.calibration(models)
         return out
 

@@ -145,29 +145,32 @@ class Encoder(nn.Module):
 
 
 class ResidualStats(nn.Module):
-    """The per-pixel mean and spread of a detector's heatmap over normal training images, (1, 1, S, S)
-    each: z = (heat - mean) / std takes out the residual that normal images have anyway (a transistor's
-    lead edges, a plate's rim), so what is left is what differs from normal. A module, not card data, so
-    the checkpoint stores its 2 x S x S numbers with the weights (buffers; nothing to train)."""
+    """Per-pixel mean and spread over normal training images, (1, channels, S, S) each: of a detector's
+    heatmap (channels 1: z = (heat - mean) / std takes out the residual that normal images have anyway,
+    a transistor's lead edges, a plate's rim, so what is left is what differs from normal), or of the
+    images themselves (channels 3: the trivial baseline's statistics). A module, not card data, so the
+    checkpoint stores its numbers with the weights (buffers; nothing to train)."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = 128, channels: int = 1) -> None:
         super().__init__()
-        self.size = size
-        self.register_buffer("mean", torch.zeros(1, 1, size, size))
-        self.register_buffer("std", torch.ones(1, 1, size, size))
+        self.size, self.channels = size, channels
+        self.register_buffer("mean", torch.zeros(1, channels, size, size))
+        self.register_buffer("std", torch.ones(1, channels, size, size))
 
-    def fit(self, heat: torch.Tensor, floor: float = 0.01) -> ResidualStats:
-        """Set mean and std from heatmaps (N, S, S) of normal images; std gets `floor` added (0-1 units) so
-        that a pixel that never varied does not turn the smallest residual into a huge z-score."""
-        if heat.dim() != 3 or heat.shape[1:] != (self.size, self.size) or len(heat) < 2:
+    def fit(self, x: torch.Tensor, floor: float = 0.01) -> ResidualStats:
+        """Set mean and std from normal samples, (N, S, S) heatmaps or (N, C, S, S) images; std gets `floor`
+        added (0-1 units) so that a pixel that never varied does not turn the smallest residual into a huge
+        z-score."""
+        x = x[:, None] if x.dim() == 3 else x
+        if x.shape[1:] != (self.channels, self.size, self.size) or len(x) < 2:
             raise ValueError(
-                f"need at least two heatmaps of shape (N, {self.size}, {self.size}), got {tuple(heat.shape)}"
+                f"need at least two samples of shape ({self.channels}, {self.size}, {self.size}), got {tuple(x.shape)}"
             )
-        heat = heat.float()
-        self.mean.copy_(heat.mean(0)[None, None])
-        self.std.copy_(heat.std(0)[None, None] + floor)
+        x = x.float()
+        self.mean.copy_(x.mean(0, keepdim=True))
+        self.std.copy_(x.std(0, keepdim=True) + floor)
         return self
 
     def forward(self, heat: torch.Tensor) -> torch.Tensor:
-        """(N, S, S) heatmaps -> their per-pixel z-scores."""
-        return (heat - self.mean[0]) / self.std[0]
+        """(N, S, S) heatmaps -> their per-pixel z-scores (channels 1)."""
+        return (heat - self.mean[:, 0]) / self.std[:, 0]

@@ -55,6 +55,7 @@ HEATMAP_SIGMA = 1.0  # Gaussian smoothing of the residual map, in pixels at the 
 IMAGE_FPR = 0.05  # image threshold: this share of normal validation images score above it
 PIXEL_FPR = 0.005  # pixel threshold: this share of normal validation pixels lie above it
 MIN_SIDE = 16  # smaller pictures hold no product to inspect
+BASELINE_TITLE = "trivial baseline (per-pixel z-score, no GAN)"
 # The inpainting detector (its card's `anomaly.inpaint` block overrides these defaults):
 INPAINT_CELLS = (8, 16, 32)  # grid cells hidden and redrawn, in pixels at 128²: small defects and large ones
 INPAINT_SETS = 4  # each grid's cells are dealt into this many disjoint masks: every pixel is hidden once
@@ -574,25 +575,63 @@ def detect(
         threads=threads,
         block=block.get("inpaint"),
     )
-    heat = to_original_size(found.heat[0], original.size)
-    score = float(found.score[0])
+    title = METHOD_TITLES[method] + (f", {n_iter} iterations" if method == "latent_search" else "")
+    verdict = verdict_text(float(found.score[0]), entry, method, n_iter if method == "latent_search" else None)
+    return _detection(original, found.heat[0], float(found.score[0]), entry, verdict, title, found)
+
+
+def _detection(
+    original: Image.Image,
+    heat: np.ndarray,
+    score: float,
+    entry: Mapping[str, Any],
+    verdict: str,
+    title: str,
+    found: Scores,
+) -> Detection:
+    """What the app shows of one scored picture, at the picture's own size."""
+    heat = to_original_size(heat, original.size)
     pixel_t = float(entry["pixel_threshold"])
     recon = to_display(found.reconstruction)[0]
     recon_img = Image.fromarray(
         recon.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     ).resize(original.size, Image.Resampling.BILINEAR)
-    title = METHOD_TITLES[method] + (f", {n_iter} iterations" if method == "latent_search" else "")
     return Detection(
         overlay=overlay(original, heat, pixel_t),
         mask=mask_image(heat, pixel_t),
         reconstruction=recon_img,
         score=score,
-        verdict=verdict_text(score, entry, method, n_iter if method == "latent_search" else None),
+        verdict=verdict,
         plot=score_plot(score, entry["normal_scores"], float(entry["image_threshold"]), title),
         seconds=found.seconds,
         anomalous=score > float(entry["image_threshold"]),
         heat=heat,
     )
+
+
+def detect_baseline(models: Mapping[str, nn.Module], card: Mapping[str, Any], image: Any) -> Detection:
+    """The trivial baseline on one picture, shown like a method: its per-pixel z-score map as the heatmap,
+    the normal training images' mean as its "reconstruction", its own thresholds (calibrated on the same
+    normal validation images as the GAN's). Needs the checkpoint's `B` (the baseline's statistics)."""
+    entry = thresholds(card, "baseline")
+    if "B" not in models or entry is None:
+        raise InvalidInput("this category's model ships no baseline statistics: re-export it with training")
+    original = check_image(image)
+    t0 = time.perf_counter()
+    baseline = PixelStatsBaseline.from_module(models["B"])
+    scores, pixels = baseline.score(baseline_input(original)[None])
+    mean = torch.from_numpy(baseline.mean).permute(2, 0, 1)[None] * 2 - 1
+    found = Scores(
+        torch.from_numpy(scores).float(),
+        torch.zeros(1),
+        torch.zeros(1),
+        pixels.astype(np.float32),
+        mean,
+        torch.zeros(1, 0),
+        time.perf_counter() - t0,
+    )
+    verdict = verdict_text(float(scores[0]), entry, "baseline")
+    return _detection(original, pixels[0], float(scores[0]), entry, verdict, BASELINE_TITLE, found)
 
 
 # ---- the trivial baseline ------------------------------------------------------------------------------
@@ -618,6 +657,25 @@ class PixelStatsBaseline:
     def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def from_module(cls, stats: nn.Module) -> PixelStatsBaseline:
+        """The baseline a checkpoint ships (its `B`, a ResidualStats of 3 channels: the train/good images'
+        mean and std + 0.02), so that the app shows it without the training data."""
+        return cls(stats.mean[0].permute(1, 2, 0).cpu().numpy(), stats.std[0].permute(1, 2, 0).cpu().numpy())
+
+    def to_module(self) -> nn.Module:
+        """These statistics as a checkpoint module (gandemo.nets.anogan.ResidualStats, 3 channels)."""
+        from gandemo.nets.anogan import ResidualStats
+
+        module = ResidualStats(self.mean.shape[0], channels=3)
+        module.load_state_dict(
+            {
+                "mean": torch.from_numpy(self.mean).permute(2, 0, 1)[None].contiguous(),
+                "std": torch.from_numpy(self.std).permute(2, 0, 1)[None].contiguous(),
+            }
+        )
+        return module
 
     @classmethod
     def fit(cls, images: np.ndarray) -> PixelStatsBaseline:

@@ -125,7 +125,7 @@ def test_one_run_trains_the_gan_then_the_encoder_and_exports_a_calibrated_checkp
     assert state["step"] == 4 and set(state["models"]) == {"G", "D", "E", "I", "C"}
     assert state["task_state"]["done"] == 4 and state["task_state"]["g_frozen"] is True
     ckpt = load_checkpoint(out / "checkpoint")
-    assert set(ckpt.modules) == {"G", "D", "E"}  # the inpainter has not trained: it does not ship
+    assert set(ckpt.modules) == {"G", "D", "E", "B"}  # the inpainter has not trained: it does not ship
     card = ckpt.card
     assert card["task"] == "anomaly" and card["variant"] == "magnetic_tile"
     assert card["arch"]["G"]["kwargs"] == {"z_dim": 100, "ngf": 4, "channels": 3, "image_size": 16}
@@ -269,7 +269,14 @@ def test_stage_three_trains_only_the_inpainter_and_ships_it_with_its_statistics(
     assert evaluation[0] == "step,image_auroc_z,pixel_auroc_z,image_auroc_plain,pixel_auroc_plain,inpaint_miss,seconds"
     assert (out / "best" / "card.json").is_file()  # the evaluated step is the best so far
     ckpt = load_checkpoint(out / "checkpoint")
-    assert set(ckpt.modules) == {"G", "D", "E", "I", "C", "N"}
+    assert set(ckpt.modules) == {"G", "D", "E", "I", "C", "N", "B"}
+    # the baseline ships as the evaluation fits it (train/good at 128² RGB), with its own thresholds
+    train = np.stack([task.baseline_input(p) for p in sorted((tree / "train/good").iterdir())])
+    fitted = task.PixelStatsBaseline.fit(train)
+    shipped = task.PixelStatsBaseline.from_module(ckpt.modules["B"])
+    # (checkpoints store floats as fp16: 11 bits of mantissa, ~5e-4 of a value)
+    assert np.allclose(shipped.mean, fitted.mean, atol=1e-3) and np.allclose(shipped.std, fitted.std, atol=1e-3)
+    assert task.thresholds(ckpt.card, "baseline")["normal_images"] == 4
     card = ckpt.card
     block = card["anomaly"]["inpaint"]
     assert block["image_size"] == 128 and block["cells"] == [8, 16, 32] and isinstance(block["normalise"], bool)
@@ -298,7 +305,7 @@ def test_init_takes_the_f_anogan_models_of_a_checkpoint_and_trains_the_inpainter
         for k, v in first.modules[name].state_dict().items():
             assert torch.equal(v, second.modules[name].state_dict()[k]), f"{name}.{k}"
     hp = second.card["hyperparameters"]
-    assert hp["init"] == str(tmp_path / "first" / "checkpoint") and hp["inpaint_steps"] == 2 and hp["gan_steps"] == 0
+    assert hp["init"].endswith("first/checkpoint") and hp["inpaint_steps"] == 2 and hp["gan_steps"] == 0
     assert {"I", "N"} <= set(second.modules)
     with pytest.raises(SystemExit, match="not anomaly/transistor"):
         run(
