@@ -75,6 +75,7 @@ CALIBRATION = (16, 64)  # batches x latents on which G's BatchNorm statistics ar
 AIM_AUROC = 0.90  # image AUROC aim of a category the issue names no aim for
 AIM_IMAGE_AUROC = {"transistor": 0.90, "metal_plate": 0.95, "magnetic_tile": 0.75}  # Anomaly v2's targets on val/
 AIM_PIXEL_AUROC = 0.90
+STATS_IMAGES = 256  # train/good images the inpainter's residual statistics are fitted on (evenly spaced)
 
 # Real-image augmentation per category (comma list of name[:value]); what keeps an image normal:
 #   magnetic_tile: a texture with vertical streaks: mirror images are as normal (no 90° turns);
@@ -579,26 +580,36 @@ class AnomalyTask(ImageTask):
             self._val_cache = (x, np.array([i.anomalous for i in items]), masks)
         return self._val_cache
 
-    def fit_residual_stats(self, models: dict[str, nn.Module]) -> ResidualStats:
-        """The inpainter's smoothed heatmap over train/good (not z-scored): its per-pixel mean and spread."""
+    def _smoothed_heat(self, models: dict[str, nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inpainter's smoothed heatmaps (not z-scored) of images x at 128², in batches of 64, and the
+        images' scores from them."""
         raw_block = self.inpaint_block(normalise=False)
-        heat = [
-            torch.from_numpy(task.inpaint(models, self.data_hi.batch(part), raw_block).heat)
-            for part in task.chunks(len(self.data_hi), 64)
-        ]
-        return ResidualStats(task.INPAINT_SIZE).fit(torch.cat(heat))
+        heat = torch.cat(
+            [torch.from_numpy(task.inpaint(models, x[part], raw_block).heat) for part in task.chunks(len(x), 64)]
+        )
+        return heat, task.top_mean(heat, raw_block["top"])
+
+    def fit_residual_stats(self, models: dict[str, nn.Module]) -> ResidualStats:
+        """The inpainter's smoothed heatmap over train/good (at most STATS_IMAGES of them, evenly spaced):
+        its per-pixel mean and spread."""
+        pick = torch.linspace(0, len(self.data_hi) - 1, min(len(self.data_hi), STATS_IMAGES)).round().long()
+        heat, _ = self._smoothed_heat(models, self.data_hi.batch(pick))
+        return ResidualStats(task.INPAINT_SIZE).fit(heat)
 
     def inpaint_scores(self, models: dict[str, nn.Module]) -> dict[str, Any]:
-        """Image and pixel AUROC on val/ of the inpainter's heatmap, plain and z-scored (on 128² masks)."""
+        """Image and pixel AUROC on val/ of the inpainter's heatmap, plain and z-scored (on 128² masks):
+        one inpainting pass over val/, both scorings derived from it."""
         x, labels, masks = self._val_set()
-        models = {**models, "N": self.fit_residual_stats(models)}
+        stats = self.fit_residual_stats(models)
         truth = np.concatenate([m.ravel() for m in masks])
+        plain, plain_scores = self._smoothed_heat(models, x)
+        with torch.no_grad():
+            z = stats(plain)
         out: dict[str, Any] = {}
-        for normalise, tag in ((True, "z"), (False, "plain")):
-            scores, heat = task.score_batches("inpaint", models, x, block=self.inpaint_block(normalise))
-            out[f"image_auroc_{tag}"] = metrics.auroc(labels, scores)
-            out[f"pixel_auroc_{tag}"] = metrics.auroc(truth, heat.ravel())
-        out["stats"] = models["N"]
+        for tag, heat, scores in (("z", z, task.top_mean(z, task.INPAINT_TOP)), ("plain", plain, plain_scores)):
+            out[f"image_auroc_{tag}"] = metrics.auroc(labels, scores.numpy())
+            out[f"pixel_auroc_{tag}"] = metrics.auroc(truth, heat.numpy().ravel())
+        out["stats"] = stats
         return out
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
@@ -621,8 +632,12 @@ class AnomalyTask(ImageTask):
             f"(so {self.image_fpr:.0%} of normal images are called anomalous); pixel threshold: the "
             f"{1 - self.pixel_fpr:.2%} quantile of all their heatmap pixels at the images' own size",
         }
+        cache = getattr(self, "_frozen_calibration", {})
         for method in task.METHODS:
             if method == "inpaint" and "I" not in models:
+                continue
+            if method in cache:  # f-AnoGAN's models no longer change in stage 3: calibrated once a process
+                out[method] = cache[method]
                 continue
             x = (self.val_hi if method == "inpaint" else self.val).batch(slice(None))
             t0 = time.perf_counter()
@@ -642,6 +657,9 @@ class AnomalyTask(ImageTask):
             if method == "latent_search":
                 entry["iterations"] = self.search_iterations
             out[method] = entry
+            if method != "inpaint" and self.done > self.gan_steps + self.encoder_steps:
+                self._frozen_calibration = {**cache, method: entry}
+                cache = self._frozen_calibration
             print(f"calibrated {method} on {len(x)} normal images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         if "B" in models:  # the baseline's thresholds, from the same normal images, the same way
             baseline = task.PixelStatsBaseline.from_module(models["B"])
