@@ -30,24 +30,32 @@ def shown(value: Any, limit: int = SHOWN_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def as_int(value: Any, name: str, lo: int, hi: int) -> int:
-    """`value` as an int in [lo, hi]; whole floats (3.0) and digit strings are accepted."""
+def _number_or_text(value: Any, allowed: str) -> Any:
+    """The first check of every number input: bool and None are refused (a bool is an int to
+    Python), and text is read as a float; anything else comes back as it is."""
     if isinstance(value, bool) or value is None:
-        raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {shown(value)}")
+        raise InvalidInput(f"{allowed}, got {shown(value)}")
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            return float(value.strip())
         except ValueError:
-            raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {shown(value)}") from None
+            raise InvalidInput(f"{allowed}, got {shown(value)}") from None
+    return value
+
+
+def as_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi]; whole floats (3.0) and digit strings are accepted."""
+    allowed = f"{name} must be a whole number from {lo} to {hi}"
+    value = _number_or_text(value, allowed)
     if isinstance(value, numbers.Integral):  # numpy integers too
         value = int(value)
     elif isinstance(value, numbers.Real):
         value = float(value)
         if not math.isfinite(value) or not value.is_integer():
-            raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {shown(value)}")
+            raise InvalidInput(f"{allowed}, got {shown(value)}")
         value = int(value)
     else:
-        raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, got {shown(value)}")
+        raise InvalidInput(f"{allowed}, got {shown(value)}")
     if not lo <= value <= hi:
         raise InvalidInput(f"{name} must be from {lo} to {hi}, got {shown(value)}")
     return value
@@ -56,13 +64,7 @@ def as_int(value: Any, name: str, lo: int, hi: int) -> int:
 def as_float(value: Any, name: str, lo: float, hi: float) -> float:
     """`value` as a finite float in [lo, hi]; numeric strings are accepted, NaN/inf/bool are not."""
     allowed = f"{name} must be a number from {lo:g} to {hi:g}"
-    if isinstance(value, bool) or value is None:
-        raise InvalidInput(f"{allowed}, got {shown(value)}")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise InvalidInput(f"{allowed}, got {shown(value)}") from None
+    value = _number_or_text(value, allowed)
     if not isinstance(value, numbers.Real):  # ints, floats, numpy scalars
         raise InvalidInput(f"{allowed}, got {shown(value)}")
     try:

@@ -16,13 +16,18 @@ from torch import nn
 __all__ = ["Generator", "Discriminator", "init_weights"]
 
 
-def init_weights(module: nn.Module) -> None:
-    """The paper's initialisation: conv weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), BN shift 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+def init_weights(
+    module: nn.Module,
+    layers: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.ConvTranspose2d),
+    norms: tuple[type[nn.Module], ...] = (nn.BatchNorm2d,),
+) -> None:
+    """The paper's initialisation: weights of `layers` ~ N(0, 0.02) and their biases 0, BN scale
+    ~ N(1, 0.02), BN shift 0. Other families pass their own `layers` and `norms` (MuseGAN: dense)."""
+    if isinstance(module, layers):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, norms):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 

@@ -30,10 +30,13 @@ more than 3 dimensions, so the project's channels_last layout leaves them alone.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import nn
+
+from gandemo.nets import dcgan
 
 __all__ = ["MuseCritic", "MuseGenerator", "TemporalGenerator", "TrackLinear"]
 
@@ -49,18 +52,6 @@ def _check_shape(n_bars: int, steps_per_bar: int, n_pitches: int) -> None:
         raise ValueError(f"n_pitches must be a whole number of octaves (a multiple of 12), got {n_pitches}")
 
 
-def init_weights(m: nn.Module) -> None:
-    """N(0, 0.02) weights, zero biases, BatchNorm scales N(1, 0.02): the DCGAN initialisation,
-    which MuseGAN's code uses too."""
-    if isinstance(m, nn.Linear | TrackLinear):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.BatchNorm1d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
 class TrackLinear(nn.Module):
     """One dense layer per track, applied at once: x (..., tracks, in) -> (..., tracks, out),
     track i through its own weight[i] (a batched matrix product). No bias: BatchNorm follows."""
@@ -73,6 +64,10 @@ class TrackLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("...ki,kio->...ko", x, self.weight)
+
+
+# the DCGAN initialisation, which MuseGAN's code uses too, on this family's dense layers and BatchNorm1d
+init_weights = functools.partial(dcgan.init_weights, layers=(nn.Linear, TrackLinear), norms=(nn.BatchNorm1d,))
 
 
 def _bn_relu(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:

@@ -84,20 +84,26 @@ def _tab(spec: TaskSpec) -> None:
     module.build(spec)
 
 
-def threads_from_env() -> int:
-    """Torch threads per process from GANDEMO_THREADS (default 1). Requests run side by side (GAN
-    Basics streams up to 4 at once), and on 2 busy cores 2 threads per request made torch 1.5-40x
-    slower than 1 (64 faces: 404 ms with 1 thread, 639 ms with 2, with one core taken). A value
-    that is not a whole number >= 1 is reported and the default used: a typo must not stop the app."""
-    raw = os.environ.get(THREADS_ENV, "1")
+def _whole_number_env(name: str, default: int, default_words: str) -> int:
+    """A whole number >= 1 from the environment variable `name`, else `default`; a bad value is
+    reported ("using <default_words>") and the default used: a typo must not stop the app."""
+    raw = os.environ.get(name, str(default))
     try:
         n = int(raw)
         if n < 1:
             raise ValueError
     except ValueError:
-        print(f"{THREADS_ENV}={raw!r} is not a whole number >= 1; using 1 thread", file=sys.stderr)
-        n = 1
+        print(f"{name}={raw!r} is not a whole number >= 1; using {default_words}", file=sys.stderr)
+        n = default
     return n
+
+
+def threads_from_env() -> int:
+    """Torch threads per process from GANDEMO_THREADS (default 1). Requests run side by side (GAN
+    Basics streams up to 4 at once), and on 2 busy cores 2 threads per request made torch 1.5-40x
+    slower than 1 (64 faces: 404 ms with 1 thread, 639 ms with 2, with one core taken). A value
+    that is not a whole number >= 1 is reported and the default used: a typo must not stop the app."""
+    return _whole_number_env(THREADS_ENV, 1, "1 thread")
 
 
 def build_app() -> gr.Blocks:
@@ -118,15 +124,7 @@ def build_app() -> gr.Blocks:
 def queue_size_from_env() -> int:
     """The queue's bound from GANDEMO_QUEUE_SIZE (default QUEUE_SIZE_DEFAULT); a value that is not a
     whole number >= 1 is reported and the default used."""
-    raw = os.environ.get(QUEUE_SIZE_ENV, str(QUEUE_SIZE_DEFAULT))
-    try:
-        n = int(raw)
-        if n < 1:
-            raise ValueError
-    except ValueError:
-        print(f"{QUEUE_SIZE_ENV}={raw!r} is not a whole number >= 1; using {QUEUE_SIZE_DEFAULT}", file=sys.stderr)
-        n = QUEUE_SIZE_DEFAULT
-    return n
+    return _whole_number_env(QUEUE_SIZE_ENV, QUEUE_SIZE_DEFAULT, str(QUEUE_SIZE_DEFAULT))
 
 
 def configure_queue(demo: gr.Blocks) -> gr.Blocks:
