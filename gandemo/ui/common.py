@@ -1,6 +1,7 @@
 """What every tab shares, written once: the endpoint guard (plain and streaming handlers), the
 "is this model available" check with its "not trained yet" panel, the "How it works" panel with
-the model card and samples, the LaTeX settings, and a place for files handed to the browser."""
+the model card and samples, the LaTeX settings, a place for files handed to the browser, the
+example pictures drawn by the app's code, and the read-only picture a tab answers with."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from PIL import Image, ImageDraw
 
 from gandemo import registry
 from gandemo.registry import ModelUnavailable
@@ -97,6 +99,44 @@ def save_example(img: Any, path: Path) -> Path:
     return path
 
 
+def draw_examples(
+    folder: Path,
+    drawings: Mapping[str, Callable[[ImageDraw.ImageDraw], None]],
+    mode: str,
+    size: tuple[int, int],
+    background: Any,
+) -> list[Path]:
+    """A tab's example pictures, drawn by the app's own code (never taken from a data set): each
+    drawing on a fresh `mode` canvas of `size` filled with `background`, saved as `<name>.png`
+    (spaces as _) in `folder`, rewritten atomically on every build (`save_example`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw in drawings.items():
+        img = Image.new(mode, size, background)
+        draw(ImageDraw.Draw(img))
+        paths.append(save_example(img, folder / f"{name.replace(' ', '_')}.png"))
+    return paths
+
+
+def upload_image(label: str, height: int | None = None, **more: Any) -> gr.Image:
+    """A picture the user uploads or pastes. Its handlers take it raw (`preprocess=False`: a dict
+    with the file's path, see `image_source`) and decode it with `gandemo.imaging` themselves."""
+    return gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], height=height, **more)
+
+
+def result_image(label: str, elem_id: str, height: int | None = None, **more: Any) -> gr.Image:
+    """A picture a tab answers with: PNG, read-only, with download and full-screen buttons."""
+    return gr.Image(
+        label=label,
+        format="png",
+        interactive=False,
+        buttons=["download", "fullscreen"],
+        height=height,
+        elem_id=elem_id,
+        **more,
+    )
+
+
 def output_path(name: str) -> Path:
     """A fresh path for a file we return (grid PNG, GIF...); files older than an hour are pruned."""
     _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -127,10 +167,11 @@ def unavailable(spec: TaskSpec, message: str) -> None:
     )
 
 
-def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None]) -> None:
-    """Build a task's tab: `body(checkpoint)` with the first of its variants that loads (the default
-    first, so one trained anomaly category is enough to open the tab), else the panel that says what
-    is missing and which command trains it. The one availability check of the UI."""
+def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None], intro: str = "") -> None:
+    """Build a task's tab: its `intro` paragraph (Markdown) and `body(checkpoint)` with the first of
+    its variants that loads (the default first, so one trained anomaly category is enough to open the
+    tab), else the panel that says what is missing and which command trains it. The one availability
+    check of the UI."""
     reason = None
     for variant in spec.variants or (None,):
         try:
@@ -138,6 +179,8 @@ def task_tab(spec: TaskSpec, body: Callable[[registry.Checkpoint], None]) -> Non
         except ModelUnavailable as exc:
             reason = reason or str(exc)  # the default variant's reason is the one shown
             continue
+        if intro:
+            gr.Markdown(intro)
         body(ckpt)
         return
     unavailable(spec, reason or "")
@@ -163,6 +206,14 @@ def how_it_works(
             curve = shown.folder / "training_curve.png"
             if curve.is_file():
                 gr.Image(str(curve), label="Measured during training", interactive=False, buttons=["fullscreen"])
+
+
+def card_settings(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a tab's settings paragraph reads from a card: (its hyperparameters, G's constructor
+    kwargs), each {} where the card has none."""
+    hp = card.get("hyperparameters") or {}
+    g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
+    return hp, g
 
 
 def settings_markdown(card: dict[str, Any], own: Sequence[str], heading: str = "This model's settings") -> str:

@@ -21,10 +21,26 @@ from PIL import Image, ImageDraw
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, edges2photo
-from gandemo.ui.common import EXAMPLES_ROOT, endpoint, how_it_works, save_example, settings_markdown, task_tab
+from gandemo.ui.common import (
+    EXAMPLES_ROOT,
+    card_settings,
+    draw_examples,
+    endpoint,
+    how_it_works,
+    result_image,
+    settings_markdown,
+    task_tab,
+    upload_image,
+)
 from gandemo.ui.common import image_source as _file
 from gandemo.validation import InvalidInput
 
+INTRO = (
+    "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo. "
+    "Draw the outline with the black brush (pick its size in the brush menu; undo and clear are "
+    "above the canvas), upload an edge map, or start from a photo of a shoe (plain white around it works "
+    "best, like the photos it learnt from; a busy background is cut away first)."
+)
 HOW_IT_WORKS = r"""
 **The game, with a condition.** Pix2Pix (Isola et al., 2017) is a *conditional* GAN: the generator
 $G$ sees an edge map $x$ and draws a photo $G(x)$; the discriminator $D$ sees the edge map *and* a
@@ -152,22 +168,13 @@ EXAMPLES = {"sneaker": _sneaker, "boot": _boot, "high heel": _heel}
 def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
     """The example sketches as PNGs in `folder` (rewritten atomically on every build: another
     process may be reading them), black 4-px strokes on a white 256x256 canvas."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, draw in EXAMPLES.items():
-        img = Image.new("L", (256, 256), 255)
-        draw(ImageDraw.Draw(img))
-        path = folder / f"{name.replace(' ', '_')}.png"
-        save_example(img, path)
-        paths.append(path)
-    return paths
+    return draw_examples(folder, EXAMPLES, "L", (256, 256), 255)
 
 
 # ---- the tab ----------------------------------------------------------------------------------------
 def model_settings(card: dict[str, Any]) -> str:
     """The shipped model's settings from its card, as one Markdown paragraph ('' if it has none)."""
-    hp = card.get("hyperparameters") or {}
-    g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
+    hp, g = card_settings(card)
     parts = []
     if card.get("objective"):
         parts.append(f"objective {card['objective']}")
@@ -184,16 +191,10 @@ def model_settings(card: dict[str, Any]) -> str:
 
 
 def build(spec: TaskSpec) -> None:
-    task_tab(spec, _body)
+    task_tab(spec, _body, INTRO)
 
 
 def _body(ckpt: Checkpoint) -> None:
-    gr.Markdown(
-        "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo. "
-        "Draw the outline with the black brush (pick its size in the brush menu; undo and clear are "
-        "above the canvas), upload an edge map, or start from a photo of a shoe (plain white around it works "
-        "best, like the photos it learnt from; a busy background is cut away first)."
-    )
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             sketch = gr.ImageEditor(
@@ -221,28 +222,11 @@ def _body(ckpt: Checkpoint) -> None:
                     height=IMAGE_HEIGHT,
                     elem_id="edges-input",
                 )
-                edges_out = gr.Image(
-                    label="Edges as the model saw them",
-                    format="png",
-                    interactive=False,
-                    buttons=["download", "fullscreen"],
-                    height=IMAGE_HEIGHT,
-                    elem_id="edges-normalised",
-                )
-                photo_out = gr.Image(
-                    label="The photo (128×128 PNG)",
-                    format="png",
-                    interactive=False,
-                    buttons=["download", "fullscreen"],
-                    height=IMAGE_HEIGHT,
-                    elem_id="edges-photo",
-                )
+                edges_out = result_image("Edges as the model saw them", "edges-normalised", IMAGE_HEIGHT)
+                photo_out = result_image("The photo (128×128 PNG)", "edges-photo", IMAGE_HEIGHT)
             with gr.Accordion("Start from a photo", open=False):
-                photo_in = gr.Image(
-                    label="A photo of a shoe (best on plain white; a busy background is cut away)",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    height=IMAGE_HEIGHT,
+                photo_in = upload_image(
+                    "A photo of a shoe (best on plain white; a busy background is cut away)", IMAGE_HEIGHT
                 )
                 extract = gr.Button("Extract edges from a photo")
     examples = gr.Examples(

@@ -13,6 +13,10 @@ from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, faces
 from gandemo.ui.common import endpoint, how_it_works, output_path, task_tab
 
+INTRO = (
+    "Faces that do not exist, drawn by a DCGAN this project trained on CelebA photos. "
+    "Pick a seed (the same seed always gives the same faces) and how many."
+)
 HOW_IT_WORKS = r"""
 **The game.** A generator $G$ turns random noise $z \sim \mathcal{N}(0, I)$ (100 numbers) into a
 64×64 picture; a discriminator $D$ says how likely a picture is a real photo. They play
@@ -76,14 +80,10 @@ def random_seed() -> int:
 
 
 def build(spec: TaskSpec) -> None:
-    task_tab(spec, _body)
+    task_tab(spec, _body, INTRO)
 
 
 def _body(ckpt: Checkpoint) -> None:
-    gr.Markdown(
-        "Faces that do not exist, drawn by a DCGAN this project trained on CelebA photos. "
-        "Pick a seed (the same seed always gives the same faces) and how many."
-    )
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             seed = gr.Number(value=42, label="Seed", minimum=0, maximum=faces.SEED_MAX, elem_id="faces-seed")

@@ -19,8 +19,22 @@ import pandas as pd
 from gandemo import audio, registry
 from gandemo.checkpoint import Checkpoint
 from gandemo.tasks import TaskSpec, music
-from gandemo.ui.common import endpoint, how_it_works, output_path, settings_markdown, task_tab
+from gandemo.ui.common import (
+    card_settings,
+    endpoint,
+    how_it_works,
+    output_path,
+    result_image,
+    settings_markdown,
+    task_tab,
+)
 
+INTRO = (
+    "A MuseGAN-style model this project trained on Bach's four-part chorales writes four bars for "
+    "soprano, alto, tenor and bass. Pick a seed (the same seed is always the same piece), a tempo and "
+    "an instrument per voice, then listen, look at the piano roll, download the MIDI, and see how "
+    "Bach-like it measures beside held-out chorales."
+)
 HOW_IT_WORKS = r"""
 **A piece is four piano rolls.** One per voice (soprano, alto, tenor, bass): 4 bars of 16
 sixteenth-note steps by 48 pitches (C2 to B5), a cell being on where the voice sounds that pitch
@@ -131,8 +145,7 @@ def random_seed() -> int:
 
 def model_settings(card: dict[str, Any]) -> str:
     """The shipped model's settings from its card, as one Markdown paragraph ('' if it has none)."""
-    hp = card.get("hyperparameters") or {}
-    g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
+    hp, g = card_settings(card)
     parts = []
     if g:
         n_latents = 2 + 2 * int(g.get("n_tracks", 4))
@@ -150,16 +163,10 @@ def model_settings(card: dict[str, Any]) -> str:
 
 
 def build(spec: TaskSpec) -> None:
-    task_tab(spec, _body)
+    task_tab(spec, _body, INTRO)
 
 
 def _body(ckpt: Checkpoint) -> None:
-    gr.Markdown(
-        "A MuseGAN-style model this project trained on Bach's four-part chorales writes four bars for "
-        "soprano, alto, tenor and bass. Pick a seed (the same seed is always the same piece), a tempo and "
-        "an instrument per voice, then listen, look at the piano roll, download the MIDI, and see how "
-        "Bach-like it measures beside held-out chorales."
-    )
     choices = program_choices()
     with gr.Row():
         seed = gr.Number(
@@ -189,14 +196,7 @@ def _body(ckpt: Checkpoint) -> None:
             engine = gr.Markdown(elem_id="music-engine")
             midi = gr.File(label="MIDI file (all four voices)", interactive=False, elem_id="music-midi")
         with gr.Column(scale=5):
-            roll = gr.Image(
-                label="Piano roll",
-                format="png",
-                interactive=False,
-                height=IMAGE_HEIGHT,
-                buttons=["download", "fullscreen"],
-                elem_id="music-roll",
-            )
+            roll = result_image("Piano roll", "music-roll", IMAGE_HEIGHT)
     table = gr.Dataframe(label="MuseGAN metrics", interactive=False, wrap=True, elem_id="music-metrics")
     inputs = [seed, tempo, *programs, *mutes]
     outputs = [player, roll, midi, table, engine]

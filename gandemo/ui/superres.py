@@ -27,17 +27,28 @@ from gandemo.imaging import peek_size
 from gandemo.tasks import TaskSpec, superres
 from gandemo.ui.common import (
     EXAMPLES_ROOT,
+    card_settings,
+    draw_examples,
     endpoint,
     heavy_slot,
     how_it_works,
     image_source,
     output_path,
-    save_example,
+    result_image,
     settings_markdown,
     task_tab,
+    upload_image,
 )
 from gandemo.validation import InvalidInput
 
+_CAP = int(np.sqrt(superres.MAX_INPUT_PIXELS))  # the largest square picture taken
+INTRO = (
+    "Upload a picture and a model this project trained makes it four times larger on each side. "
+    "Drag the slider to compare with bicubic interpolation at the same size. "
+    f"Pictures from {superres.MIN_SIDE}×{superres.MIN_SIDE} up to {superres.MAX_INPUT_PIXELS / 1e6:.1f} MP "
+    f"({_CAP}×{_CAP}); transparency and grey are kept. A large picture takes minutes on this CPU: "
+    "the progress bar counts its tiles."
+)
 HOW_IT_WORKS = r"""
 **The task.** From a picture $x$ that is four times smaller on each side, make the $4\times$
 picture $G(x)$ as close as possible to the original $y$. Many originals shrink to the same small
@@ -185,22 +196,13 @@ EXAMPLES = {"sign": _sign, "rings": _rings, "landscape": _landscape}
 def example_pictures(folder: Path = EXAMPLES_DIR) -> list[Path]:
     """The example pictures as 160x120 PNGs in `folder` (rewritten atomically on every build: another
     process may be reading them)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, draw in EXAMPLES.items():
-        img = Image.new("RGB", (160, 120), "white")
-        draw(ImageDraw.Draw(img))
-        path = folder / f"{name}.png"
-        save_example(img, path)
-        paths.append(path)
-    return paths
+    return draw_examples(folder, EXAMPLES, "RGB", (160, 120), "white")
 
 
 # ---- the tab ----------------------------------------------------------------------------------------
 def model_settings(card: dict[str, Any]) -> str:
     """A model's settings from its card, as one Markdown paragraph ('' if it has none)."""
-    hp = card.get("hyperparameters") or {}
-    g = (card.get("arch", {}).get("G") or {}).get("kwargs") or {}
+    hp, g = card_settings(card)
     parts = []
     if g:
         parts.append(
@@ -219,28 +221,13 @@ def model_settings(card: dict[str, Any]) -> str:
 
 
 def build(spec: TaskSpec) -> None:
-    task_tab(spec, _body)
+    task_tab(spec, _body, INTRO)
 
 
 def _body(ckpt: Checkpoint) -> None:
-    cap = int(np.sqrt(superres.MAX_INPUT_PIXELS))
-    gr.Markdown(
-        "Upload a picture and a model this project trained makes it four times larger on each side. "
-        "Drag the slider to compare with bicubic interpolation at the same size. "
-        f"Pictures from {superres.MIN_SIDE}×{superres.MIN_SIDE} up to {superres.MAX_INPUT_PIXELS / 1e6:.1f} MP "
-        f"({cap}×{cap}); transparency and grey are kept. A large picture takes minutes on this CPU: "
-        "the progress bar counts its tiles."
-    )
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            picture = gr.Image(
-                label="Your picture",
-                type="filepath",
-                sources=["upload", "clipboard"],
-                image_mode=None,
-                height=300,
-                elem_id="superres-input",
-            )
+            picture = upload_image("Your picture", 300, image_mode=None, elem_id="superres-input")
             variant = gr.Radio(
                 [(LABELS[v], v) for v in superres.VARIANTS],
                 # the variant task_tab could load: an untrained one would answer "not trained yet"
@@ -255,14 +242,7 @@ def _body(ckpt: Checkpoint) -> None:
             )
             run = gr.Button("Upscale 4×", variant="primary")
         with gr.Column(scale=3, min_width=320):
-            upscaled = gr.Image(
-                label="Upscaled 4× (PNG)",
-                type="filepath",
-                format="png",
-                interactive=False,
-                buttons=["download", "fullscreen"],
-                elem_id="superres-output",
-            )
+            upscaled = result_image("Upscaled 4× (PNG)", "superres-output", type="filepath")
             slider = gr.ImageSlider(
                 label="Bicubic (left) ◀ ▶ the model (right), the same size",
                 type="filepath",

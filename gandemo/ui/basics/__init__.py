@@ -155,6 +155,19 @@ def _run_controls(steps: int, every: int) -> tuple[gr.Slider, gr.Slider, list[gr
     return steps_c, every_c, buttons
 
 
+def _outputs(label: str) -> tuple[gr.Plot, gr.Markdown, gr.JSON]:
+    """A view's outputs, beside its controls: the plot, the numbers as Markdown and, folded away,
+    the same numbers as the API returns them."""
+    with gr.Column(scale=3):
+        plot = gr.Plot(label=label)
+        with gr.Row():
+            with gr.Column(scale=2):
+                md = gr.Markdown("Press **Start**.")
+            with gr.Column(scale=1), gr.Accordion("Numbers as JSON (what the API returns)", open=False):
+                numbers = gr.JSON(label="numbers")
+    return plot, md, numbers
+
+
 def _wire(
     fn: Any,
     numbers_fn: session.Numbers,
@@ -206,13 +219,7 @@ def build(spec: TaskSpec) -> None:
             loss = gr.Radio(_choices(basics.LOSSES_1D, basics.LOSS_TITLES), value=d1.loss, label="G loss")
             opt1 = _optimiser_controls(d1)
             steps1, every1, buttons1 = _run_controls(3000, 20)
-        with gr.Column(scale=3):
-            plot1 = gr.Plot(label="1-D GAN")
-            with gr.Row():
-                with gr.Column(scale=2):
-                    md1 = gr.Markdown("Press **Start**.")
-                with gr.Column(scale=1), gr.Accordion("Numbers as JSON (what the API returns)", open=False):
-                    json1 = gr.JSON(label="numbers")
+        plot1, md1, json1 = _outputs("1-D GAN")
     state1 = gr.State(None, time_to_live=STATE_TTL_S)
 
     d2 = basics.Settings2D()
@@ -223,13 +230,7 @@ def build(spec: TaskSpec) -> None:
             loss2 = gr.Radio(_choices(basics.LOSSES_2D, basics.LOSS_TITLES), value=d2.loss, label="Loss")
             opt2 = _optimiser_controls(d2)
             steps2, every2, buttons2 = _run_controls(4000, 25)
-        with gr.Column(scale=3):
-            plot2 = gr.Plot(label="2-D GAN")
-            with gr.Row():
-                with gr.Column(scale=2):
-                    md2 = gr.Markdown("Press **Start**.")
-                with gr.Column(scale=1), gr.Accordion("Numbers as JSON (what the API returns)", open=False):
-                    json2 = gr.JSON(label="numbers")
+        plot2, md2, json2 = _outputs("2-D GAN")
     state2 = gr.State(None, time_to_live=STATE_TTL_S)
 
     with gr.Accordion("How it works", open=False):
