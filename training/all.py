@@ -39,7 +39,7 @@ from PIL import Image
 from gandemo.checkpoint import CheckpointError, load_checkpoint, read_card, save_checkpoint
 from gandemo.tasks import TASKS
 from training import distributed
-from training.task import task_class, trainable_tasks
+from training.task import portable_card, task_class, trainable_tasks
 
 # where each task's --data is under --data-root: the first that exists
 LAYOUT: dict[str, tuple[str, ...]] = {
@@ -201,6 +201,7 @@ def install(src: Path, dst: Path) -> None:
     dtype they were stored in, so they are the same bytes."""
     ckpt = load_checkpoint(src)
     card = {k: v for k, v in ckpt.card.items() if k not in ("format_version", "storage_dtype", "sha256")}
+    card = portable_card(card)  # a run exported by older code may hold absolute paths
     stored = ckpt.card.get("storage_dtype", "float16")
     pictures = {p.name: Image.open(p) for p in sorted(src.glob("*.png")) if p.name != "samples.png"}
     samples = Image.open(src / "samples.png") if (src / "samples.png").is_file() else None

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gandemo.tasks import TASKS
-from training.task import TrainTask, task_class, trainable_tasks
+from training.task import TrainTask, portable_command, task_class, trainable_tasks
 
 USAGE = (
     "usage: python -m training <task> --data DIR --out DIR [--preset cpu|gpu] [--variant V] [--steps N] [--resume]\n"
@@ -121,7 +121,8 @@ def train_main(name: str, argv: list[str]) -> int:
         eval_every=args.eval_every,
         lr_decay_start=args.lr_decay_start,
         progress=args.progress,
-        command="python -m training " + shlex.join([name, *argv]),
+        # recorded in the card: with paths relative to the repository, not where this machine keeps them
+        command=portable_command("python -m training " + shlex.join([name, *argv])),
     )
     task = cls(args, device)
     trainer = Trainer(task, cfg)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gandemo.checkpoint import update_card
-from training.task import task_class, trainable_tasks
+from training.task import portable_card, task_class, trainable_tasks
 
 
 def main(argv: list[str]) -> int:
@@ -40,6 +40,6 @@ def main(argv: list[str]) -> int:
     table = {name: {k: v for k, v in row.items() if k != "method"} for name, row in measured.items()}
     print(json.dumps(table, indent=2))
     if not args.dry_run:
-        update_card(args.checkpoint, metrics=measured)
+        update_card(args.checkpoint, metrics=portable_card(measured))  # no machine's absolute paths in a card
         print(f"metrics written to {args.checkpoint}/card.json", file=sys.stderr)
     return 0

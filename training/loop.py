@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from gandemo.checkpoint import arch_entry, save_checkpoint
 from training import distributed
-from training.task import TrainTask
+from training.task import TrainTask, portable_card
 
 STATE = "state.pt"
 CURVE = "training_curve.png"  # the in-run evaluations, plotted into the exported checkpoint
@@ -480,6 +480,10 @@ class Trainer:
             },
             "metrics": {},
         }
+        # where the data and the run were, relative to the data root and the repository: a card says
+        # where things came from, not where one machine kept them (a state saved by older code may
+        # still hold absolute paths in its commands)
+        card = portable_card(card)
         pictures = {}
         key = self.task.eval_key
         if key and sum(key in e for e in self.evaluations) >= 2:

@@ -68,7 +68,7 @@ from gandemo.tasks.music import (
 from training import distributed
 from training.data import EpochSampler
 from training.loop import Amp
-from training.task import TrainTask
+from training.task import TrainTask, data_path
 
 DATA_FILE = "Jsb16thSeparated.json"
 SAMPLE_SEEDS = (0, 1, 2, 3)  # the sample grid: the app's seeds 0-3
@@ -341,7 +341,7 @@ class MusicTask(TrainTask):
         return {
             "data": {
                 "name": "JSB chorales (Jsb16thSeparated)",
-                "path": str(self.data_path),
+                "path": data_path(self.data_path),
                 "items": len(self.train),
                 "pieces": self.pieces,
                 "resolution": f"{len(TRACKS)} voices x {N_BARS} bars x {STEPS_PER_BAR} sixteenths x {N_PITCHES} "

@@ -52,7 +52,7 @@ from gandemo.nets.srgan import SRDiscriminator, SRResNet
 from gandemo.tasks.superres import SCALE, bicubic_array, upscale_array
 from training.data import EpochSampler, is_holdout
 from training.loop import Amp
-from training.task import TrainTask
+from training.task import TrainTask, data_path, repo_path
 
 SAMPLES = 4  # held-out photos in every sample grid (the same ones at every step)
 SAMPLE_CROP = 128  # ... each shown as the central 128x128 of the original and its 4x from 32x32
@@ -277,7 +277,8 @@ class SuperresTask(TrainTask):
         if resuming:  # the architecture and starting point of the run being continued, not today's options
             saved = torch.load(Path(args.out) / "state.pt", map_location="cpu", weights_only=True)["task_state"]
             self.g_kwargs = dict(saved.get("g_kwargs", self.g_kwargs))
-            self.init_from = saved.get("init_from")
+            init_from = saved.get("init_from")  # a state saved before cards were portable holds an absolute path
+            self.init_from = repo_path(init_from) if init_from and Path(init_from).is_absolute() else init_from
         elif self.gan:
             if args.init is not None:
                 init_state = self._init_checkpoint(args.init)
@@ -348,7 +349,7 @@ class SuperresTask(TrainTask):
         if kwargs != self.g_kwargs:
             print(f"G takes the architecture of {folder}: {kwargs}", file=sys.stderr)
         self.g_kwargs = dict(kwargs)
-        self.init_from = str(folder)
+        self.init_from = repo_path(folder)  # the card's record: relative to the repository
         return ckpt["G"].state_dict()
 
     # ---- the run ---------------------------------------------------------------------------------
@@ -437,7 +438,7 @@ class SuperresTask(TrainTask):
         folder = self.data.folder
         data = {
             "name": folder.name,
-            "path": str(folder),
+            "path": data_path(folder),
             "items": len(self.data),
             "resolution": f"full-size photos ({self.data.pixels / 1e6:.1f} MP in all); random {self.crop}x{self.crop} "
             f"crops, their bicubic 1/{SCALE} ({self.crop // SCALE}x{self.crop // SCALE}) as the input",
@@ -521,7 +522,7 @@ class SuperresTask(TrainTask):
                 + (f"; {', '.join(copies)} left out as pixel copies of training photos" if copies else "")
                 + ")"
                 if name == "held-out"
-                else f"all {len(photos)} photos of {photos.folder}"
+                else f"all {len(photos)} photos of {data_path(photos.folder)}"
             )
             how = (
                 f"{where}: cropped to a multiple of {SCALE}, bicubic 1/{SCALE} (PIL, antialiased like MATLAB's "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,76 @@ from torch import nn
 from gandemo.tasks import TASKS
 from training import distributed
 from training.data import EpochSampler, ImageSet
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The data root the README's commands use (`--data ../shared/datasets/<set>`): cards record a data
+# set's folder relative to it, so a card reads the same whichever machine or checkout trained it.
+DATA_ROOT = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def _relative_to(path: Path, root: Path) -> Path | None:
+    """`path` relative to `root` when it lies inside it, as written or with links resolved; else None."""
+    for p, r in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        if p.is_relative_to(r):
+            return p.relative_to(r)
+    return None
+
+
+def _last_parts(path: Path) -> str:
+    # outside every known root: the set's own name and its parent's say what it was, the rest only
+    # where one machine kept it
+    return Path(*Path(os.path.abspath(path)).parts[-2:]).as_posix()
+
+
+def data_path(folder: str | Path, root: str | Path = DATA_ROOT) -> str:
+    """A data folder as a card records it: relative to the data root (e.g. "edges2shoes_utzap/train");
+    a folder outside the root by its last two parts. Never an absolute path."""
+    rel = _relative_to(Path(folder), Path(root))
+    return (rel.as_posix() or ".") if rel is not None else _last_parts(Path(folder))
+
+
+def repo_path(path: str | Path) -> str:
+    """A path as a card's commands record it: relative to the repository, where the commands run
+    (a run folder "runs/faces"; the data "../shared/datasets/faces/train"); a path outside both by its
+    last two parts. A relative path is taken from the current directory. Never an absolute path."""
+    path = Path(path)
+    rel = _relative_to(path, REPO_ROOT)
+    if rel is not None:
+        return rel.as_posix() or "."
+    rel = _relative_to(path, DATA_ROOT)
+    if rel is not None:
+        return (Path(os.path.relpath(DATA_ROOT, REPO_ROOT)) / rel).as_posix()
+    return _last_parts(path)
+
+
+def portable_command(command: str) -> str:
+    """`command` with every absolute path in it (a word, or the value of `--opt=PATH`) made
+    relative by `repo_path`, so that the card's command can be run again in any checkout."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: not a command this project wrote; leave it as it is
+        return command
+    out = []
+    for word in words:
+        option, eq, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        out.append(option + eq + repo_path(value) if os.path.isabs(value) else word)
+    return shlex.join(out) if out != words else command  # unchanged: keep its own quoting
+
+
+def portable_card(value: Any, key: str = "") -> Any:
+    """A card (or any part of one) with no absolute path of the machine that wrote it: a `path` by
+    `data_path`, a `command` by `portable_command`, any other absolute path by `repo_path`. Applied
+    to every card the loop exports, so that run states written before this was so come out right."""
+    if isinstance(value, dict):
+        return {k: portable_card(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_card(v, key) for v in value]
+    if isinstance(value, str):
+        if key == "command":
+            return portable_command(value)
+        if os.path.isabs(value):
+            return data_path(value) if key == "path" else repo_path(value)
+    return value
 
 
 class TrainTask(ABC):
@@ -155,7 +227,7 @@ class ImageTask(TrainTask):
         folder = self.data.folder
         return {
             "name": folder.name if folder.name != "train" else folder.parent.name,
-            "path": str(folder),
+            "path": data_path(folder),
             "items": len(self.data),
             "resolution": f"{self.image_size}x{self.image_size}",
             "augmentation": "random horizontal flips" if self.flip else "none",

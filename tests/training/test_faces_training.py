@@ -40,6 +40,12 @@ def test_a_few_steps_train_log_sample_and_export(image_folder: Path, tmp_path: P
     assert card["training"]["steps"] == 3 and card["training"]["preset"] == "cpu"
     assert card["data"]["items"] > 0 and card["arch"]["G"]["kwargs"]["ngf"] == 8
     assert (out / "checkpoint" / "samples.png").is_file()
+    # where the data and the run were, without this machine's absolute paths (tmp is outside every root)
+    assert card["data"]["path"] == f"{image_folder.parent.name}/{image_folder.name}"
+    assert (
+        str(tmp_path) not in card["training"]["command"]
+        and f"--out {out.parent.name}/run" in card["training"]["command"]
+    )
 
 
 def test_training_changes_both_players(image_folder: Path, tmp_path: Path):
