@@ -98,7 +98,7 @@ def step_seconds(name: str, data: Path, channels_last: bool, bf16: bool, steps: 
     import torch
 
     from training import loop
-    from training.cli import parse_train_args
+    from training.run import parse_train_args
     from training.task import task_class
 
     cls = task_class(name)

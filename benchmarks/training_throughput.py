@@ -34,8 +34,8 @@ import torch.multiprocessing as mp  # noqa: E402
 from benchmarks._server import synthetic_images, task_data  # noqa: E402
 from gandemo.tasks import TASKS  # noqa: E402
 from training import distributed  # noqa: E402
-from training.cli import parse_train_args  # noqa: E402
 from training.loop import RunConfig, Trainer  # noqa: E402
+from training.run import parse_train_args  # noqa: E402
 from training.task import task_class, trainable_tasks  # noqa: E402
 
 

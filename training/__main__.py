@@ -1,4 +1,4 @@
-"""`python -m training ...`: see training/cli.py."""
+"""`python -m training ...`: see training/cli.py (the dispatcher) and training/run.py (one run)."""
 
 import sys
 

@@ -39,6 +39,7 @@ from PIL import Image
 from gandemo.checkpoint import CheckpointError, load_checkpoint, read_card, save_checkpoint
 from gandemo.tasks import TASKS
 from training import distributed
+from training.run import parse_train_args, train_main
 from training.task import portable_card, task_class, trainable_tasks
 
 # where each task's --data is under --data-root: the first that exists
@@ -234,8 +235,6 @@ def train_argv(item: Item, args: argparse.Namespace, run: Path) -> list[str]:
 def run_item(item: Item, args: argparse.Namespace, record: dict[str, Any]) -> bool:
     """Train (or continue), ship and evaluate one item; `record` (the manifest's entry) says how it
     went. True when the run was stopped before its last step (SIGTERM, Ctrl-C): then `all` stops too."""
-    from training.cli import parse_train_args, train_main
-
     run = args.out_root / f"{item.task}-{item.variant}"
     export = args.export_root / item.task / item.variant
     argv = train_argv(item, args, run)
@@ -301,8 +300,6 @@ def finished(item: Item, args: argparse.Namespace, record: dict[str, Any] | None
     """Done earlier with as many steps as this command asks for, and its checkpoint still there."""
     if not record or record.get("status") != "done" or (args.evaluate and not record.get("evaluated")):
         return False
-    from training.cli import parse_train_args
-
     run = args.out_root / f"{item.task}-{item.variant}"
     target = parse_train_args(task_class(item.task), train_argv(item, args, run)).steps
     try:

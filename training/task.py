@@ -4,7 +4,7 @@ A task is one `TrainTask` subclass in `training/<name>.py`, found by its `name` 
 `gandemo.tasks.TASKS`). Its presets, its own command-line options and its evaluation live on the
 class, like `modify_commandline_options` in the pix2pix code base; the options every task shares
 (`--batch-size`, `--lr`, `--limit`, `--threads`, `--variant`, ...) are parsed once by
-`training.cli`. `ImageTask` adds what every image GAN needs: the in-memory image set with its
+`training.run`. `ImageTask` adds what every image GAN needs: the in-memory image set with its
 held-out split, the resumable sampler, flips, and the card's `data` block.
 """
 
@@ -103,7 +103,7 @@ class TrainTask(ABC):
     `optimizers` in `__init__(args, device)` and implement the abstract methods.
 
     `args` holds the parsed command line with the preset's values filled in wherever the user
-    gave none (see `training.cli`), so a task reads e.g. `args.batch_size` and `args.lr` directly.
+    gave none (see `training.run`), so a task reads e.g. `args.batch_size` and `args.lr` directly.
     """
 
     name: ClassVar[str]

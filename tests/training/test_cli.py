@@ -4,8 +4,9 @@ import argparse
 
 import pytest
 
-from training.cli import main, parse_train_args
+from training.cli import main
 from training.faces import FacesTask
+from training.run import parse_train_args
 from training.task import TrainTask, task_class, trainable_tasks
 
 

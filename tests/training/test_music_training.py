@@ -13,7 +13,7 @@ from PIL import Image
 from gandemo.checkpoint import load_checkpoint, read_card
 from gandemo.nets.musegan import MuseGenerator
 from gandemo.tasks import music
-from training.cli import main, parse_train_args
+from training.cli import main
 from training.music import (
     MusicTask,
     flat_rolls,
@@ -23,6 +23,7 @@ from training.music import (
     shift_range,
     to_rolls,
 )
+from training.run import parse_train_args
 
 TINY = [
     *("--g-width", "8", "--d-width", "8", "--z-dim", "4", "--batch-size", "2", "--n-critic", "2"),
