@@ -1,15 +1,16 @@
-"""The Anomaly tab: pick a product category, upload a photo (or click an example) and see where a GAN
+"""The Anomaly tab: pick a product category, upload a photo (or click an example) and see where GANs
 trained on normal products only cannot reproduce it: a heatmap over the photo, the binary defect
-mask, the generator's reconstruction, the anomaly score with its verdict, and the score among the
-normal validation images' scores.
+mask, the model's reconstruction, the anomaly score with its verdict, and the score among the
+normal validation images' scores; one more click shows the trivial baseline's heatmap beside it.
 
-One endpoint, `detect_anomaly(image, category, method, iterations)`, for the page and API clients
-alike; raw inputs (`preprocess=False`) reach the task's own checks and decoder. The two methods
-differ a hundredfold in cost: the encoder is one pass, the latent search hundreds of backward
-passes. So the event allows 3 requests at once, and latent searches additionally take turns on
-the app's one slot for long CPU jobs (`ui.common.heavy_slot`, shared with large upscales), each
-with a bounded number of torch threads (`GANDEMO_SEARCH_THREADS`, default 1): encoder requests
-are not stuck behind a queue of searches unless three searches are waiting at once.
+Two endpoints, for the page and API clients alike: `detect_anomaly(image, category, method,
+iterations)` and `compare_baseline(image, category)`; raw inputs (`preprocess=False`) reach the
+task's own checks and decoder. The methods differ a hundredfold in cost: the inpainter and the
+encoder are one batch of passes, the latent search hundreds of backward passes. So the event
+allows 3 requests at once, and latent searches additionally take turns on the app's one slot for
+long CPU jobs (`ui.common.heavy_slot`, shared with large upscales), each with a bounded number of
+torch threads (`GANDEMO_SEARCH_THREADS`, default 1): fast requests are not stuck behind a queue of
+searches unless three searches are waiting at once.
 """
 
 from __future__ import annotations
@@ -49,11 +50,23 @@ EXAMPLE_SIZE = 256  # examples are the generator's images enlarged to this, with
 EXAMPLES_DIR = EXAMPLES_ROOT / "anomaly"
 
 HOW_IT_WORKS = r"""
-**Train on normal, search at test.** A GAN is trained on photos of *normal* products only: the
-generator $G$ learns to turn a random vector $z$ into a picture of a normal product, the
-discriminator $D$ to tell such pictures from real ones. At test time we look for the $z$ whose
-$G(z)$ is closest to the photo $x$. A normal photo can be reproduced; a scratch, a crack or rust
-cannot, because $G$ has never seen one. *Where* $G(z)$ differs from $x$ is the heatmap.
+**The inpainting GAN (the default).** A U-Net $I$ sees the photo at 128² with a grid of cells hidden
+and redraws them from what surrounds them; it was trained on normal products only, against a PatchGAN
+critic (Pix2Pix's conditional GAN, Isola et al. 2017) plus $100 \times$ the L1 error on the hidden
+cells. At test time every pixel is hidden once in each of three grids (cells of 8, 16 and 32 px, dealt
+into 4 disjoint masks each: 12 passes in one batch), following RIAD (Zavrtanik et al. 2021). A normal
+region is redrawn from its normal surroundings; a scratch, a bent lead or rust is not, because $I$ has
+never seen one. The heatmap is the mean redrawing error $|x - I(\text{hidden }x)|$ over the grids,
+smoothed, and (where it measured better on the validation images) z-scored per pixel against the same
+map over normal training images, which takes out the error that normal edges and textures always have.
+The image score is the mean of the heatmap's top 0.5 % of pixels.
+
+**Train on normal, search at test (AnoGAN, f-AnoGAN: the 64² models of v1).** A GAN is trained on
+photos of *normal* products only: the generator $G$ learns to turn a random vector $z$ into a
+picture of a normal product, the discriminator $D$ to tell such pictures from real ones. At test
+time we look for the $z$ whose $G(z)$ is closest to the photo $x$. A normal photo can be
+reproduced; a scratch, a crack or rust cannot, because $G$ has never seen one. *Where* $G(z)$
+differs from $x$ is the heatmap.
 
 **The anomaly score** (AnoGAN, Schlegl et al. 2017) mixes the residual and the discriminator's
 view, with $\lambda = 0.1$:
@@ -87,7 +100,9 @@ the image threshold lets 5 % of those normal images through as "anomalous", the 
 
 **The reference to beat** is a trivial detector with no GAN at all: each pixel's z-score against
 the mean and standard deviation of the normal training images (128², RGB), the image score being
-the mean of its top 1 % pixel scores. The cards give both methods' image and pixel AUROC beside it.
+the mean of its top 1 % pixel scores. *Compare with the trivial baseline* shows its heatmap for the
+same photo, with its own thresholds calibrated on the same normal images, and the table gives every
+method's image and pixel AUROC beside it.
 """
 
 
@@ -154,7 +169,7 @@ def detect_anomaly(
     original = task.check_image(source)  # decoded and checked before any model work
     ckpt = registry.get(TASK, category)
     _thresholds(ckpt, category, method)
-    if method == "encoder":
+    if method != "latent_search":  # one batch of passes: no need to wait for the long-job slot
         found = task.detect(ckpt.modules, ckpt.card, original, method)
     else:
         with heavy_slot(progress, "latent search or large upscale"):
@@ -172,6 +187,21 @@ def detect_anomaly(
     if note:
         verdict += " Note: " + note
     return found.overlay, found.mask, found.reconstruction, found.score, verdict, found.plot, round(found.seconds, 4)
+
+
+@endpoint
+def compare_baseline(image: Any, category: Any) -> tuple[Image.Image, Image.Image, Image.Image, float, str]:
+    """The trivial baseline (per-pixel z-score against the normal training images, no GAN) on the same
+    photo -> (heatmap overlay, mask, the normal images' mean, score, verdict), thresholds calibrated on
+    the same normal validation images as the GAN's."""
+    category = task.check_category(category, TASKS[TASK].variants)
+    source = image_source(image)
+    if source is None:
+        raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
+    original = task.check_image(source)
+    ckpt = registry.get(TASK, category)
+    found = task.detect_baseline(ckpt.modules, ckpt.card, original)
+    return found.overlay, found.mask, found.reconstruction, found.score, found.verdict
 
 
 # ---- examples: the model's own normal images, with a defect painted on -------------------------------
@@ -250,30 +280,39 @@ def _fmt(value: Any) -> str:
 
 
 def categories_table(ckpts: dict[str, Checkpoint], missing: dict[str, str]) -> str:
-    """Markdown: per category, the measured image AUROC of both methods and the baseline on val/,
-    and whether the model meets its aims (each method >= 0.90 and above the baseline)."""
+    """Markdown: per category, the image AUROC on val/ of every method beside the trivial baseline's, the
+    pixel AUROC of the app's method and the baseline's, and whether the model meets its aims."""
+    heads = [task.METHOD_TITLES[m].split(" (")[0] for m in task.METHODS]
     lines = [
-        "| category | image AUROC: encoder | latent search | trivial baseline | aims |",
-        "|---|---|---|---|---|",
+        f"| category | image AUROC: {' | '.join(heads)} | trivial baseline "
+        "| pixel AUROC (inpainting / baseline) | aims |",
+        "|---" * (len(heads) + 4) + "|",
     ]
     for category, ckpt in ckpts.items():
         aims = ckpt.card.get("aims") or {}
-        au = aims.get("image_auroc") or {}
-        status = "met" if aims.get("met") else ("**falls short** (see below)" if aims else "not evaluated yet")
+        image, pixel = aims.get("image_auroc") or {}, aims.get("pixel_auroc") or {}
+        base_pixel = (ckpt.card.get("metrics") or {}).get("pixel AUROC, inpaint", {}).get("baseline")
+        status = "met" if aims.get("met") else ("**falls short** (below)" if aims else "not evaluated yet")
+        cells = " | ".join(_fmt(image.get(m)) for m in task.METHODS)
         lines.append(
-            f"| {category} | {_fmt(au.get('encoder'))} | {_fmt(au.get('latent_search'))} | "
-            f"{_fmt(aims.get('baseline_image_auroc'))} | {status} |"
+            f"| {category} | {cells} | {_fmt(aims.get('baseline_image_auroc'))} | "
+            f"{_fmt(pixel.get('inpaint'))} / {_fmt(base_pixel)} | {status} |"
         )
     for category in missing:
-        lines.append(f"| {category} | – | – | – | not trained yet |")
-    said: dict[str, list[str]] = {}  # one line per distinct note, naming the categories it is about
+        lines.append(f"| {category} |" + " – |" * (len(heads) + 2) + " not trained yet |")
+    return "\n".join(lines)
+
+
+def shortfall_notes(ckpts: dict[str, Checkpoint], missing: dict[str, str]) -> str:
+    """Markdown bullets: one per distinct note (why a model falls short, or what is missing), naming the
+    categories it is about; '' when there is nothing to say."""
+    said: dict[str, list[str]] = {}
     for c, k in ckpts.items():
         if shortfall(k.card):
             said.setdefault(shortfall(k.card), []).append(c)
     for c, m in missing.items():
         said.setdefault(html.escape(m, quote=False), []).append(c)  # a command's <category> stays visible
-    notes = [f"- **{', '.join(cs)}**: {text}" for text, cs in said.items()]
-    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
+    return "\n".join(f"- **{', '.join(cs)}**: {text}" for text, cs in said.items())
 
 
 def thresholds_text(ckpts: dict[str, Checkpoint]) -> str:
@@ -302,17 +341,19 @@ def build(spec: TaskSpec) -> None:
     task_tab(spec, lambda ckpt: _body(spec, ckpt))
 
 
+def _image(label: str, elem_id: str, download: bool = True) -> gr.Image:
+    buttons = ["download", "fullscreen"] if download else ["fullscreen"]
+    return gr.Image(label=label, format="png", interactive=False, height=IMAGE_HEIGHT, buttons=buttons, elem_id=elem_id)
+
+
 def _body(spec: TaskSpec, default: Checkpoint) -> None:
     ckpts, missing = _loaded(spec)
     iterations_default = task.settings(default.card)["search_iterations"]
+    first_method = "inpaint" if "I" in default.modules else "encoder"
     gr.Markdown(
-        "Where is the defect? One GAN per product category, trained on photos of **normal** products only. "
-        "Pick the category, upload a photo (any size; it is scored at the model's resolution and the heatmap "
-        "is mapped back onto it) or click an example, and choose how to find the generator's closest image: "
-        "the **encoder** (one pass, milliseconds) or the **latent search** (iterations of gradient descent, "
-        "seconds). Red in the heatmap is where the generator cannot reproduce the photo."
+        "Where is the defect? Upload a photo of a product (or click an example below) and pick its category: "
+        "GANs trained on **normal** products only redraw it, and red is where they cannot."
     )
-    gr.Markdown(categories_table(ckpts, missing), elem_id="anomaly-categories")
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             image_in = gr.Image(
@@ -330,7 +371,7 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
             )
             method = gr.Radio(
                 choices=[(task.METHOD_TITLES[m], m) for m in task.METHODS],
-                value="encoder",
+                value=first_method,
                 label="Method",
                 elem_id="anomaly-method",
             )
@@ -340,37 +381,18 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
                 value=iterations_default,
                 step=1,
                 label=f"Latent-search iterations (thresholds calibrated at {iterations_default})",
+                visible=first_method == "latent_search",
                 elem_id="anomaly-iterations",
             )
             run = gr.Button("Find the defect", variant="primary")
+            compare = gr.Button("Compare with the trivial baseline", elem_id="anomaly-compare")
         with gr.Column(scale=3, min_width=320):
             with gr.Row():
-                overlay = gr.Image(
-                    label="Heatmap over the photo",
-                    format="png",
-                    interactive=False,
-                    height=IMAGE_HEIGHT,
-                    buttons=["download", "fullscreen"],
-                    elem_id="anomaly-overlay",
-                )
-                mask = gr.Image(
-                    label="Defect mask",
-                    format="png",
-                    interactive=False,
-                    height=IMAGE_HEIGHT,
-                    buttons=["download", "fullscreen"],
-                    elem_id="anomaly-mask",
-                )
-                recon = gr.Image(
-                    label="The generator's reconstruction G(z)",
-                    format="png",
-                    interactive=False,
-                    height=IMAGE_HEIGHT,
-                    buttons=["fullscreen"],
-                    elem_id="anomaly-reconstruction",
-                )
+                overlay = _image("Heatmap over the photo", "anomaly-overlay")
+                mask = _image("Defect mask", "anomaly-mask")
+                recon = _image("The model's reconstruction", "anomaly-reconstruction", download=False)
             with gr.Row():
-                score = gr.Number(label="Anomaly score A(x)", interactive=False, elem_id="anomaly-score")
+                score = gr.Number(label="Anomaly score", interactive=False, elem_id="anomaly-score")
                 seconds = gr.Number(
                     label="Seconds (the method's own time)", interactive=False, elem_id="anomaly-seconds"
                 )
@@ -382,27 +404,54 @@ def _body(spec: TaskSpec, default: Checkpoint) -> None:
                 buttons=["fullscreen"],
                 elem_id="anomaly-plot",
             )
+            with gr.Group(visible=False) as baseline_box:
+                with gr.Row():
+                    b_overlay = _image("Trivial baseline: heatmap", "anomaly-baseline-overlay")
+                    b_mask = _image("Trivial baseline: mask", "anomaly-baseline-mask")
+                    b_mean = _image("What it compares with: the normal images' mean", "anomaly-baseline-mean", False)
+                with gr.Row():
+                    b_score = gr.Number(label="Baseline z-score", interactive=False, elem_id="anomaly-baseline-score")
+                    b_verdict = gr.Textbox(
+                        label="Baseline verdict", interactive=False, lines=2, elem_id="anomaly-baseline-verdict"
+                    )
     made = example_images(ckpts)
     examples = gr.Examples(
-        [[str(path), cat, "encoder"] for path, cat, _ in made],
+        [[str(path), cat, first_method] for path, cat, _ in made],
         inputs=[image_in, category, method],
         label="Examples (the model's own generated normal images, some with a defect painted on by this app's code)",
         cache_examples=False,
         elem_id="anomaly-examples",
     )
-
+    gr.Markdown(
+        "**How well each method finds defects** (AUROC on each category's validation images, never trained "
+        "on; 1 = perfect, 0.5 = chance):\n\n" + categories_table(ckpts, missing),
+        elem_id="anomaly-categories",
+    )
+    notes = shortfall_notes(ckpts, missing)
+    if notes:
+        with gr.Accordion("Where a model falls short, and why (measured)", open=False):
+            gr.Markdown(notes)
     how_it_works(
         HOW_IT_WORKS,
         default,
-        "G's images | normal val images | G(E(x))",
+        "G's images | normal val images | G(E(x)) | the inpainter's redrawing",
         more=[(f"The {c} model", k) for c, k in ckpts.items() if k is not default],
         settings=thresholds_text(ckpts),
     )
 
+    method.change(lambda m: gr.update(visible=m == "latent_search"), method, iterations, api_visibility="private")
     inputs = [image_in, category, method, iterations]
     outputs = [overlay, mask, recon, score, verdict, plot, seconds]
     run.click(detect_anomaly, inputs, outputs, api_name="detect_anomaly", preprocess=False, **ANOMALY_CONCURRENCY)
-    # a clicked example is checked at once with the fast method
+    compare.click(
+        compare_baseline,
+        [image_in, category],
+        [b_overlay, b_mask, b_mean, b_score, b_verdict],
+        api_name="compare_baseline",
+        preprocess=False,
+        **ANOMALY_CONCURRENCY,
+    ).success(lambda: gr.update(visible=True), None, baseline_box, api_visibility="private")
+    # a clicked example is checked at once with the app's fast method
     examples.load_input_event.then(
         detect_anomaly, inputs, outputs, preprocess=False, api_visibility="private", **ANOMALY_CONCURRENCY
     )

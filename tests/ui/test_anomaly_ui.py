@@ -170,13 +170,23 @@ def test_the_tab_says_when_a_model_falls_short_and_why():
 def test_the_categories_table_shows_measured_aurocs_and_missing_models():
     class Ck:
         card = {
-            "aims": {"met": False, "image_auroc": {"encoder": 0.61, "latent_search": 0.7}, "baseline_image_auroc": 0.84}
+            "aims": {
+                "met": False,
+                "image_auroc": {"inpaint": 0.93, "encoder": 0.61, "latent_search": 0.7},
+                "pixel_auroc": {"inpaint": 0.91},
+                "baseline_image_auroc": 0.84,
+            },
+            "metrics": {"pixel AUROC, inpaint": {"model": 0.91, "baseline": 0.77}},
         }
 
-    table = ui.categories_table({"transistor": Ck()}, {"metal_plate": "no checkpoint: python -m training <x>"})
-    assert "| transistor | 0.610 | 0.700 | 0.840 | **falls short** (see below) |" in table
-    assert "| metal_plate | – | – | – | not trained yet |" in table
-    assert "&lt;x&gt;" in table  # a command's <...> stays visible
+    ckpts, missing = {"transistor": Ck()}, {"metal_plate": "no checkpoint: python -m training <x>"}
+    table = ui.categories_table(ckpts, missing)
+    assert "| transistor | 0.930 | 0.610 | 0.700 | 0.840 | 0.910 / 0.770 | **falls short** (below) |" in table
+    assert "| metal_plate | – | – | – | – | – | not trained yet |" in table
+    assert table.splitlines()[1].count("|---") == 7  # one column per method, the baseline, pixel AUROC, aims
+    notes = ui.shortfall_notes(ckpts, missing)
+    assert "**transistor**: This model falls short" in notes
+    assert "&lt;x&gt;" in notes  # a command's <...> stays visible
 
 
 def test_how_it_works_gives_the_score_and_the_encoder_objective():
