@@ -546,7 +546,7 @@ def p95(values: list[float]) -> float:
 # ---- the result -------------------------------------------------------------------------------------------
 def print_table(title: str, rows: list[tuple[str, str]], model: str | None = None) -> None:
     """The benchmark's result: a title line (what ran, on what), the model it measured, then a
-    Markdown table of (measurement, value) rows, ready to paste into the README."""
+    Markdown table of (measurement, value) rows, ready to paste into the docs (docs/<task>.md)."""
     print(f"\n{title}")
     if model:
         print(f"Model: {model}")

@@ -186,7 +186,7 @@ class SuperresTask(TrainTask):
     #   gan:  the same G + D ndf=32 + TF-Inception up to mixed_2             12.10 s   (earlier run: 11.80 s)
     # Scaled by the yardstick (x 0.6 / 5), about 0.55-0.6 s and 1.45 s on idle cores, so the cpu preset's
     # 7,000 psnr steps take about 65-70 min; the gan variant runs 2,500 steps at lr 1e-4 (about 60 min:
-    # `variant_presets`, README's command). Untimed on idle cores: re-measure.
+    # `variant_presets`, docs/superres.md's command). Untimed on idle cores: re-measure.
     # An in-run evaluation (the ~29 held-out photos, each one tile) costs seconds.
     presets = {
         "cpu": {
