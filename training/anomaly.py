@@ -56,7 +56,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gandemo import metrics
-from gandemo.checkpoint import load_checkpoint, update_card
+from gandemo.checkpoint import arch_entry, load_checkpoint, save_checkpoint, update_card
 from gandemo.imaging import ImageInputError, list_images, load_image, make_grid, tensor_to_pils
 from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
@@ -253,6 +253,81 @@ def random_cell_masks(n: int, size: int, cells: tuple[int, ...], sets: int) -> t
         hidden = (u[:, :, ::step, ::step] < 1 / sets).float()
         out[which == k] = hidden.repeat_interleave(cell, 2).repeat_interleave(cell, 3)[which == k]
     return out
+
+
+# The inpainter's scoring settings tried on val/ at export (the issue: choose the scoring per category on
+# val/ and record the choice): which grids, how much smoothing, whether and how strongly the heatmap is
+# z-scored against normal training images (floor: what is added to the per-pixel std; None = not at all),
+# and how many top pixels make the image score. 2 x 2 x 4 x 3 = 48 settings from one inpainting pass.
+SCORING_GRID: dict[str, list[Any]] = {
+    "cells": [[8, 16, 32], [16, 32]],
+    "sigma": [2.0, 4.0],
+    "floor": [0.005, 0.01, 0.03, None],
+    "top": [0.002, 0.005, 0.02],
+}
+
+
+def choose_scoring(
+    models: dict[str, nn.Module],
+    train: torch.Tensor,
+    val: torch.Tensor,
+    labels: np.ndarray,
+    masks: list[np.ndarray],
+    grid: dict[str, list[Any]] = SCORING_GRID,
+) -> tuple[dict[str, Any], ResidualStats, list[dict[str, Any]]]:
+    """The inpainter's scoring with the best image AUROC + pixel AUROC on val/ (normal and defective images
+    at 128², their masks at 128²), from one inpainting pass per grid over val/ and normal training images
+    (which the per-pixel statistics are fitted on). Returns the settings (the card's `anomaly.inpaint`
+    fields), the fitted statistics (N: all zero mean and unit std when not z-scored) and every setting's
+    measurements, best first."""
+
+    def raw(x: torch.Tensor, cell: int) -> torch.Tensor:  # unsmoothed heat of one grid, in batches of 64
+        block = {"cells": [cell], "sigma": 0.0, "normalise": False}
+        return torch.cat([torch.from_numpy(task.inpaint(models, x[p], block).heat) for p in task.chunks(len(x), 64)])
+
+    cells = sorted({c for group in grid["cells"] for c in group})
+    val_heat, train_heat = {c: raw(val, c) for c in cells}, {c: raw(train, c) for c in cells}
+    truth = np.concatenate([m.ravel() for m in masks])
+    tried: list[dict[str, Any]] = []
+    for group in grid["cells"]:
+        hv = torch.stack([val_heat[c] for c in group]).mean(0)
+        ht = torch.stack([train_heat[c] for c in group]).mean(0)
+        for sigma in grid["sigma"]:
+            sv, st = task.smooth(hv, sigma), task.smooth(ht, sigma)
+            for floor in grid["floor"]:
+                stats = ResidualStats(task.INPAINT_SIZE)
+                if floor is not None:
+                    stats.fit(st, floor=floor)
+                with torch.no_grad():
+                    heat = stats(sv) if floor is not None else sv
+                pixel = metrics.auroc(truth, heat.numpy().ravel())
+                for top in grid["top"]:
+                    image = metrics.auroc(labels, task.top_mean(heat, top).numpy())
+                    setting = {"cells": list(group), "sigma": sigma, "floor": floor, "top": top}
+                    tried.append(
+                        {**setting, "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4), "_stats": stats}
+                    )
+    tried.sort(key=lambda t: -(t["image_auroc"] + t["pixel_auroc"]))
+    best = tried[0]
+    settings = {
+        "cells": best["cells"],
+        "sigma": best["sigma"],
+        "top": best["top"],
+        "normalise": best["floor"] is not None,
+        "std_floor": best["floor"],
+    }
+    return settings, best["_stats"], [{k: v for k, v in t.items() if k != "_stats"} for t in tried]
+
+
+def scoring_record(tried: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the card says of the choice: how it was made, the chosen setting's val/ AUROCs and the runners-up."""
+    grid = ", ".join(f"{k} {v}" for k, v in SCORING_GRID.items())
+    return {
+        "chosen_by": f"the highest image AUROC + pixel AUROC on val/ among {len(tried)} settings ({grid}); floor "
+        "None = the heatmap is not z-scored",
+        "val_auroc": {"image": tried[0]["image_auroc"], "pixel": tried[0]["pixel_auroc"]},
+        "runners_up": tried[1:4],
+    }
 
 
 class AnomalyTask(ImageTask):
@@ -558,16 +633,18 @@ class AnomalyTask(ImageTask):
     eval_key = "inpaint_miss"  # 1 - mean of the inpainter's image and pixel AUROC on val/ (lower is better)
 
     def inpaint_block(self, normalise: bool | None = None) -> dict[str, Any]:
-        """The card's `anomaly.inpaint` settings of this run (normalise: as chosen at export)."""
-        chosen = getattr(self, "_normalise", True) if normalise is None else normalise
-        return {
+        """The card's `anomaly.inpaint` settings: as chosen on val/ at export (`choose_scoring`), else the
+        defaults of gandemo.tasks.anomaly (in-run evaluation); `normalise` overrides the choice."""
+        block = {
             "image_size": task.INPAINT_SIZE,
             "cells": list(task.INPAINT_CELLS),
             "sets": task.INPAINT_SETS,
             "sigma": task.INPAINT_SIGMA,
             "top": task.INPAINT_TOP,
-            "normalise": chosen,
+            "normalise": True,
+            **getattr(self, "_scoring", {}),
         }
+        return block if normalise is None else {**block, "normalise": normalise}
 
     def _val_set(self) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
         """val/ at 128² (normal and defective images), labels and masks at 128², decoded once."""
@@ -611,6 +688,12 @@ class AnomalyTask(ImageTask):
             out[f"pixel_auroc_{tag}"] = metrics.auroc(truth, heat.numpy().ravel())
         out["stats"] = stats
         return out
+
+    def choose_scoring(self, models: dict[str, nn.Module]) -> tuple[dict[str, Any], ResidualStats, list[dict]]:
+        """`choose_scoring` on this run's val/ and (at most STATS_IMAGES) training images."""
+        x, labels, masks = self._val_set()
+        pick = torch.linspace(0, len(self.data_hi) - 1, min(len(self.data_hi), STATS_IMAGES)).round().long()
+        return choose_scoring(models, self.data_hi.batch(pick), x, labels, masks)
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
         """From stage 3 on: the inpainter's image and pixel AUROC on val/, z-scored and plain; before it, the
@@ -685,14 +768,9 @@ class AnomalyTask(ImageTask):
         if self.done <= self.gan_steps + self.encoder_steps:  # the inpainter has not trained: it does not ship
             models = {k: v for k, v in models.items() if k not in ("I", "C")}
         else:
-            found = self.inpaint_scores(models)
-            self._normalise = found["image_auroc_z"] >= found["image_auroc_plain"]
-            models = {**models, "N": found["stats"]}
-            self._inpaint_choice = {
-                "normalise_chosen_by": "image AUROC on val/ of the z-scored heatmap "
-                f"({found['image_auroc_z']:.4f}) vs the plain one ({found['image_auroc_plain']:.4f})",
-                "val_auroc": {k: round(float(v), 4) for k, v in found.items() if k != "stats"},
-            }
+            self._scoring, stats, tried = self.choose_scoring(models)
+            models = {**models, "N": stats}
+            self._inpaint_choice = scoring_record(tried)
             out |= {
                 "I": (models["I"].cpu(), self.i_kwargs),
                 "C": (models["C"].cpu(), self.c_kwargs),
@@ -776,6 +854,12 @@ class AnomalyTask(ImageTask):
             "--methods", help="comma list of the methods to measure (default: every method the checkpoint has)"
         )
         parser.add_argument("--preview", type=Path, help="write a PNG: image | truth | each method's overlay")
+        parser.add_argument(
+            "--rescore",
+            action="store_true",
+            help="first choose the inpainter's scoring on val/ again, refit its statistics and the baseline's, "
+            "recalibrate their thresholds and rewrite the checkpoint (e.g. one exported by older code)",
+        )
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
     @classmethod
@@ -786,6 +870,8 @@ class AnomalyTask(ImageTask):
         per image as the app runs it (one image at a time). Also writes `aims` into the card: whether
         each method reaches 0.90 image AUROC and beats the baseline, and the measured evidence why not."""
         t0 = time.time()
+        if args.rescore and not args.dry_run:
+            cls.rescore(Path(args.checkpoint), Path(args.data))
         ckpt = load_checkpoint(args.checkpoint)
         models, card = ckpt.modules, ckpt.card
         block = task.settings(card)
@@ -897,6 +983,48 @@ class AnomalyTask(ImageTask):
         print(f"aims met: {aims['met']}", *aims["shortfalls"], *aims["why"], sep="\n  ", file=sys.stderr)
         print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
         return result
+
+    @staticmethod
+    def rescore(folder: Path, data: Path) -> None:
+        """Re-choose an exported inpainter's scoring on val/ (`choose_scoring`), refit N and the baseline's B on
+        train/good, recalibrate the inpainter's and the baseline's thresholds on val/good, and rewrite the
+        checkpoint (atomically; the networks' weights are unchanged)."""
+        ckpt = load_checkpoint(folder)
+        models, card = dict(ckpt.modules), ckpt.card
+        if "I" not in models:
+            raise SystemExit(f"{folder} has no inpainter to rescore")
+        channels = int(models["I"].out_channels)
+        train_paths = list_images(data / "train" / "good")
+        train_images, train_paths = decode(train_paths)
+        train = ModelImages(train_images, train_paths, task.INPAINT_SIZE, channels)
+        pick = torch.linspace(0, len(train) - 1, min(len(train), STATS_IMAGES)).round().long()
+        items = mvtec_items(data, "val")
+        originals, _ = decode([i.path for i in items])
+        val = ModelImages(originals, [i.path for i in items], task.INPAINT_SIZE, channels).batch(slice(None))
+        labels = np.array([i.anomalous for i in items])
+        masks = [load_mask(i, (task.INPAINT_SIZE, task.INPAINT_SIZE)) for i in items]
+        settings, stats, tried = choose_scoring(models, train.batch(pick), val, labels, masks)
+        block = card["anomaly"]
+        block["inpaint"] = {**(block.get("inpaint") or {}), **settings, **scoring_record(tried)}
+        models["N"] = stats
+        baseline = task.PixelStatsBaseline.fit(np.stack([task.baseline_input(img) for img in train_images]))
+        models["B"] = baseline.to_module()
+        card["arch"]["N"] = arch_entry(models["N"], {"size": task.INPAINT_SIZE})
+        card["arch"]["B"] = arch_entry(models["B"], {"size": task.BASELINE_SIZE, "channels": 3})
+        calibration = block["calibration"]
+        old = calibration.get("inpaint") or {}
+        fpr = float(old.get("image_fpr", task.IMAGE_FPR)), float(old.get("pixel_fpr", task.PIXEL_FPR))
+        good = [img for img, bad in zip(originals, labels, strict=True) if not bad]
+        scores, heat = task.score_batches("inpaint", models, val[~torch.from_numpy(labels)], block=block["inpaint"])
+        full = [task.to_original_size(h, img.size) for h, img in zip(heat, good, strict=True)]
+        calibration["inpaint"] = task.calibrate(scores, full, *fpr)
+        b_scores, b_pixels = baseline.score(np.stack([task.baseline_input(img) for img in good]))
+        full = [task.to_original_size(h, img.size) for h, img in zip(b_pixels, good, strict=True)]
+        calibration["baseline"] = task.calibrate(b_scores, full, *fpr)
+        samples = Image.open(folder / "samples.png").copy() if (folder / "samples.png").is_file() else None
+        pictures = {p.name: Image.open(p).copy() for p in folder.glob("*.png") if p.name != "samples.png"}
+        save_checkpoint(folder, models, card, samples=samples, pictures=pictures)
+        print(f"rescored {folder}: {settings}, val AUROC {block['inpaint']['val_auroc']}", file=sys.stderr)
 
     @staticmethod
     def _aims(

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint, read_card
 from gandemo.tasks import anomaly as task
-from training.anomaly import augment, load_mask, mvtec_items, parse_augment
+from training.anomaly import SCORING_GRID, augment, load_mask, mvtec_items, parse_augment
 from training.cli import main
 
 TINY = [
@@ -279,8 +279,16 @@ def test_stage_three_trains_only_the_inpainter_and_ships_it_with_its_statistics(
     assert task.thresholds(ckpt.card, "baseline")["normal_images"] == 4
     card = ckpt.card
     block = card["anomaly"]["inpaint"]
-    assert block["image_size"] == 128 and block["cells"] == [8, 16, 32] and isinstance(block["normalise"], bool)
-    assert set(block["val_auroc"]) == {"image_auroc_z", "pixel_auroc_z", "image_auroc_plain", "pixel_auroc_plain"}
+    # the scoring chosen on val/ among the grid, and what it measured there
+    assert (
+        block["image_size"] == 128 and block["cells"] in SCORING_GRID["cells"] and block["top"] in SCORING_GRID["top"]
+    )
+    assert block["normalise"] == (block["std_floor"] is not None) and block["std_floor"] in SCORING_GRID["floor"]
+    assert set(block["val_auroc"]) == {"image", "pixel"} and "highest image AUROC + pixel AUROC" in block["chosen_by"]
+    assert len(block["runners_up"]) == 3 and all(
+        r["image_auroc"] + r["pixel_auroc"] <= block["val_auroc"]["image"] + block["val_auroc"]["pixel"]
+        for r in block["runners_up"]
+    )
     assert card["arch"]["I"]["kwargs"] == {"in_channels": 4, "out_channels": 3, "ngf": 4, "depth": 7}
     entry = task.thresholds(card, "inpaint")
     assert entry["normal_images"] == 4 and entry["pixel_threshold"] > 0
@@ -331,3 +339,16 @@ def test_evaluate_measures_the_inpainter_at_its_own_size_and_holds_it_to_the_cat
     assert aims["aim"].startswith("inpaint: image AUROC >= 0.75")  # magnetic_tile's aim
     assert set(aims["pixel_auroc"]) == {"inpaint", "encoder"}
     assert aims["met"] == (not aims["shortfalls"]) and len(aims["why"]) <= 2
+    # --rescore chooses the scoring again and rewrites the checkpoint: the app's scoring of val/good gives the
+    # new thresholds, and the networks are the same
+    before = load_checkpoint(folder)
+    assert main([*args, "--timing-n", "1", "--no-progress", "--methods", "inpaint", "--rescore"]) == 0
+    after = load_checkpoint(folder)
+    for k, v in before.modules["I"].state_dict().items():
+        assert torch.equal(v, after.modules["I"].state_dict()[k])
+    good = sorted((tree / "val/good").iterdir())
+    x = torch.stack([task.to_input(Image.open(p).convert("RGB"), 128, 3) for p in good])
+    scores, _ = task.score_batches("inpaint", after.modules, x, block=after.card["anomaly"]["inpaint"])
+    entry = task.thresholds(after.card, "inpaint")
+    assert np.allclose(sorted(scores), sorted(entry["normal_scores"]), rtol=2e-3, atol=1e-5)
+    assert task.thresholds(after.card, "baseline")["normal_images"] == 4 and "metrics" in after.card
