@@ -232,6 +232,20 @@ def mvtec_tree(folder: Path, n: int = 64, size: int = 128) -> Path:
 
 
 # ---- models: the shipped checkpoint, or an untrained stand-in of the cpu preset's size -----------------
+def app_model(task: str, root: Path | None, threads: int) -> Any:
+    """Task `task`'s G in this process as the app holds it (channels_last, eval mode), with `threads`
+    torch threads and the registry reading `root` (None: the app's own checkpoints)."""
+    import torch
+
+    from gandemo import registry
+
+    torch.set_num_threads(threads)
+    if root:
+        os.environ[registry.ENV_ROOT] = str(root)
+        registry.clear()
+    return registry.get(task)["G"]
+
+
 def save_stand_in(
     folder: Path, task: str, variant: str, modules: dict[str, Any], kwargs: dict[str, dict], **card: Any
 ) -> float:

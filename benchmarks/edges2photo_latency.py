@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks._server import (  # noqa: E402
+    app_model,
     edges2photo_root,
     median_seconds,
     pair_folder,
@@ -86,11 +87,7 @@ def main() -> None:
             server.terminate()
             server.wait()
 
-        torch.set_num_threads(args.threads)
-        if root:
-            os.environ[registry.ENV_ROOT] = str(root)
-            registry.clear()
-        G = registry.get(TASK)["G"]  # as the app holds it (channels_last, eval mode)
+        G = app_model(TASK, root, args.threads)
         edges = edges2photo.normalise_sketch(sketch)
         for label, fn in [
             ("tasks.edges2photo.photo_to_edges (decode, recipe)", lambda: edges2photo.photo_to_edges(photo)),

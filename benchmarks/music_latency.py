@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._server import chorale_folder, music_root, print_table, rss_mb, start_app, step_seconds  # noqa: E402
+from benchmarks._server import app_model, chorale_folder, music_root, print_table, rss_mb, start_app, step_seconds  # noqa: E402
 
 TASK = "music"
 
@@ -84,11 +84,7 @@ def main() -> None:
             server.terminate()
             server.wait()
 
-        torch.set_num_threads(args.threads)
-        if root:
-            os.environ[registry.ENV_ROOT] = str(root)
-            registry.clear()
-        G = registry.get(TASK)["G"]  # as the app holds it
+        G = app_model(TASK, root, args.threads)
         seeds = iter(range(10_000, 20_000))
         parts: dict[str, list[float]] = {}
         notes = []
