@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,18 @@ def start_app(threads: int, **env: str) -> tuple[subprocess.Popen, str, float]:
         server.kill()
         raise
     return server, url, time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def running_app(threads: int, **env: str) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """`start_app` for the block: (process, url, seconds to the page); the server is stopped after
+    it, whatever happens."""
+    server, url, seconds = start_app(threads, **env)
+    try:
+        yield server, url, seconds
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

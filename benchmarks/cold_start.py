@@ -23,15 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import RestClient, cpu_seconds, every_model_root, rss_mb, start_app, tab_requests  # noqa: E402
+from benchmarks._server import RestClient, cpu_seconds, every_model_root, rss_mb, running_app, tab_requests  # noqa: E402
 
 
 def one_run(root: Path, calls: dict[str, tuple[str, tuple]], threads: int, sequential: bool) -> dict[str, float]:
-    server, url, page_s = start_app(threads, GANDEMO_CHECKPOINTS=str(root))
-    t0 = time.perf_counter() - page_s  # the process start
-    done: dict[str, float] = {"page": page_s, "cpu_page_s": cpu_seconds(server.pid)}
-    errors: list[str] = []
-    try:
+    with running_app(threads, GANDEMO_CHECKPOINTS=str(root)) as (server, url, page_s):
+        t0 = time.perf_counter() - page_s  # the process start
+        done: dict[str, float] = {"page": page_s, "cpu_page_s": cpu_seconds(server.pid)}
+        errors: list[str] = []
 
         def call(tab: str, api: str, inputs: tuple) -> None:
             try:
@@ -53,9 +52,6 @@ def one_run(root: Path, calls: dict[str, tuple[str, tuple]], threads: int, seque
         done["cpu_all_s"] = cpu_seconds(server.pid)
         done["rss_mb"] = rss_mb(server.pid)
         done["peak_rss_mb"] = rss_mb(server.pid, "VmHWM")
-    finally:
-        server.terminate()
-        server.wait()
     return done
 
 

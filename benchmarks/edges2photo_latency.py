@@ -32,8 +32,8 @@ from benchmarks._server import (  # noqa: E402
     pair_folder,
     print_table,
     rss_mb,
+    running_app,
     shoe_photo,
-    start_app,
     step_seconds,
 )
 
@@ -73,8 +73,7 @@ def main() -> None:
         sketch = example_sketches(tmp / "sketches")[0]
         n = args.repeats
 
-        server, url, cold = start_app(args.threads, **({registry.ENV_ROOT: str(root)} if root else {}))
-        try:
+        with running_app(args.threads, **({registry.ENV_ROOT: str(root)} if root else {})) as (server, url, cold):
             client = Client(url, verbose=False)
             rows.append(("app cold start (process start → page served)", f"{cold:.2f} s"))
             s = median_seconds(lambda: client.predict(handle_file(str(photo)), api_name="/photo_to_edges"), n)
@@ -83,9 +82,6 @@ def main() -> None:
             rows.append((f"edges_to_photo, 256×256 sketch, via API (median of {n})", f"{s * 1000:.0f} ms"))
             rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
             client.close()
-        finally:
-            server.terminate()
-            server.wait()
 
         G = app_model(TASK, root, args.threads)
         edges = edges2photo.normalise_sketch(sketch)

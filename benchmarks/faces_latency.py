@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import median_seconds, print_table, rss_mb, start_app  # noqa: E402
+from benchmarks._server import median_seconds, print_table, rss_mb, running_app  # noqa: E402
 
 
 def main() -> None:
@@ -28,8 +28,7 @@ def main() -> None:
 
     from gradio_client import Client
 
-    server, url, cold = start_app(args.threads)
-    try:
+    with running_app(args.threads) as (server, url, cold):
         client = Client(url, verbose=False)
         rows = [("app cold start (process start → page served)", f"{cold:.2f} s")]
         for n in (1, 16, 64):
@@ -38,9 +37,6 @@ def main() -> None:
         s = median_seconds(lambda: client.predict(1, 2, 16, api_name="/interpolate_faces"), args.repeats)
         rows.append((f"interpolate_faces, 16 frames, via API (median of {args.repeats})", f"{s * 1000:.0f} ms"))
         rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
-    finally:
-        server.terminate()
-        server.wait()
 
     import torch
 

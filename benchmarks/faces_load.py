@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._server import RestClient, cpu_seconds, load, p95, print_table, rss_mb, start_app  # noqa: E402
+from benchmarks._server import RestClient, cpu_seconds, load, p95, print_table, rss_mb, running_app  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +38,7 @@ def main() -> None:
     p.add_argument("--client", choices=["http", "gradio"], default="http")
     args = p.parse_args()
 
-    server, url, cold = start_app(args.threads)
-    try:
+    with running_app(args.threads) as (server, url, cold):
         RestClient(url).predict(0, args.count, api_name="generate_faces")  # the model loads on first use
         rss_before = rss_mb(server.pid)
         cpu0 = cpu_seconds(server.pid)
@@ -49,9 +48,6 @@ def main() -> None:
         )
         server_cpu = cpu_seconds(server.pid) - cpu0
         rss_after = rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
     latencies, errors = tally.latencies["generate_faces"], tally.errors + ["queue full"] * tally.queue_full
 
     import torch

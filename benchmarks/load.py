@@ -34,7 +34,7 @@ from benchmarks._server import (  # noqa: E402
     load,
     p95,
     rss_mb,
-    start_app,
+    running_app,
     tab_requests,
 )
 
@@ -60,8 +60,7 @@ def main() -> None:
         root, notes = every_model_root(Path(tmp) / "checkpoints")
         by_tab = tab_requests(root, Path(tmp) / "examples")
         requests = [by_tab[t] for t in args.tabs.split(",")]
-        server, url, cold = start_app(args.threads, GANDEMO_CHECKPOINTS=str(root))
-        try:
+        with running_app(args.threads, GANDEMO_CHECKPOINTS=str(root)) as (server, url, cold):
             warm = RestClient(url)
             for api, inputs in requests:  # every model loaded and run once
                 warm.predict(*inputs, api_name=api)
@@ -74,9 +73,6 @@ def main() -> None:
             server_cpu = cpu_seconds(server.pid) - cpu0
             rss_after = rss_mb(server.pid)
             peak = rss_mb(server.pid, "VmHWM")
-        finally:
-            server.terminate()
-            server.wait()
 
     served = tally.served()
     print(

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._server import app_model, chorale_folder, music_root, print_table, rss_mb, start_app, step_seconds  # noqa: E402
+from benchmarks._server import app_model, chorale_folder, music_root, print_table, rss_mb, running_app, step_seconds  # noqa: E402
 
 TASK = "music"
 
@@ -58,8 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, what = music_root(Path(tmp) / "checkpoints", args.note_bias)
         env = {registry.ENV_ROOT: str(root)} if root else {}
-        server, url, cold = start_app(args.threads, **env)
-        try:
+        with running_app(args.threads, **env) as (server, url, cold):
             client = Client(url, verbose=False)
             rows.append(("app cold start (process start → page served)", f"{cold:.2f} s"))
             t0 = time.perf_counter()
@@ -80,9 +79,6 @@ def main() -> None:
             )
             rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
             client.close()
-        finally:
-            server.terminate()
-            server.wait()
 
         G = app_model(TASK, root, args.threads)
         seeds = iter(range(10_000, 20_000))
