@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from training.run import parse_train_args, train_main
+from training.run import train_main
 from training.task import trainable_tasks
-
-# parse_train_args lives in training.run; still importable from here for benchmarks/anomaly_speed.py
-__all__ = ["main", "parse_train_args"]
 
 USAGE = (
     "usage: python -m training <task> --data DIR --out DIR [--preset cpu|gpu] [--variant V] [--steps N] [--resume]\n"
