@@ -5,6 +5,7 @@ will be made, and a tab whose model is missing says so (the other tabs work rega
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from typing import Any
@@ -40,6 +41,7 @@ class Studio(gr.Blocks):
     generic "the upstream app has raised an exception". The handlers' own checks answer the rest."""
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        inputs = with_defaults(block_fn, inputs)
         try:
             return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
         except gr.Error:
@@ -48,13 +50,39 @@ class Studio(gr.Blocks):
             raise gr.Error(request_problem(block_fn, inputs, exc), print_exception=False) from None
 
 
+def with_defaults(block_fn: Any, inputs: list[Any]) -> list[Any]:
+    """`inputs` completed with the handler's defaults when a request leaves out trailing optional inputs
+    (parameters with a default, e.g. Faces' truncation psi), as gradio_client already does: a REST client
+    written before an input was added gets the answer it always got. Only for raw handlers
+    (`preprocess=False`), which take such a default as it is; anything else is left to Gradio's check."""
+    blocks = list(getattr(block_fn, "inputs", []))
+    if not isinstance(inputs, list) or len(inputs) >= len(blocks) or getattr(block_fn, "preprocess", True):
+        return inputs
+    try:
+        params = list(inspect.signature(block_fn.fn).parameters.values())
+    except (TypeError, ValueError):  # no Python signature to read
+        return inputs
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    missing = params[len(inputs) : len(blocks)]
+    if len(params) != len(blocks) or any(p.kind not in positional or p.default is p.empty for p in missing):
+        return inputs
+    return [*inputs, *(p.default for p in missing)]
+
+
+def _required_inputs(block_fn: Any, count: int) -> int:
+    """How many of an endpoint's `count` inputs a request must send (the rest `with_defaults` fills)."""
+    return next((n for n in range(count) if len(with_defaults(block_fn, [None] * n)) == count), count)
+
+
 def request_problem(block_fn: Any, inputs: list[Any], exc: Exception) -> str:
     """What is wrong with a request Gradio could not even hand to its handler, in plain words."""
     name = getattr(block_fn, "api_name", None) or getattr(block_fn, "name", None) or "this endpoint"
     blocks = list(getattr(block_fn, "inputs", []))
     labels = [str(getattr(b, "label", None) or type(b).__name__) for b in blocks]
     if len(inputs) < len(blocks):
-        return f"{name} takes {len(blocks)} inputs ({', '.join(labels)}); the request sent {len(inputs)}"
+        required = _required_inputs(block_fn, len(blocks))
+        takes = f"{required} to {len(blocks)}" if required < len(blocks) else str(len(blocks))
+        return f"{name} takes {takes} inputs ({', '.join(labels)}); the request sent {len(inputs)}"
     for block, label, value in zip(blocks, labels, inputs, strict=False):
         model = getattr(block, "data_model", None)
         if model is None or value is None:

@@ -1,4 +1,8 @@
-"""The Faces tab: a gallery of random faces from a seed, a walk between two seeds, the model card."""
+"""The Faces tab: a gallery of random faces from a seed, a walk between two seeds, the model card.
+
+Both endpoints take the truncation psi as an optional last input (default 1, which gives exactly the
+faces a call without it has always given): `generate_faces(seed, count[, psi])`,
+`interpolate_faces(seed_a, seed_b, frames[, psi])`."""
 
 from __future__ import annotations
 
@@ -46,6 +50,12 @@ where $\log(1 - D(G(z)))$ is flat and gives $G$ almost no gradient, so $G$ inste
 
 **Seeds.** Face *i* of a seed always comes from the same $z$, so a seed is a fixed gallery; the
 walk goes along the sphere where Gaussian $z$ live (slerp) from face 1 of seed A to face 1 of seed B.
+
+**Truncation $\psi$** (the knob of StyleGAN demos): every $z$ is pulled toward the mean of its
+distribution, $z' = \psi z$. Rare, extreme $z$, where $G$ saw least and fails most, move toward the
+typical middle: faces get cleaner and more alike. $\psi = 1$ leaves $z$ as drawn (full variety),
+$\psi = 0$ draws one "average" face for every seed. The table beside the slider gives the trade as
+measured: FID (overall, lower is better), precision (realism) and recall (variety) at each $\psi$.
 """
 
 
@@ -55,24 +65,44 @@ FACES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "faces"}
 
 
 @endpoint
-def generate_faces(seed: Any, count: Any) -> tuple[list[Image.Image], str]:
-    """`count` faces for `seed` -> (gallery, path of the grid PNG)."""
-    seed, count = faces.check_seed(seed), faces.check_count(count)  # before any work
+def generate_faces(seed: Any, count: Any, psi: Any = 1.0) -> tuple[list[Image.Image], str]:
+    """`count` faces for `seed` at truncation `psi` -> (gallery, path of the grid PNG)."""
+    seed, count, psi = faces.check_seed(seed), faces.check_count(count), faces.check_psi(psi)  # before any work
     G = registry.get("faces")["G"]
-    images = faces.generate_faces(G, seed, count)
-    grid = faces.grid_png(images, output_path(f"faces_seed{seed}_x{count}.png"))
+    images = faces.generate_faces(G, seed, count, psi)
+    grid = faces.grid_png(images, output_path(f"faces_seed{seed}_x{count}{_psi_suffix(psi)}.png"))
     return images, str(grid)
 
 
 @endpoint
-def interpolate_faces(seed_a: Any, seed_b: Any, frames: Any) -> tuple[str, list[Image.Image]]:
-    """Walk from seed_a's first face to seed_b's -> (GIF path, gallery of the frames)."""
+def interpolate_faces(seed_a: Any, seed_b: Any, frames: Any, psi: Any = 1.0) -> tuple[str, list[Image.Image]]:
+    """Walk from seed_a's first face to seed_b's at truncation `psi` -> (GIF path, gallery of the frames)."""
     seed_a, seed_b = faces.check_seed(seed_a, "seed A"), faces.check_seed(seed_b, "seed B")
-    frames = faces.check_frames(frames)
+    frames, psi = faces.check_frames(frames), faces.check_psi(psi)
     G = registry.get("faces")["G"]
-    images = faces.interpolate_faces(G, seed_a, seed_b, frames)
-    gif = faces.animation_gif(images, output_path(f"walk_{seed_a}_to_{seed_b}.gif"))
+    images = faces.interpolate_faces(G, seed_a, seed_b, frames, psi)
+    gif = faces.animation_gif(images, output_path(f"walk_{seed_a}_to_{seed_b}{_psi_suffix(psi)}.gif"))
     return str(gif), images
+
+
+def _psi_suffix(psi: float) -> str:
+    # a file name says what it holds; psi = 1 keeps the names files have always had
+    return "" if psi == 1 else f"_psi{psi:g}"
+
+
+_COLUMNS = (("FID", ".1f"), ("precision", ".2f"), ("recall", ".3f"))
+
+
+def truncation_markdown(card: dict[str, Any]) -> str:
+    """The card's truncation sweep as a compact table for the slider ('' when it was not measured)."""
+    rows = faces.truncation_table(card)
+    if not rows:
+        return ""
+    lines = ["| ψ | FID ↓ | precision ↑ | recall ↑ |", "|---|---|---|---|"]
+    for psi, measured in rows:
+        cells = [format(measured[k], f) if k in measured else "–" for k, f in _COLUMNS]
+        lines.append(f"| {psi:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n*Measured on held-out faces (see the card under How it works).*"
 
 
 def random_seed() -> int:
@@ -89,6 +119,18 @@ def _body(ckpt: Checkpoint) -> None:
             seed = gr.Number(value=42, label="Seed", minimum=0, maximum=faces.SEED_MAX, elem_id="faces-seed")
             dice = gr.Button("🎲 Random seed", size="sm")
             count = gr.Slider(1, faces.COUNT_MAX, value=16, step=1, label="How many faces")
+            psi = gr.Slider(
+                faces.PSI_MIN,
+                faces.PSI_MAX,
+                value=1.0,
+                step=0.05,
+                label="Truncation ψ",
+                info="1 = full variety; lower = cleaner, more alike faces (also used by the walk)",
+                elem_id="faces-psi",
+            )
+            table = truncation_markdown(ckpt.card)
+            if table:
+                gr.Markdown(table, elem_id="faces-truncation-table")
             go = gr.Button("Generate faces", variant="primary")
             grid_file = gr.File(label="Download the grid (PNG)", interactive=False)
         with gr.Column(scale=3):
@@ -102,7 +144,10 @@ def _body(ckpt: Checkpoint) -> None:
                 elem_id="faces-gallery",
             )
 
-    gr.Markdown("### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B.")
+    gr.Markdown(
+        "### Walk from one face to another\nThe first face of seed A morphs into the first face of seed B "
+        "(at the truncation ψ chosen above)."
+    )
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             seed_a = gr.Number(value=42, label="Seed A", minimum=0, maximum=faces.SEED_MAX)
@@ -123,7 +168,7 @@ def _body(ckpt: Checkpoint) -> None:
     # "abc", -1, 10000) gets the same plain message instead of Gradio's generic conversion error
     go.click(
         generate_faces,
-        [seed, count],
+        [seed, count, psi],
         [gallery, grid_file],
         api_name="generate_faces",
         preprocess=False,
@@ -131,7 +176,7 @@ def _body(ckpt: Checkpoint) -> None:
     )
     walk.click(
         interpolate_faces,
-        [seed_a, seed_b, frames],
+        [seed_a, seed_b, frames, psi],
         [animation, frame_gallery],
         api_name="interpolate_faces",
         preprocess=False,

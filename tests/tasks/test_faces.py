@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gandemo.imaging import tensor_to_pils
 from gandemo.nets.dcgan import Generator
 from gandemo.tasks import faces
 from gandemo.validation import InvalidInput
@@ -105,3 +106,71 @@ def test_render_is_the_one_drawing_function_and_batching_does_not_change_faces(G
 @pytest.mark.parametrize("raw, value", [("4.0", 4), ("1e3", 1000), (7.0, 7), (" 12 ", 12)])
 def test_checks_accept_whole_numbers_in_any_spelling(raw, value):
     assert faces.check_seed(raw) == value
+
+
+# ---- truncation psi --------------------------------------------------------------------------------------
+def test_psi_one_gives_exactly_the_faces_of_a_call_without_psi(G):
+    untruncated = tensor_to_pils(faces.render(G, faces.latents(31, 5)))  # what generate_faces drew before psi
+    for images in (
+        faces.generate_faces(G, 31, 5),
+        faces.generate_faces(G, 31, 5, 1),
+        faces.generate_faces(G, 31, 5, "1.0"),
+    ):
+        assert all(np.array_equal(a, b) for a, b in zip(_arrays(images), _arrays(untruncated), strict=True))
+    walk = faces.interpolate_faces(G, 3, 4, 5, 1.0)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(_arrays(walk), _arrays(faces.interpolate_faces(G, 3, 4, 5)), strict=True)
+    )
+
+
+def test_truncation_pulls_latents_toward_the_mean_and_keeps_seeds_exact(G):
+    z = faces.latents(8, 6)
+    assert faces.truncate(z, 1.0) is z
+    assert torch.equal(faces.truncate(z, 0.5), z * 0.5)
+    assert not faces.truncate(z, 0.0).any()
+    # face i of a seed still does not depend on the count, at any psi
+    a, b = faces.generate_faces(G, 8, 2, 0.6), faces.generate_faces(G, 8, 6, 0.6)
+    assert all(np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(b[:2]), strict=True))
+    assert not np.array_equal(_arrays(a)[0], _arrays(faces.generate_faces(G, 8, 1))[0])
+    # psi = 0: every latent is the mean, so every face is the one "average" face
+    same = _arrays(faces.generate_faces(G, 8, 4, 0))
+    assert all(np.array_equal(same[0], x) for x in same[1:])
+
+
+def test_a_truncated_walk_runs_between_the_truncated_first_faces(G):
+    frames = faces.interpolate_faces(G, 11, 22, 5, 0.7)
+    start, end = faces.generate_faces(G, 11, 1, 0.7)[0], faces.generate_faces(G, 22, 1, 0.7)[0]
+    assert np.abs(np.asarray(frames[0], int) - np.asarray(start, int)).max() <= 1
+    assert np.abs(np.asarray(frames[-1], int) - np.asarray(end, int)).max() <= 1
+
+
+@pytest.mark.parametrize("psi", [-0.1, 1.01, "abc", None, float("nan"), [0.5], True])
+def test_bad_psi_is_refused_in_plain_words(G, psi):
+    with pytest.raises(InvalidInput, match="truncation psi must be a number from 0 to 1"):
+        faces.generate_faces(G, 1, 2, psi)
+    with pytest.raises(InvalidInput, match="truncation psi"):
+        faces.interpolate_faces(G, 1, 2, 3, psi)
+
+
+def test_truncation_table_reads_the_sweep_from_a_card():
+    card = {
+        "metrics": {
+            "FID vs held-out (996 vs 996)": {
+                "model": 59.0,
+                "baseline": 90.6,
+                "psi=0.8": 50.5,
+                "psi=0.6": 55.1,
+                "method": "x",
+            },
+            "precision (k=3)": {"model": 0.526, "psi=0.8": 0.6, "psi=0.6": 0.7, "method": "x"},
+            "recall (k=3)": {"model": 0.05, "psi=0.8": 0.03, "psi=0.6": 0.01, "method": "x"},
+            "faces found by a detector (%)": {"model": 95.7, "method": "x"},
+        }
+    }
+    table = faces.truncation_table(card)
+    assert [psi for psi, _ in table] == [1.0, 0.8, 0.6]
+    assert table[0][1] == {"FID": 59.0, "precision": 0.526, "recall": 0.05}
+    assert table[2][1] == {"FID": 55.1, "precision": 0.7, "recall": 0.01}
+    assert faces.truncation_table({"metrics": {"precision (k=3)": {"model": 0.5}}}) == []
+    assert faces.truncation_table({}) == []
+    assert faces.psi_key(0.8) == "psi=0.8" and faces.psi_key(1.0) == "psi=1"

@@ -205,13 +205,15 @@ GOOD_FILE = "<good file>"  # replaced by the good picture's path
 TOY_1D = ("gaussian", "normal", "non-saturating", 1e-3, 1e-3, 1, 64, 0, 5, 5, None)
 TOY_2D = ("ring", "standard", 1e-3, 1e-3, 1, 64, 0, 5, 5, None)
 ENDPOINTS = [
-    Endpoint("generate_faces", faces.generate_faces, (1, 2), _faces_ok, numbers={0: "seed", 1: "count"}),
+    Endpoint(
+        "generate_faces", faces.generate_faces, (1, 2, 0.7), _faces_ok, numbers={0: "seed", 1: "count", 2: "truncation"}
+    ),
     Endpoint(
         "interpolate_faces",
         faces.interpolate_faces,
-        (1, 2, 3),
+        (1, 2, 3, 0.7),
         _walk_ok,
-        numbers={0: "seed A", 1: "seed B", 2: "frames"},
+        numbers={0: "seed A", 1: "seed B", 2: "frames", 3: "truncation"},
     ),
     Endpoint("photo_to_edges", edges2photo.photo_to_edges, (GOOD_FILE,), _edges_ok, files=(0,)),
     Endpoint("edges_to_photo", edges2photo.edges_to_photo, (GOOD_FILE,), _photo_ok, files=(0,)),
@@ -362,6 +364,9 @@ SAMPLE = [  # (api, arguments with "FILE:<name>" for a hostile file, "ok" or the
     ("/generate_faces", (None, 2), "seed must be a whole number"),
     ("/generate_faces", ([1, 2], 2), "seed must be a whole number"),
     ("/interpolate_faces", (1, 2, -5), "frames must be from 2 to 60"),
+    ("/generate_faces", (1, 2, "0.5"), "ok"),
+    ("/generate_faces", (1, 2, 1.5), "truncation psi must be a number from 0 to 1"),
+    ("/interpolate_faces", (1, 2, 3, "abc"), "truncation psi must be a number from 0 to 1"),
     ("/photo_to_edges", ("FILE:zero-byte",), "not a readable image"),
     ("/photo_to_edges", ("FILE:text renamed .png",), "not a readable image"),
     ("/edges_to_photo", (f"FILE:{BOMB_SIDE}x{BOMB_SIDE} decompression bomb",), "too large"),
@@ -430,7 +435,11 @@ def _rest(app_url: str, api: str, data: list) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "api, data, words",
     [
-        ("generate_faces", [1], "generate_faces takes 2 inputs (Seed, How many faces); the request sent 1"),
+        (
+            "generate_faces",
+            [1],
+            "generate_faces takes 2 to 3 inputs (Seed, How many faces, Truncation ψ); the request sent 1",
+        ),
         ("upscale", [], "upscale takes 3 inputs"),
         ("upscale", [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "gan", False], "be uploaded"),
         ("detect_anomaly", ["/etc/hostname", "transistor", "encoder", 3], "must be an uploaded file"),
