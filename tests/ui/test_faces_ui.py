@@ -14,7 +14,6 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from gandemo.tasks import faces as task
 from gandemo.ui import faces
 from gandemo.ui.app import request_problem, with_defaults
 
