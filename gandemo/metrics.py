@@ -477,3 +477,100 @@ def music_metric_gap(generated: dict[str, dict[str, float]], reference: dict[str
         else:
             gaps.append(abs(g - r))
     return float(np.mean(gaps))
+
+
+# ---- music: harmony as a teacher marks it (the Music tab's harmoniser, issue "Music v2") ------------
+# Over 4-voice pieces (pieces, voices, steps, pitches), soprano first and bass last, at 16th steps. A
+# voice's line is its highest sounding note at each step (the bass's: its lowest), -1 where it rests.
+# Each figure pools every step (or move) of every piece, so a set's value is not a mean of ratios.
+CONSONANT_INTERVALS = (0, 3, 4, 7, 8, 9)  # interval classes (semitones mod 12): unison/octave, thirds, fifth, sixths
+PERFECT_INTERVALS = (0, 7)  # unison/octave and fifth: the ones two voices must not move in together
+HARMONY_METRICS = ("bass_consonance", "pitch_classes_together", "parallel_fifths_octaves", "notes_at_once")
+
+
+def voice_lines(rolls: np.ndarray, lowest_pitch: int) -> np.ndarray:
+    """(pieces, voices, steps) MIDI pitch of each voice at each step, -1 where it is silent: the
+    voice's highest note, the last voice's (the bass's) lowest."""
+    r = _pieces(rolls)
+    p = r.shape[-1]
+    top = p - 1 - np.argmax(r[..., ::-1], axis=-1)
+    bottom = np.argmax(r, axis=-1)
+    line = np.where(np.arange(r.shape[1])[None, :, None] == r.shape[1] - 1, bottom, top) + lowest_pitch
+    return np.where(r.any(-1), line, -1)
+
+
+def bass_consonance(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece (consonant steps, steps where soprano and bass both sound): consonant = their
+    interval class is in CONSONANT_INTERVALS. `lines` from `voice_lines`."""
+    s, b = lines[:, 0], lines[:, -1]
+    both = (s >= 0) & (b >= 0)
+    good = both & np.isin((s - b) % 12, CONSONANT_INTERVALS)
+    return good.sum(-1), both.sum(-1)
+
+
+def pitch_classes_together(rolls: np.ndarray, lowest_pitch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece (sum over sounding steps of the distinct pitch classes of all voices' notes, the
+    number of steps where any voice sounds): their ratio is the mean size of the sounding chord."""
+    r = _pieces(rolls)
+    chroma = _chroma(r.any(1), lowest_pitch) > 0  # (pieces, steps, 12)
+    counts = chroma.sum(-1)
+    return counts.sum(-1), (counts > 0).sum(-1)
+
+
+def parallel_moves(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece (consecutive fifths or octaves, moves together) over every pair of voices: a move
+    together is a step at which both voices of a pair change pitch (both sounding before and
+    after); it is a consecutive fifth or octave when their interval class is the same perfect
+    interval (PERFECT_INTERVALS) before and after, in similar or contrary motion (a teacher marks both)."""
+    a_idx, b_idx = np.triu_indices(lines.shape[1], 1)
+    x, y = lines[:, a_idx], lines[:, b_idx]  # (pieces, pairs, steps)
+    sounding = (x[..., 1:] >= 0) & (x[..., :-1] >= 0) & (y[..., 1:] >= 0) & (y[..., :-1] >= 0)
+    moves = sounding & (x[..., 1:] != x[..., :-1]) & (y[..., 1:] != y[..., :-1])
+    before, after = (x[..., :-1] - y[..., :-1]) % 12, (x[..., 1:] - y[..., 1:]) % 12
+    bad = moves & (before == after) & np.isin(after, PERFECT_INTERVALS)
+    return bad.sum((1, 2)), moves.sum((1, 2))
+
+
+def notes_at_once(rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (piece, voice) (notes summed over the steps where the voice sounds, those steps): their
+    ratio is how many notes a voice sounds at once, 1 for a sung line."""
+    count = _pieces(rolls).sum(-1)
+    return count.sum(-1), (count > 0).sum(-1)
+
+
+def harmony_metrics(rolls: np.ndarray, lowest_pitch: int, voices: Sequence[int] | None = None) -> dict[str, float]:
+    """The four figures of HARMONY_METRICS over a set of 4-voice pieces, each pooled over all of
+    them: the share of steps where soprano and bass are consonant; the mean number of distinct
+    pitch classes sounding together; the share of moves together (any two voices) that are
+    consecutive fifths or octaves; the notes a voice sounds at once, over `voices` (default all;
+    the harmoniser's are the three it writes). NaN where nothing was there to count."""
+    r = _pieces(rolls)
+    lines = voice_lines(r, lowest_pitch)
+    voices = list(range(r.shape[1])) if voices is None else list(voices)
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> float:
+        return float(num.sum() / den.sum()) if den.sum() else float("nan")
+
+    notes, steps = notes_at_once(r)
+    return {
+        "bass_consonance": ratio(*bass_consonance(lines)),
+        "pitch_classes_together": ratio(*pitch_classes_together(r, lowest_pitch)),
+        "parallel_fifths_octaves": ratio(*parallel_moves(lines)),
+        "notes_at_once": ratio(notes[:, voices], steps[:, voices]),
+    }
+
+
+def harmony_gap(generated: dict[str, float], reference: dict[str, float]) -> float:
+    """One number for how far generated harmony is from reference harmony on HARMONY_METRICS (lower
+    is better): the mean of |generated - reference|, relative for pitch classes together and notes
+    at once (counts), plain for the two shares. NaN on either side counts as 1."""
+    gaps = []
+    for name in HARMONY_METRICS:
+        g, r = generated[name], reference[name]
+        if not (np.isfinite(g) and np.isfinite(r)):
+            gaps.append(1.0)
+        elif name in ("pitch_classes_together", "notes_at_once"):
+            gaps.append(abs(g - r) / max(abs(r), 1e-9))
+        else:
+            gaps.append(abs(g - r))
+    return float(np.mean(gaps))

@@ -596,6 +596,6 @@ def recalibrate_batchnorm(model: nn.Module, batches: Any, device: torch.device) 
         bn.momentum = None  # cumulative average over the calibration batches
     model.train()
     with distributed.local():  # the same inputs on every process (anomaly recalibrates inside a step)
-        for x in batches:
-            model(x.to(device))
+        for x in batches:  # a batch, or a tuple of a model's inputs (the harmoniser: latents and melodies)
+            model(*(t.to(device) for t in (x if isinstance(x, tuple) else (x,))))
     return model.eval().requires_grad_(False)

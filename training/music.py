@@ -29,7 +29,17 @@ In-run evaluation: the five MuseGAN metrics of `--eval-n` generated pieces again
 phrases, summed up as `metric_gap` (gandemo.metrics.music_metric_gap, lower is better).
 `python -m training evaluate music`: the metrics of N generated pieces (the app's seeds 0..N-1),
 of a baseline that draws every (voice, pitch, step) on its own with the training data's frequency,
-of training phrases and of the held-out test phrases.
+of training phrases and of the held-out test phrases; and the same five of 8-bar pieces (two
+phrases sharing their static latents, `gandemo.tasks.music.phrase_latents`) beside the test
+chorales' 8-bar stretches.
+
+`--variant harmonize` is MuseGAN's track-conditional generation: the same loop, critic and data,
+but G (`cond_width` > 0) writes alto, tenor and bass *given* the soprano of each training phrase
+(encoded by its MelodyEncoder), and the critic judges that real soprano with the written voices
+against whole chorales: one more kind of G in the same checkpoint format. Its in-run `metric_gap`
+is the mean of the MuseGAN gap and the harmony gap (gandemo.metrics.harmony_gap) of the validation
+phrases harmonised from their own sopranos; `evaluate` measures the test phrases so, against
+their own lower voices, a mismatched chorale's (the floor) and the melody doubled in octaves.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid
 from gandemo.nets.musegan import MuseCritic, MuseGenerator
 from gandemo.tasks.music import (
+    HARMONIZE,
+    HARMONY_LABELS,
     LOWEST_PITCH,
     METRIC_LABELS,
     MIN_NOTE_STEPS,
@@ -60,8 +72,11 @@ from gandemo.tasks.music import (
     N_STEPS,
     STEPS_PER_BAR,
     TRACKS,
+    WRITTEN,
     latents,
+    phrase_latents,
     piano_roll_image,
+    piece_harmony,
     piece_metrics,
     render,
 )
@@ -74,6 +89,11 @@ DATA_FILE = "Jsb16thSeparated.json"
 SAMPLE_SEEDS = (0, 1, 2, 3)  # the sample grid: the app's seeds 0-3
 CALIBRATION = (8, 64)  # batches x latents on which the EMA G's BatchNorm statistics are re-estimated
 EVAL_SEED = 99_991  # latents of the in-run evaluation (the same every time)
+INFERENCE = (
+    f"G in eval mode (BatchNorm statistics re-estimated for the EMA weights on {CALIBRATION[0] * CALIBRATION[1]} "
+    "latents); in each voice at each step the most probable pitch sounds if its probability is >= 0.5, else "
+    "the voice rests (one note at a time in a voice)"
+)
 
 
 # ---- data ------------------------------------------------------------------------------------------
@@ -93,15 +113,63 @@ def load_chorales(path: str | Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def phrases(pieces: list[np.ndarray], hop_bars: int = 1) -> np.ndarray:
-    """4-bar phrases (n, voices, 64 steps) of MIDI pitches (-1 = rest), starting on bar lines
-    (the first at step T mod 16: bars end where the piece ends), every `hop_bars` bars."""
-    out = []
-    for piece in pieces:
+def phrases(pieces: list[np.ndarray], hop_bars: int = 1, bars: int = N_BARS) -> np.ndarray:
+    """`bars`-bar phrases (n, voices, 16 bars steps) of MIDI pitches (-1 = rest), starting on bar
+    lines (the first at step T mod 16: bars end where the piece ends), every `hop_bars` bars."""
+    return phrases_of(pieces, hop_bars, bars)[0]
+
+
+def phrases_of(pieces: list[np.ndarray], hop_bars: int = 1, bars: int = N_BARS) -> tuple[np.ndarray, np.ndarray]:
+    """`phrases` and, for each, the index of the piece it comes from."""
+    out, owner, steps = [], [], bars * STEPS_PER_BAR
+    for i, piece in enumerate(pieces):
         first = len(piece) % STEPS_PER_BAR
-        for start in range(first, len(piece) - N_STEPS + 1, hop_bars * STEPS_PER_BAR):
-            out.append(piece[start : start + N_STEPS].T)
-    return np.stack(out) if out else np.zeros((0, len(TRACKS), N_STEPS), np.int16)
+        for start in range(first, len(piece) - steps + 1, hop_bars * STEPS_PER_BAR):
+            out.append(piece[start : start + steps].T)
+            owner.append(i)
+    if not out:
+        return np.zeros((0, len(TRACKS), steps), np.int16), np.zeros(0, np.int64)
+    return np.stack(out), np.asarray(owner)
+
+
+def mismatched(phr: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Each phrase's soprano over the lower voices of a phrase of another chorale (half the set
+    further on, or the next one that is of another chorale): the floor a harmoniser must beat."""
+    n = len(phr)
+    out = phr.copy()
+    for i in range(n):
+        j = (i + n // 2) % n
+        while owner[j] == owner[i]:
+            j = (j + 1) % n
+            if j == i:
+                raise ValueError("every phrase is of one chorale: nothing to mismatch")
+        out[i, 1:] = phr[j, 1:]
+    return out
+
+
+def doubled(phr: np.ndarray) -> np.ndarray:
+    """Each phrase's soprano doubled in octaves below it (alto and tenor an octave, bass two): the
+    degenerate harmony that is always consonant, which only the other figures catch."""
+    s = phr[:, 0]
+    out = phr.copy()
+    for voice, octaves in ((1, 1), (2, 1), (3, 2)):
+        out[:, voice] = np.where(s >= 0, s - 12 * octaves, -1)
+    return out
+
+
+def key_agreement(rolls: np.ndarray) -> float:
+    """Pieces (N, voices, steps, pitches) of two halves: the mean correlation of the two halves'
+    pitch-class histograms (all voices' sounding steps). Two phrases in one key correlate highly;
+    two pieces of random keys about 0."""
+    half = rolls.shape[2] // 2
+    classes = (LOWEST_PITCH + np.arange(rolls.shape[3])) % 12
+    out = []
+    for r in rolls:
+        a, b = r[:, :half].sum((0, 1)), r[:, half:].sum((0, 1))
+        ha, hb = np.bincount(classes, a, 12), np.bincount(classes, b, 12)
+        if ha.std() > 0 and hb.std() > 0:
+            out.append(np.corrcoef(ha, hb)[0, 1])
+    return float(np.mean(out)) if out else float("nan")
 
 
 def shift_range(phr: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +200,11 @@ def to_rolls(phr: np.ndarray | torch.Tensor, shifts: torch.Tensor | None = None)
 
 
 def flat_rolls(phr: np.ndarray) -> np.ndarray:
-    """Phrases -> bool rolls (n, voices, steps, pitches), untransposed: what the metrics take."""
-    return to_rolls(phr).flatten(2, 3).numpy().astype(bool)
+    """Phrases -> bool rolls (n, voices, steps, pitches), untransposed: what the metrics take
+    (pitches outside the roll's range, as an octave-doubled bass may be, are left out)."""
+    p = np.asarray(phr)
+    p = np.where((p >= LOWEST_PITCH) & (p < LOWEST_PITCH + N_PITCHES), p, -1)
+    return to_rolls(p).flatten(2, 3).numpy().astype(bool)
 
 
 def frequency_baseline(train_phr: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -142,6 +213,28 @@ def frequency_baseline(train_phr: np.ndarray, n: int, seed: int = 0) -> np.ndarr
     freq = flat_rolls(train_phr).mean((0, 2))  # (voices, pitches)
     rng = np.random.default_rng(seed)
     return rng.random((n, len(TRACKS), N_STEPS, N_PITCHES)) < freq[None, :, None, :]
+
+
+def sample_phrases(n: int, count: int = 4) -> list[int]:
+    """`count` phrase indices spread evenly over n phrases (the harmoniser's sample grid)."""
+    return sorted({i * n // count for i in range(min(count, n))})
+
+
+def harmony_reference(test: np.ndarray, owner: np.ndarray, chorales: int) -> dict[str, Any]:
+    """The harmony figures of the held-out test phrases, of the same sopranos over a mismatched
+    chorale's lower voices (the floor) and of the sopranos doubled in octaves: what the tab shows
+    beside each harmonised piece (the card's `harmony_reference`)."""
+    return {
+        "split": "test",
+        "pieces": len(test),
+        "chorales": {k: _number(v) for k, v in piece_harmony(flat_rolls(test)).items()},
+        "mismatched": {k: _number(v) for k, v in piece_harmony(flat_rolls(mismatched(test, owner))).items()},
+        "doubled": {k: _number(v) for k, v in piece_harmony(flat_rolls(doubled(test))).items()},
+        "method": f"gandemo.metrics.harmony_metrics on the {len(test)} non-overlapping 4-bar phrases of the {chorales} "
+        "test chorales, untransposed: as they are (chorales), each soprano over the alto, tenor and bass of a phrase "
+        "of another chorale (mismatched: the floor), and each soprano doubled an octave (alto, tenor) and two "
+        "octaves (bass) below (doubled); notes at once over alto, tenor and bass",
+    }
 
 
 def _number(x: float) -> float | None:
@@ -163,6 +256,14 @@ class MusicTask(TrainTask):
     # of a few seconds. They draw 1.28 M phrases for the critic (~470 passes over the 2,718
     # training phrases, each time in a random key). The gpu preset doubles both widths and the
     # batch and trains 3x longer; it has not been timed.
+    # The harmoniser (--variant harmonize) is the same G with 3 voices and a melody encoder (1.0 M
+    # parameters) beside the same critic; its step costs about the composer's. Its cpu preset is
+    # sized to finish well within an hour on one core that is not shared (a conditional G has the
+    # melody to lean on and needs fewer steps); timings on this machine are in the card.
+    variant_presets = {
+        "cpu": {HARMONIZE: {"steps": 4000, "eval_every": 250, "sample_every": 250}},
+        "gpu": {HARMONIZE: {"steps": 12000, "eval_every": 1000}},
+    }
     presets = {
         "cpu": {
             "steps": 8000,
@@ -198,6 +299,9 @@ class MusicTask(TrainTask):
         )
         parser.add_argument("--eval-n", type=int, default=256, help="generated pieces per in-run evaluation")
         parser.add_argument(
+            "--cond-width", type=int, default=64, help="--variant harmonize: features of the melody encoder"
+        )
+        parser.add_argument(
             "--binary",
             choices=["none", "ste"],
             default="none",
@@ -208,6 +312,7 @@ class MusicTask(TrainTask):
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
         self.device = device
         self.variant = args.variant
+        self.harmonize = self.variant == HARMONIZE
         self.ema_decay = float(args.ema_decay)
         self.n_critic, self.gp_weight = int(args.n_critic), float(args.gp_weight)
         self.transpose, self.eval_n = int(args.transpose), int(args.eval_n)
@@ -226,10 +331,12 @@ class MusicTask(TrainTask):
         self.train = train
         self.shift_lo, self.shift_hi = (torch.from_numpy(a) for a in shift_range(train, self.transpose))
         self.valid = phrases(data["valid"], hop_bars=N_BARS)
-        self.test = phrases(data["test"], hop_bars=N_BARS)
+        self.test, self.test_owner = phrases_of(data["test"], hop_bars=N_BARS)
         self.sampler = EpochSampler(len(train), self.batch_size * self.n_critic, seed=args.seed)
         shape = {"n_tracks": len(TRACKS), "n_bars": N_BARS, "steps_per_bar": STEPS_PER_BAR, "n_pitches": N_PITCHES}
         self.g_kwargs = {**shape, "z_dim": int(args.z_dim), "width": int(args.g_width), "temporal_width": 128}
+        if self.harmonize:  # G writes alto, tenor and bass given the soprano
+            self.g_kwargs |= {"n_tracks": len(WRITTEN), "cond_width": int(args.cond_width)}
         self.d_kwargs = {**shape, "width": int(args.d_width)}
         betas = (0.5, 0.9)  # MuseGAN's (and WGAN-GP's beta2)
         self.hparams = {
@@ -245,6 +352,8 @@ class MusicTask(TrainTask):
             "z_dim": self.g_kwargs["z_dim"],
             "ema_rampup": 0.05,
         }
+        if self.harmonize:
+            self.hparams["cond_width"] = self.g_kwargs["cond_width"]
         torch.manual_seed(args.seed)
         G, D = MuseGenerator(**self.g_kwargs).to(device), MuseCritic(**self.d_kwargs).to(device)
         self.models = {"G": G, "D": D}
@@ -253,6 +362,7 @@ class MusicTask(TrainTask):
             "D": torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas),
         }
         self._valid_metrics: dict[str, dict[str, float]] | None = None
+        self._valid_harmony: dict[str, float] | None = None
 
     # ---- the run --------------------------------------------------------------------------------
     def next_batch(self) -> torch.Tensor:
@@ -277,6 +387,14 @@ class MusicTask(TrainTask):
         hard = (probs >= 0.5).to(probs.dtype)
         return probs + (hard - probs).detach()
 
+    def fake(self, G: nn.Module, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """G's pieces as the critic sees them: all four voices (the composer), or with --variant
+        harmonize the real soprano of `real` above the voices G writes for it."""
+        if not self.harmonize:
+            return self.critic_view(G(z))
+        melody = real[:, 0]
+        return torch.cat([melody[:, None], self.critic_view(G(z, melody))], 1)
+
     def gradient_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """(|grad D(x_hat)|_2 - 1)^2 at random points x_hat between real and fake pieces, in fp32."""
         alpha = distributed.rand(len(real), 1, 1, 1, 1, device=real.device)
@@ -290,7 +408,7 @@ class MusicTask(TrainTask):
         for real in batch:
             z = distributed.randn(len(real), G.latent_dim, device=real.device)  # under DDP: this slice's
             with torch.no_grad(), amp.autocast():
-                fake = self.critic_view(G(z).float())
+                fake = self.fake(G, z, real).float()
             with amp.autocast():
                 d_real, d_fake = amp.fp32(D(real)).mean(), amp.fp32(D(fake)).mean()
             gp = self.gradient_penalty(D, real, fake)  # outside autocast: a double backward in fp32
@@ -299,7 +417,7 @@ class MusicTask(TrainTask):
         D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
         z = distributed.randn(batch.shape[1], G.latent_dim, device=batch.device)
         with amp.autocast():
-            loss_g = -amp.fp32(D(self.critic_view(G(z)))).mean()
+            loss_g = -amp.fp32(D(self.fake(G, z, batch[0]))).mean()
         amp.step(loss_g, self.optimizers["G"])
         return {
             "loss_d": loss_d.detach(),
@@ -308,16 +426,31 @@ class MusicTask(TrainTask):
             "loss_g": loss_g.detach(),
         }
 
-    def calibration_inputs(self) -> Iterator[torch.Tensor]:
-        """Latent batches, the same ones every time (a reproducible export)."""
+    def calibration_inputs(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """Latent batches, the same ones every time (a reproducible export); for the harmoniser
+        with training sopranos in random keys beside them."""
         batches, size = CALIBRATION
         gen = torch.Generator().manual_seed(1234)
         for _ in range(batches):
-            yield torch.randn(size, self.models["G"].latent_dim, generator=gen)
+            z = torch.randn(size, self.models["G"].latent_dim, generator=gen)
+            if not self.harmonize:
+                yield z
+                continue
+            idx = torch.randint(len(self.train), (size,), generator=gen)
+            lo, hi = self.shift_lo[idx], self.shift_hi[idx]
+            shifts = lo + (torch.rand(size, generator=gen) * (hi - lo + 1)).long().clamp(max=hi - lo)
+            yield z, to_rolls(self.train[idx.numpy()], shifts)[:, 0]
 
     def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
-        """The pieces of the app's seeds 0-3 as piano rolls, 2 x 2."""
+        """The pieces of the app's seeds 0-3 as piano rolls, 2 x 2; the harmoniser's: four
+        validation phrases' sopranos harmonised with those seeds."""
         G = models["G"]
+        if self.harmonize:
+            idx = sample_phrases(len(self.valid))
+            z = torch.cat([latents(s, 1, G.latent_dim) for s in SAMPLE_SEEDS[: len(idx)]])
+            rolls = render(G, z, flat_rolls(self.valid[idx])[:, 0])
+            titles = [f"validation phrase {i}, seed {s}" for i, s in zip(idx, SAMPLE_SEEDS, strict=False)]
+            return make_grid([piano_roll_image(r, title=t) for r, t in zip(rolls, titles, strict=True)], 2)
         z = torch.cat([latents(s, 1, G.latent_dim) for s in SAMPLE_SEEDS])
         rolls = render(G, z)
         return make_grid([piano_roll_image(r, title=f"seed {s}") for s, r in zip(SAMPLE_SEEDS, rolls, strict=True)], 2)
@@ -328,9 +461,22 @@ class MusicTask(TrainTask):
         if self._valid_metrics is None:
             self._valid_metrics = piece_metrics(flat_rolls(self.valid))
         G = models["G"]
-        made = piece_metrics(render(G, latents(EVAL_SEED, self.eval_n, G.latent_dim)))
-        out = {"metric_gap": round(metrics.music_metric_gap(made, self._valid_metrics), 4)}
+        if not self.harmonize:
+            made = piece_metrics(render(G, latents(EVAL_SEED, self.eval_n, G.latent_dim)))
+            out = {"metric_gap": round(metrics.music_metric_gap(made, self._valid_metrics), 4)}
+            out.update({key: _number(made[key]["mean"]) for key in METRIC_LABELS})
+            return out
+        # the harmoniser: every validation phrase's soprano, harmonised; the gap to those phrases' own
+        real = flat_rolls(self.valid)
+        rolls = render(G, latents(EVAL_SEED, len(real), G.latent_dim), real[:, 0])
+        made, harmony = piece_metrics(rolls), piece_harmony(rolls)
+        if self._valid_harmony is None:
+            self._valid_harmony = piece_harmony(real)
+        gap = metrics.music_metric_gap(made, self._valid_metrics) + metrics.harmony_gap(harmony, self._valid_harmony)
+        gap /= 2
+        out = {"metric_gap": round(gap, 4)}
         out.update({key: _number(made[key]["mean"]) for key in METRIC_LABELS})
+        out.update({key: _number(v) for key, v in harmony.items()})
         return out
 
     def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
@@ -338,7 +484,19 @@ class MusicTask(TrainTask):
 
     def card_fields(self) -> dict[str, Any]:
         held = piece_metrics(flat_rolls(self.test))
-        return {
+        extra: dict[str, Any] = {}
+        if self.harmonize:
+            extra["harmony_reference"] = harmony_reference(self.test, self.test_owner, self.pieces["test"])
+        objective = (
+            f"WGAN-GP: {self.n_critic} critic steps per G step, gradient penalty lambda {self.gp_weight:g}, critic "
+            "on G's note probabilities"
+        )
+        if self.harmonize:
+            objective += (
+                "; track-conditional: G writes alto, tenor and bass given each training phrase's real soprano "
+                "(encoded), and the critic sees that soprano with them"
+            )
+        return extra | {
             "data": {
                 "name": "JSB chorales (Jsb16thSeparated)",
                 "path": data_path(self.data_path),
@@ -357,10 +515,8 @@ class MusicTask(TrainTask):
                 "phrases) for the reference numbers; never trained on",
             },
             "hyperparameters": self.hparams,
-            "objective": f"WGAN-GP: {self.n_critic} critic steps per G step, gradient penalty lambda "
-            f"{self.gp_weight:g}, critic on G's note probabilities",
-            "inference": "G in eval mode (BatchNorm statistics re-estimated for the EMA weights on "
-            f"{CALIBRATION[0] * CALIBRATION[1]} latents); a note is on where its probability is >= 0.5",
+            "objective": objective,
+            "inference": INFERENCE,
             "tracks": list(TRACKS),
             "held_out_metrics": {
                 "split": "test",
@@ -382,6 +538,9 @@ class MusicTask(TrainTask):
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--n", type=int, default=1000, help="generated pieces (the app's seeds 0..N-1)")
+        parser.add_argument(
+            "--draws", type=int, default=4, help="harmoniser: each test soprano harmonised with the app's seeds 0..N-1"
+        )
         parser.add_argument("--preview", type=Path, help="write a PNG: generated | baseline | held-out pieces")
 
     @classmethod
@@ -390,7 +549,10 @@ class MusicTask(TrainTask):
         voices) of N generated pieces, of the frequency baseline, of training phrases and of the
         held-out test phrases, plus the gap of each set to the held-out one."""
         t0 = time.time()
-        G = load_checkpoint(args.checkpoint)["G"]
+        ckpt = load_checkpoint(args.checkpoint)
+        if ckpt.card.get("variant") == HARMONIZE:
+            return cls.evaluate_harmonizer(args, ckpt["G"])
+        G = ckpt["G"]
         data = load_chorales(args.data)
         train, test = phrases(data["train"], hop_bars=1), phrases(data["test"], hop_bars=N_BARS)
         n = int(args.n)
@@ -441,5 +603,109 @@ class MusicTask(TrainTask):
             "method": "gandemo.metrics.music_metric_gap: mean over the five metrics of |set - held-out| (relative "
             "for pitch classes and tonal distance), lower is better",
         }
+        for key, label in HARMONY_LABELS.items():
+            result[label] = {k: _number(piece_harmony(v, voices=None)[key]) for k, v in sets.items()}
+            result[label]["generated"] = n
+            result[label]["method"] = f"{HARMONY_METHODS[key]}. {how} (notes at once: all four voices)"
+        result.update(eight_bars(G, data["test"], n))
         print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
         return result
+
+    @classmethod
+    def evaluate_harmonizer(cls, args: argparse.Namespace, G: nn.Module) -> dict[str, dict[str, Any]]:
+        """The harmoniser on the held-out test phrases: each one's real soprano harmonised with the
+        app's seeds 0..draws-1, against the phrase's own lower voices (held_out), a mismatched
+        chorale's (the floor) and the soprano doubled in octaves; the harmony figures, the five
+        MuseGAN metrics and the gap of each set to the chorales."""
+        t0 = time.time()
+        data = load_chorales(args.data)
+        test, owner = phrases_of(data["test"], hop_bars=N_BARS)
+        real = flat_rolls(test)
+        draws = int(args.draws)
+        made = np.concatenate(
+            [render(G, latents(s, 1, G.latent_dim).repeat(len(test), 1), real[:, 0]) for s in range(draws)]
+        )
+        sets = {
+            "model": made,
+            "held_out": real,
+            "mismatched": flat_rolls(mismatched(test, owner)),
+            "doubled": flat_rolls(doubled(test)),
+        }
+        if args.preview:
+            idx = sample_phrases(len(test))
+            pictures = [
+                piano_roll_image(sets[k][i], title=f"{k}: test phrase {i}")
+                for k in ("model", "held_out", "mismatched")
+                for i in idx
+            ]
+            make_grid(pictures, ncol=len(idx)).save(args.preview)
+            print(f"rows: model (seed 0) | held-out chorale | mismatched -> {args.preview}", file=sys.stderr)
+        how = (
+            f"model: each of the {len(test)} non-overlapping phrases of the {len(data['test'])} test chorales "
+            f"harmonised from its own soprano with the app's seeds 0..{draws - 1} ({len(made)} pieces); held_out: "
+            "those phrases as Bach wrote them; mismatched: each soprano over another chorale's alto, tenor and bass "
+            "(the floor); doubled: each soprano doubled an octave (alto, tenor) and two octaves (bass) below"
+        )
+        harmony = {k: piece_harmony(v) for k, v in sets.items()}
+        result: dict[str, dict[str, Any]] = {}
+        for key, label in HARMONY_LABELS.items():
+            result[label] = {k: _number(h[key]) for k, h in harmony.items()}
+            result[label] |= {"generated": len(made), "method": f"{HARMONY_METHODS[key]}. {how}"}
+        measured = {k: piece_metrics(v) for k, v in sets.items()}
+        for key, label in METRIC_LABELS.items():
+            result[label] = {k: _number(m[key]["mean"]) for k, m in measured.items()}
+            result[label] |= {"generated": len(made), "method": f"as the composer's (mean over the 4 voices). {how}"}
+        result["harmony gap to held-out chorales"] = {
+            k: round(metrics.harmony_gap(h, harmony["held_out"]), 4) for k, h in harmony.items()
+        } | {
+            "generated": len(made),
+            "method": "gandemo.metrics.harmony_gap: mean over the four harmony figures of |set - held-out| "
+            "(relative for the two counts), lower is better",
+        }
+        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
+        return result
+
+
+HARMONY_METHODS = {
+    "bass_consonance": "share of the 16th steps where soprano and bass both sound at which their interval class "
+    f"is one of {', '.join(map(str, metrics.CONSONANT_INTERVALS))} semitones (gandemo.metrics.bass_consonance)",
+    "pitch_classes_together": "distinct pitch classes of all voices' notes, mean over the steps where any sounds",
+    "parallel_fifths_octaves": "share of the moves of two voices together (both change pitch at one step; 6 pairs) "
+    "that go from a fifth to a fifth or an octave/unison to an octave/unison (interval classes 7 or 0; similar or "
+    "contrary motion)",
+    "notes_at_once": "notes a voice sounds at once, mean over the steps where it sounds",
+}
+
+
+def eight_bars(G: nn.Module, test_pieces: list[np.ndarray], n: int) -> dict[str, dict[str, Any]]:
+    """The composer's 8-bar pieces (two phrases of one piece: `phrase_latents` of the app's seeds
+    0..n-1) beside the test chorales' non-overlapping 8-bar stretches and beside two independent
+    4-bar pieces glued (seeds s and s + n): the five MuseGAN metrics and how well the two halves agree on
+    their key (`key_agreement`)."""
+    made = np.stack([np.concatenate(list(render(G, phrase_latents(s, 2, G))), axis=1) for s in range(n)])
+    glued = np.stack(
+        [
+            np.concatenate(
+                [render(G, latents(s, 1, G.latent_dim))[0], render(G, latents(s + n, 1, G.latent_dim))[0]], 1
+            )
+            for s in range(n)
+        ]
+    )
+    real = flat_rolls(phrases(test_pieces, hop_bars=2 * N_BARS, bars=2 * N_BARS))
+    sets = {"model": made, "held_out": real, "independent": glued}
+    how = (
+        f"model: the 8-bar pieces of the app's seeds 0..{n - 1} (two phrases sharing their static latents); "
+        f"held_out: the {len(real)} non-overlapping 8-bar stretches of the test chorales; independent: the 4-bar "
+        f"pieces of seeds s and s + {n} one after the other"
+    )
+    measured = {k: piece_metrics(v) for k, v in sets.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for key, label in METRIC_LABELS.items():
+        out[f"8 bars: {label}"] = {k: _number(m[key]["mean"]) for k, m in measured.items()}
+        out[f"8 bars: {label}"] |= {"generated": n, "method": f"as for 4 bars. {how}"}
+    out["8 bars: key agreement of the two halves"] = {k: _number(key_agreement(v)) for k, v in sets.items()} | {
+        "generated": n,
+        "method": "correlation of the two 4-bar halves' pitch-class histograms (all voices), mean over the pieces: "
+        f"1 = the same notes in the same proportions, about 0 = unrelated keys. {how}",
+    }
+    return out

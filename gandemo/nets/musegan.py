@@ -26,6 +26,14 @@ computed, a reshape plus a matrix product (`nn.Linear`, or `TrackLinear` for the
 generators: the four private generators as one batched product). On a 2-core CPU that measured
 1.1-2.6x faster than the same layers as nn.Conv2d / grouped nn.ConvTranspose2d, and no weight has
 more than 3 dimensions, so the project's channels_last layout leaves them alone.
+
+Track-conditional generation (the paper's "accompaniment"; the Music tab's harmoniser): with
+`cond_width` > 0 the generator writes the other tracks *given* one track, here the soprano's
+melody. A `MelodyEncoder` mirrors the bar generator backwards (steps -> eighths -> beats -> bar ->
+phrase) and its features at each resolution join the bar generator's layer of that resolution
+(the phrase and bar features its input, the beat, eighth and step features the layers that grow
+those), as MuseGAN's conditional generator adds its encoder's features to the generator's layers.
+The critic needs no change: it judges the whole piece, the given melody with the written voices.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from torch import nn
 
 from gandemo.nets import dcgan
 
-__all__ = ["MuseCritic", "MuseGenerator", "TemporalGenerator", "TrackLinear"]
+__all__ = ["MelodyEncoder", "MuseCritic", "MuseGenerator", "TemporalGenerator", "TrackLinear"]
 
 
 def _check_shape(n_bars: int, steps_per_bar: int, n_pitches: int) -> None:
@@ -96,6 +104,38 @@ class TemporalGenerator(nn.Module):
         return x
 
 
+class MelodyEncoder(nn.Module):
+    """A given track (N, n_bars, steps_per_bar, n_pitches) -> its features at the bar generator's
+    resolutions, each `width` wide: per step (N*bars, steps, w), per eighth (N*bars, steps/2, w),
+    per beat (N*bars, steps/4, w), and per bar the bar's own features beside the whole phrase's
+    (N*bars, 2w; the phrase's say which key the melody is in). Dense layers over non-overlapping
+    blocks (MuseGAN's strided convolutions) with LeakyReLU(0.2)."""
+
+    def __init__(self, n_bars: int = 4, steps_per_bar: int = 16, n_pitches: int = 48, width: int = 64) -> None:
+        super().__init__()
+        self.n_bars, self.steps_per_bar, self.n_pitches = n_bars, steps_per_bar, n_pitches
+        w = width
+        self.step = nn.Linear(n_pitches, w)
+        self.eighth = nn.Linear(2 * w, w)
+        self.beat = nn.Linear(2 * w, w)
+        self.bar = nn.Linear(steps_per_bar // 4 * w, w)
+        self.phrase = nn.Linear(n_bars * w, w)
+
+    def forward(self, melody: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        shape = (self.n_bars, self.steps_per_bar, self.n_pitches)
+        if melody.dim() != 4 or tuple(melody.shape[1:]) != shape:
+            raise ValueError(f"a melody must have shape (N, {', '.join(map(str, shape))}), got {tuple(melody.shape)}")
+        act = nn.functional.leaky_relu
+        n, b, t, _ = melody.shape
+        steps = act(self.step(melody.reshape(n * b, t, -1)), 0.2)  # (M, steps, w)
+        eighths = act(self.eighth(steps.reshape(n * b, t // 2, -1)), 0.2)
+        beats = act(self.beat(eighths.reshape(n * b, t // 4, -1)), 0.2)
+        bars = act(self.bar(beats.reshape(n * b, -1)), 0.2)  # (M, w)
+        phrase = act(self.phrase(bars.reshape(n, -1)), 0.2)  # (N, w)
+        per_bar = torch.cat([bars, phrase.repeat_interleave(b, 0)], 1)  # (M, 2w)
+        return steps, eighths, beats, per_bar
+
+
 class MuseGenerator(nn.Module):
     """Latents (N, latent_dim) -> note probabilities (N, n_tracks, n_bars, steps_per_bar, n_pitches) in (0, 1).
 
@@ -107,7 +147,11 @@ class MuseGenerator(nn.Module):
     Bar generator of each track (features per track; time x pitch):
         4 z_dim @ 1x1 -> width @ beats x 1 -> width @ beats x octaves -> width/2 @ 2 beats x octaves
         -> width/2 @ steps x octaves -> 1 @ steps x (octaves x 12), sigmoid
-    The defaults (z_dim 32, width 128) have 0.86 M parameters (1.7 MB as fp16; width 256: 2.2 M)."""
+    The defaults (z_dim 32, width 128) have 0.86 M parameters (1.7 MB as fp16; width 256: 2.2 M).
+
+    With `cond_width` > 0 it is track-conditional: `forward(z, melody)` takes the given track
+    (N, n_bars, steps_per_bar, n_pitches) too, encodes it (`MelodyEncoder`, `cond_width` features)
+    and writes the `n_tracks` others (the harmoniser: 3, alto, tenor and bass, under the soprano)."""
 
     def __init__(
         self,
@@ -118,9 +162,12 @@ class MuseGenerator(nn.Module):
         z_dim: int = 32,
         width: int = 128,
         temporal_width: int = 128,
+        cond_width: int = 0,
     ) -> None:
         super().__init__()
         _check_shape(n_bars, steps_per_bar, n_pitches)
+        if cond_width < 0:
+            raise ValueError(f"cond_width must be >= 0 (0: unconditional), got {cond_width}")
         if width < 2 or width % 2:
             raise ValueError(f"width must be an even number >= 2, got {width}")
         self.n_tracks, self.n_bars, self.steps_per_bar, self.n_pitches = n_tracks, n_bars, steps_per_bar, n_pitches
@@ -130,12 +177,15 @@ class MuseGenerator(nn.Module):
         self.octaves = n_pitches // 12
         self.shared_temporal = TemporalGenerator(z_dim, n_bars, temporal_width)
         self.private_temporal = nn.ModuleList(TemporalGenerator(z_dim, n_bars, temporal_width) for _ in range(n_tracks))
-        k, w, half = n_tracks, width, width // 2
-        self.to_beats = TrackLinear(k, 4 * z_dim, self.beats * w)  # time 1 -> beats
-        self.to_octaves = TrackLinear(k, w, self.octaves * w)  # pitch 1 -> octaves
+        k, w, half, c = n_tracks, width, width // 2, cond_width
+        self.cond_width = c
+        self.encoder = MelodyEncoder(n_bars, steps_per_bar, n_pitches, c) if c else None
+        # with a melody, each layer also reads the melody's features of its own resolution
+        self.to_beats = TrackLinear(k, 4 * z_dim + 2 * c, self.beats * w)  # time 1 -> beats
+        self.to_octaves = TrackLinear(k, w + c, self.octaves * w)  # pitch 1 -> octaves
         self.time_x2a = TrackLinear(k, w, 2 * half)  # time x2
-        self.time_x2b = TrackLinear(k, half, 2 * half)  # time x2 -> steps
-        self.to_semitones = TrackLinear(k, half, 12)  # each octave -> its 12 semitones
+        self.time_x2b = TrackLinear(k, half + c, 2 * half)  # time x2 -> steps
+        self.to_semitones = TrackLinear(k, half + c, 12)  # each octave -> its 12 semitones
         self.semitone_bias = nn.Parameter(torch.zeros(k, 12))
         self.bns = nn.ModuleList(nn.BatchNorm1d(k * c) for c in (w, w, half, half))
         self.apply(init_weights)
@@ -160,9 +210,25 @@ class MuseGenerator(nn.Module):
         m, t, o, k, c2 = x.shape
         return x.reshape(m, t, o, k, 2, c2 // 2).permute(0, 1, 4, 2, 3, 5).reshape(m, 2 * t, o, k, c2 // 2)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _with(x: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """x (M, t, o, k, c) with the melody's features (M, t, f) appended to every octave and track."""
+        if features is None:
+            return x
+        m, t, o, k, _ = x.shape
+        return torch.cat([x, features[:, :, None, None].expand(m, t, o, k, features.shape[-1])], -1)
+
+    def forward(self, z: torch.Tensor, melody: torch.Tensor | None = None) -> torch.Tensor:
+        if (melody is None) != (self.encoder is None):
+            need = "a melody (N, bars, steps, pitches)" if self.encoder is not None else "no melody"
+            raise ValueError(f"this generator takes {need}")
         shared, shared_t, private, private_t = self.split_latent(z)
         n, k, b, d, w = z.shape[0], self.n_tracks, self.n_bars, self.z_dim, self.width
+        steps = eighths = beats = None
+        if melody is not None:
+            if melody.shape[0] != n:
+                raise ValueError(f"{n} latents but {melody.shape[0]} melodies")
+            steps, eighths, beats, per_bar = self.encoder(melody.to(z.dtype))
         per_bar_shared = self.shared_temporal(shared_t)  # (N, bars, d)
         per_bar_private = torch.stack([g(private_t[:, i]) for i, g in enumerate(self.private_temporal)], 2)
         # the bar generators' input (N, bars, k, 4d); the static parts repeat in every bar
@@ -175,13 +241,15 @@ class MuseGenerator(nn.Module):
             ],
             dim=3,
         ).reshape(n * b, k, 4 * d)  # bars folded into the batch
+        if melody is not None:
+            x = torch.cat([x, per_bar[:, None].expand(n * b, k, per_bar.shape[-1])], -1)
         x = self.to_beats(x).reshape(n * b, k, self.beats, w).transpose(1, 2)  # (M, beats, k, w)
         x = self._bn(0, x)[:, :, None]  # (M, beats, 1, k, w)
-        x = self.to_octaves(x).reshape(n * b, self.beats, k, self.octaves, w).transpose(2, 3)  # (M, beats, oct, k, w)
-        x = self._bn(1, x)
+        x = self.to_octaves(self._with(x, beats)).reshape(n * b, self.beats, k, self.octaves, w).transpose(2, 3)
+        x = self._bn(1, x)  # (M, beats, oct, k, w)
         x = self._bn(2, self._double_time(self.time_x2a(x)))
-        x = self._bn(3, self._double_time(self.time_x2b(x)))  # (M, steps, oct, k, w/2)
-        x = torch.sigmoid(self.to_semitones(x) + self.semitone_bias)  # (M, steps, oct, k, 12)
+        x = self._bn(3, self._double_time(self.time_x2b(self._with(x, eighths))))  # (M, steps, oct, k, w/2)
+        x = torch.sigmoid(self.to_semitones(self._with(x, steps)) + self.semitone_bias)  # (M, steps, oct, k, 12)
         x = x.permute(0, 3, 1, 2, 4).reshape(n, b, k, self.steps_per_bar, self.n_pitches)
         return x.transpose(1, 2)
 

@@ -48,7 +48,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("faces", "Faces", data_hint="folder of face photos"),
         TaskSpec("edges2photo", "Edges → Photo", data_hint="folder of edges|photo pairs"),
         TaskSpec("superres", "4× Upscale", ("gan", "psnr"), data_hint="folder of high-resolution photos"),
-        TaskSpec("music", "Music", data_hint="folder of four-part chorales"),
+        # default: the seed-based composer; harmonize: alto, tenor and bass under a given soprano
+        TaskSpec("music", "Music", ("default", "harmonize"), data_hint="folder of four-part chorales"),
         TaskSpec(
             "anomaly",
             "Anomaly",

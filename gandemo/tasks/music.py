@@ -48,6 +48,17 @@ METRIC_LABELS = {
     "tonal_distance": "tonal distance between voices",
 }
 RATES = {"empty_bars", "qualified_notes", "polyphony"}  # shown as percentages
+# the harmoniser (variant "harmonize") writes alto, tenor and bass under a given soprano; its figures
+# (gandemo.metrics.harmony_metrics), as a harmony teacher would mark a four-part setting
+HARMONIZE = "harmonize"
+WRITTEN = (1, 2, 3)  # the tracks the harmoniser writes
+HARMONY_LABELS = {
+    "bass_consonance": "bass consonant with the melody",
+    "pitch_classes_together": "pitch classes sounding together",
+    "parallel_fifths_octaves": "consecutive fifths or octaves (share of moves together)",
+    "notes_at_once": "notes at once within a voice",
+}
+HARMONY_RATES = {"bass_consonance", "parallel_fifths_octaves"}
 NOTE_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 
 
@@ -83,24 +94,63 @@ def latents(seed: int, count: int, latent_dim: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows)).float()
 
 
+def phrase_latents(seed: int, count: int, G: nn.Module) -> torch.Tensor:
+    """Latents of `count` consecutive phrases of one piece: row 0 is `latents(seed, 1)` (the
+    seed's 4-bar piece), and every later row keeps its static latents (shared and private: the
+    piece's character, which sets the key) with temporal latents of its own (how that phrase
+    moves), drawn as row i of `latents(seed, count)`."""
+    z = latents(seed, count, G.latent_dim)
+    d, k = G.z_dim, G.n_tracks
+    static = torch.zeros(G.latent_dim, dtype=torch.bool)
+    static[:d] = True
+    static[2 * d : (2 + k) * d] = True
+    z[1:, static] = z[0, static]
+    return z
+
+
 def flatten_bars(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """(N, tracks, bars, steps per bar, pitches) -> (N, tracks, steps, pitches)."""
     return x.reshape(*x.shape[:2], x.shape[2] * x.shape[3], x.shape[4])
 
 
+def decode(probs: torch.Tensor) -> torch.Tensor:
+    """Note probabilities (..., pitches) -> notes, bool, one at a time in each voice: at each step
+    only the voice's most probable pitch, and only where it is at least THRESHOLD (else the voice
+    rests). A voice is a sung line; thresholding every pitch on its own let the composer sound two
+    notes within a voice in 6 % of its steps."""
+    best, idx = probs.max(-1, keepdim=True)
+    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, idx, best >= THRESHOLD)
+
+
 @torch.inference_mode()
-def render(G: nn.Module, z: torch.Tensor, batch: int = 256) -> np.ndarray:
+def render(
+    G: nn.Module, z: torch.Tensor, melody: np.ndarray | torch.Tensor | None = None, batch: int = 256
+) -> np.ndarray:
     """The one way pieces are made: latents (N, G.latent_dim) -> binary piano rolls, bool
-    (N, tracks, steps, pitches). G runs in eval mode (BatchNorm's running statistics), so a piece
-    depends on its own latent only; a note is on where G's probability is >= THRESHOLD."""
+    (N, tracks, steps, pitches), decoded by `decode`. G runs in eval mode (BatchNorm's running
+    statistics), so a piece depends on its own latent (and melody) only. A track-conditional G
+    (the harmoniser) takes `melody` (N, steps, pitches) too: the roll is that melody as the
+    soprano above the voices G writes."""
     was_training = G.training
     device = next(G.parameters()).device
+    mel = None if melody is None else torch.as_tensor(np.asarray(melody)).bool()
+    if mel is not None and mel.shape[0] != len(z):
+        raise ValueError(f"{len(z)} latents but {mel.shape[0]} melodies")
     G.eval()
+    out = []
     try:
-        out = [G(z[i : i + batch].to(device)).float().cpu() >= THRESHOLD for i in range(0, len(z), batch)]
+        for i in range(0, len(z), batch):
+            if mel is None:
+                probs = G(z[i : i + batch].to(device))
+            else:
+                m = mel[i : i + batch]
+                bars = m.reshape(len(m), -1, STEPS_PER_BAR, m.shape[-1]).float().to(device)
+                probs = G(z[i : i + batch].to(device), bars)
+            notes = flatten_bars(decode(probs.float()).cpu())
+            out.append(notes if mel is None else torch.cat([mel[i : i + batch, None], notes], 1))
     finally:
         G.train(was_training)
-    return flatten_bars(torch.cat(out)).numpy()
+    return torch.cat(out).numpy()
 
 
 def piece_metrics(rolls: np.ndarray) -> dict[str, dict[str, float]]:
@@ -108,6 +158,12 @@ def piece_metrics(rolls: np.ndarray) -> dict[str, dict[str, float]]:
     return metrics.music_metrics(
         rolls, TRACKS, STEPS_PER_BAR, STEPS_PER_BEAT, LOWEST_PITCH, min_note_steps=MIN_NOTE_STEPS
     )
+
+
+def piece_harmony(rolls: np.ndarray, voices: Sequence[int] | None = WRITTEN) -> dict[str, float]:
+    """The harmony figures (gandemo.metrics.harmony_metrics) of rolls (N, 4 voices, steps, pitches),
+    pooled over the pieces; notes at once over `voices` (default: the three the harmoniser writes)."""
+    return metrics.harmony_metrics(rolls, LOWEST_PITCH, voices)
 
 
 def to_midi(roll: np.ndarray, tempo: float, programs: Sequence[int]) -> Any:
