@@ -178,6 +178,45 @@ def write_tiny_superres_checkpoints(root: Path, seed: int = 0) -> list[Path]:
     """Untrained but valid superres checkpoints (SRResNet of 8 channels x 2 blocks, starting as bicubic
     plus a little) under `root/superres/gan` and `root/superres/psnr`."""
     from gandemo.nets.srgan import SRResNet
+TINY_HARMONY = {**TINY_MUSE, "n_tracks": 3, "cond_width": 4}
+
+
+def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid harmoniser checkpoint (the conditional MuseGAN G of width 8 with a
+    melody encoder of 4) under `root/music/harmonize`, its weights redrawn at unit gain and its note
+    bias at -2.5 so that, untrained, its voices sound a few seed-dependent notes; its card has harmony
+    reference numbers measured on two hand-made chords and their mismatch."""
+    from gandemo.nets.musegan import MuseGenerator, TrackLinear
+    from gandemo.tasks import music
+
+    torch.manual_seed(seed)
+    G = MuseGenerator(**TINY_HARMONY).eval()
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, TrackLinear | torch.nn.Linear):
+                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
+                m.weight.normal_(0, (2 / fan_in) ** 0.5)
+        G.semitone_bias.fill_(-2.5)
+    chords = np.zeros((2, 4, music.N_STEPS, music.N_PITCHES), bool)
+    for i, pitches in enumerate(((72, 67, 64, 48), (71, 67, 62, 43))):
+        for track, pitch in enumerate(pitches):
+            chords[i, track, :, pitch - music.LOWEST_PITCH] = True
+    swapped = np.concatenate([chords[:, :1], chords[::-1, 1:]], 1)
+    reference = {"split": "test", "pieces": 2, "chorales": music.piece_harmony(chords)}
+    reference["mismatched"] = music.piece_harmony(swapped)
+    card = {
+        "task": "music",
+        "variant": "harmonize",
+        "arch": {"G": arch_entry(G, TINY_HARMONY)},
+        "data": {"name": "test", "items": 0, "resolution": "4 voices x 64 steps x 48 pitches", "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        "hyperparameters": {"d_width": 4, "n_critic": 5, "gp_weight": 10.0, "batch_size": 2, "lr": 1e-3},
+        "harmony_reference": reference,
+        "metrics": {},
+    }
+    return save_checkpoint(root / "music" / "harmonize", {"G": G}, card)
+
+
 
     folders = []
     for i, variant in enumerate(("gan", "psnr")):
@@ -218,6 +257,7 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def use_checkpoints(monkeypatch: pytest.MonkeyPatch):
     """Point the registry at a checkpoint root for one test (and forget cached models after)."""
+    write_tiny_harmony_checkpoint(root)
 
     def _use(root: Path) -> None:
         monkeypatch.setenv(registry.ENV_ROOT, str(root))

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from gandemo import audio, metrics
+from gandemo.melody import Melody
 from gandemo.validation import InvalidInput, as_bool, as_int
 
 TRACKS = ("soprano", "alto", "tenor", "bass")
@@ -38,6 +39,7 @@ SEED_MAX = 2**31 - 1
 TEMPO_MIN, TEMPO_MAX, DEFAULT_TEMPO = 30, 240, 80
 # General MIDI programs (0-based): a string quartet, so the four voices are told apart by ear
 DEFAULT_PROGRAMS = (40, 40, 41, 42)  # violin, violin, viola, cello
+BAR_CHOICES = (4, 8)  # the composer's lengths: one phrase, or two of one piece (`phrase_latents`)
 
 # the metrics' names in the card (written by `python -m training evaluate music`) and in the app
 METRIC_LABELS = {
@@ -78,6 +80,13 @@ def check_tempo(tempo: Any) -> int:
 
 def check_programs(programs: Sequence[Any]) -> list[int]:
     return [as_int(p, f"{t} instrument (General MIDI program)", 0, 127) for t, p in zip(TRACKS, programs, strict=True)]
+
+
+def check_bars(bars: Any) -> int:
+    value = as_int(bars, "bars", min(BAR_CHOICES), max(BAR_CHOICES))
+    if value not in BAR_CHOICES:
+        raise InvalidInput(f"bars must be {' or '.join(map(str, BAR_CHOICES))}, got {value}")
+    return value
 
 
 def check_mutes(mutes: Sequence[Any]) -> list[bool]:
@@ -194,10 +203,18 @@ def _font(size: int = 11) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def piano_roll_image(roll: np.ndarray, mute: Sequence[bool] | None = None, title: str = "") -> Image.Image:
+def piano_roll_image(
+    roll: np.ndarray,
+    mute: Sequence[bool] | None = None,
+    title: str = "",
+    lowest_pitch: int = LOWEST_PITCH,
+    onsets: np.ndarray | None = None,
+) -> Image.Image:
     """One piece (tracks, steps, pitches) as a picture: time left to right, pitch bottom to top,
     each voice in its own colour (a muted voice hollow), bar lines, beat lines, the C and G of
-    every octave named at the left, the bar numbers and a colour key at the top."""
+    every octave named at the left, the bar numbers and a colour key at the top. Pitch row i is
+    MIDI pitch `lowest_pitch + i`; `onsets` (tracks, steps), where given, marks steps at which a
+    note is struck again on the pitch already sounding (a repeated melody note is two boxes)."""
     roll = np.asarray(roll, dtype=bool)
     k, t, p = roll.shape
     mute = list(mute) if mute is not None else [False] * k
@@ -210,7 +227,7 @@ def piano_roll_image(roll: np.ndarray, mute: Sequence[bool] | None = None, title
         return TOP + (p - 1 - i) * PITCH_H
 
     for i in range(p):
-        pitch = LOWEST_PITCH + i
+        pitch = lowest_pitch + i
         if pitch % 12 in (1, 3, 6, 8, 10):  # black keys: shaded rows, as on a keyboard
             d.rectangle([LEFT, y_of(i), LEFT + t * STEP_W - 1, y_of(i) + PITCH_H - 1], fill=(240, 240, 244))
         if pitch % 12 in (0, 7):
@@ -226,10 +243,7 @@ def piano_roll_image(roll: np.ndarray, mute: Sequence[bool] | None = None, title
     for track in reversed(range(k)):  # the soprano is drawn last, on top
         colour = TRACK_COLOURS[track % len(TRACK_COLOURS)]
         dark = tuple(c // 2 for c in colour)
-        padded = np.pad(roll[track].T.astype(np.int8), ((0, 0), (1, 1)))
-        diff = np.diff(padded, axis=1)
-        on_p, on_t = np.nonzero(diff == 1)
-        _, off_t = np.nonzero(diff == -1)
+        on_p, on_t, off_t = _runs(roll[track], None if onsets is None else onsets[track])
         for i, t0, t1 in zip(on_p, on_t, off_t, strict=True):
             box = [LEFT + t0 * STEP_W + 1, y_of(i) + 1, LEFT + t1 * STEP_W - 2, y_of(i) + PITCH_H - 2]
             if mute[track]:
@@ -250,6 +264,23 @@ def piano_roll_image(roll: np.ndarray, mute: Sequence[bool] | None = None, title
     return img
 
 
+def _runs(track: np.ndarray, onsets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes of one track (steps, pitches) as (pitch index, first step, end step): runs of on
+    steps, split where `onsets` (steps,) marks a new note struck on the same pitch."""
+    on = track.T.astype(np.int8)  # (pitches, steps)
+    starts = np.diff(np.pad(on, ((0, 0), (1, 0))), axis=1) == 1
+    if onsets is not None:
+        starts |= on.astype(bool) & np.asarray(onsets, bool)[None]
+    pitch, t0 = np.nonzero(starts)
+    ends = np.empty_like(t0)
+    for j, (p, t) in enumerate(zip(pitch, t0, strict=True)):
+        t1 = t + 1
+        while t1 < on.shape[1] and on[p, t1] and not starts[p, t1]:
+            t1 += 1
+        ends[j] = t1
+    return pitch, t0, ends
+
+
 # ---- the whole click ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Piece:
@@ -261,13 +292,20 @@ class Piece:
 
 
 def compose(
-    G: nn.Module, seed: Any, tempo: Any, programs: Sequence[Any], mutes: Sequence[Any], engine: str = "auto"
+    G: nn.Module,
+    seed: Any,
+    tempo: Any,
+    programs: Sequence[Any],
+    mutes: Sequence[Any],
+    engine: str = "auto",
+    bars: Any = N_BARS,
 ) -> Piece:
     """Check the inputs, make the seed's piece, and give it as MIDI, audio, a picture and its metrics.
-    The MIDI holds all four voices; muting silences a voice in the audio (and draws it hollow)."""
-    seed, tempo = check_seed(seed), check_tempo(tempo)
+    The MIDI holds all four voices; muting silences a voice in the audio (and draws it hollow).
+    `bars` 8 is two phrases of one piece (the first is the seed's 4-bar piece)."""
+    seed, tempo, bars = check_seed(seed), check_tempo(tempo), check_bars(bars)
     programs, mutes = check_programs(programs), check_mutes(mutes)
-    roll = render(G, latents(seed, 1, G.latent_dim))[0]
+    roll = np.concatenate(list(render(G, phrase_latents(seed, bars // N_BARS, G))), axis=1)
     heard = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i] and roll[i].any()]
     if not heard:
         silent = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i]]
@@ -276,9 +314,109 @@ def compose(
             "unmute another voice or try another seed"
         )
     midi = to_midi(roll, tempo, programs)
-    sound = audio.render_audio(midi, seconds(tempo), mute=mutes, engine=engine)
-    image = piano_roll_image(roll, mutes, title=f"seed {seed}, {tempo} beats per minute")
+    sound = audio.render_audio(midi, seconds(tempo, roll.shape[1]), mute=mutes, engine=engine)
+    length = "" if bars == N_BARS else f", {bars} bars"
+    image = piano_roll_image(roll, mutes, title=f"seed {seed}{length}, {tempo} beats per minute")
     return Piece(roll, midi, sound, image, piece_metrics(roll[None]))
+
+
+# ---- the harmoniser: a melody in, four voices out -------------------------------------------------
+# The sopranos it learnt from: the chorales' (MIDI 60..81) moved by the training's transpositions
+# (-6..+5, within the roll). A melody outside moves by whole octaves for the model and back (the
+# key stays, so the harmony is the same); one wider than this range is refused.
+SOPRANO_RANGE = (55, 83)
+
+
+def octave_shift(low: int, high: int) -> int:
+    """Semitones (a multiple of 12, nearest 0 first) that put a melody of pitches low..high inside
+    SOPRANO_RANGE; InvalidInput when none does."""
+    lo, hi = SOPRANO_RANGE
+    for k in sorted(range(-4, 5), key=abs):
+        if low + 12 * k >= lo and high + 12 * k <= hi:
+            return 12 * k
+    raise InvalidInput(
+        f"the melody spans {high - low} semitones ({pitch_name(low)} to {pitch_name(high)}): the harmoniser learnt "
+        f"sopranos within {hi - lo} semitones ({pitch_name(lo)} to {pitch_name(hi)}); give a narrower melody"
+    )
+
+
+@dataclass(frozen=True)
+class Harmonized:
+    roll: np.ndarray  # bool (4 voices, steps, pitches): the melody as the soprano, in the model's octave
+    onsets: np.ndarray  # bool (4, steps): where the soprano strikes a note again on the pitch it holds
+    shift: int  # semitones the melody was moved for the model; the piece sounds at roll pitch - shift
+    midi: Any  # pretty_midi.PrettyMIDI: Soprano (exactly the melody), Alto, Tenor, Bass
+    audio: audio.Audio
+    image: Image.Image
+    harmony: dict[str, float]  # gandemo.metrics.harmony_metrics of this piece
+    tempo: int | float
+
+
+def melody_rolls(melody: Melody, shift: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(what the model reads: (phrases, 64 steps, pitches), the soprano as it sounds: (steps,
+    pitches), its re-struck onsets: (steps,)), all moved by `shift` semitones. The model reads no
+    rest: a rest inside the melody holds the note before it, leading rests the first note, and
+    the last phrase is filled out by the last note held (as a closing fermata)."""
+    line = melody.line()
+    sounding = np.where(line >= 0, line + shift - LOWEST_PITCH, -1)
+    soprano = np.zeros((len(line), N_PITCHES), bool)
+    soprano[np.nonzero(sounding >= 0)[0], sounding[sounding >= 0]] = True
+    onsets = np.zeros(len(line), bool)
+    for pitch, t0, _ in melody.notes:
+        onsets[t0] = t0 > 0 and line[t0 - 1] == pitch
+    phrases = -(-len(line) // N_STEPS)
+    held = np.full(phrases * N_STEPS, -1)
+    held[: len(line)] = sounding
+    idx = np.where(held >= 0, np.arange(len(held)), 0)
+    held = held[np.maximum.accumulate(idx)]  # forward fill
+    held[held < 0] = sounding[sounding >= 0][0]  # leading rests: the first note
+    model = np.zeros((len(held), N_PITCHES), bool)
+    model[np.arange(len(held)), held] = True
+    return model.reshape(phrases, N_STEPS, N_PITCHES), soprano, onsets
+
+
+def harmonize(
+    G: nn.Module,
+    melody: Melody,
+    tempo: int | float,
+    programs: Sequence[int],
+    seed: int,
+    engine: str = "auto",
+) -> Harmonized:
+    """Alto, tenor and bass for a melody (checked inputs): moved into the sopranos' range if need be,
+    harmonised phrase by phrase (4 bars each; the phrases share their static latents, so they keep
+    one character), the lower voices silent before the melody's first note and after its last.
+    The MIDI's soprano is the melody's own notes (pitches, onsets on the 16th grid) at `tempo`."""
+    low, high = melody.pitch_range
+    shift = octave_shift(low, high)
+    model_in, soprano, repeated = melody_rolls(melody, shift)
+    phrases = render(G, phrase_latents(seed, len(model_in), G), model_in)  # (phrases, 4, 64, pitches)
+    roll = np.concatenate(list(phrases), axis=1)[:, : melody.steps]
+    roll[0] = soprano
+    first, last = melody.notes[0][1], melody.notes[-1][2]
+    roll[1:, :first] = False
+    roll[1:, last:] = False
+    onsets = np.zeros(roll.shape[:2], bool)
+    onsets[0] = repeated
+    midi = audio.roll_to_midi(roll, tempo, programs, MIDI_NAMES, LOWEST_PITCH - shift, STEPS_PER_BEAT)
+    ticks = audio.TICKS_PER_BEAT // STEPS_PER_BEAT
+    sop = midi.instruments[0]
+    template = sop.notes[0]
+    sop.notes = [  # the melody's own notes: a repeated note stays two notes
+        type(template)(
+            velocity=template.velocity, pitch=p, start=midi.tick_to_time(t0 * ticks), end=midi.tick_to_time(t1 * ticks)
+        )
+        for p, t0, t1 in melody.notes
+    ]
+    sound = audio.render_audio(midi, seconds(tempo, roll.shape[1]), engine=engine)
+    moved = (
+        ""
+        if not shift
+        else f", harmonised {abs(shift) // 12} octave{'s' * (abs(shift) > 12)} {'up' if shift > 0 else 'down'}"
+    )
+    title = f"{melody.source}, seed {seed}, {tempo:g} beats per minute{moved}"
+    image = piano_roll_image(roll, title=title, lowest_pitch=LOWEST_PITCH - shift, onsets=onsets)
+    return Harmonized(roll, onsets, shift, midi, sound, image, piece_harmony(roll[None]), tempo)
 
 
 # ---- the metrics table ----------------------------------------------------------------------------
@@ -320,4 +458,53 @@ def metrics_table(piece: dict[str, dict[str, float]], card: dict[str, Any]) -> t
         values = piece[key]
         per_voice = " / ".join(_fmt(key, values[t]) for t in TRACKS) if key != "tonal_distance" else "6 pairs"
         rows.append([label, _fmt(key, values["mean"]), per_voice, _fmt(key, model[key]), _fmt(key, ref[key])])
+    return headers, rows
+
+
+# the harmoniser's aims (issue "Music v2"), shown beside each harmonised piece
+HARMONY_AIMS = {
+    "bass_consonance": "≥ 80 %",
+    "pitch_classes_together": "within 10 % of the chorales'",
+    "parallel_fifths_octaves": "≤ 3 %",
+    "notes_at_once": "≤ 1.05",
+}
+
+
+def _fmt_harmony(key: str, value: Any) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{100 * value:.1f} %" if key in HARMONY_RATES else f"{value:.2f}"
+
+
+def harmony_table(piece: dict[str, float], card: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): each harmony figure for this piece, its aim, and as far as the harmoniser's
+    card has them: the model's on held-out chorales (written by `python -m training evaluate music`),
+    the chorales' own and the floor of mismatched chorales (`harmony_reference`, at export)."""
+    ref = card.get("harmony_reference") or {}
+    measured = card.get("metrics") or {}
+    n = (measured.get(HARMONY_LABELS["bass_consonance"]) or {}).get("generated")
+    pieces = ref.get("pieces")
+    headers = [
+        "figure",
+        "this piece",
+        "aim",
+        f"this model on held-out sopranos ({n} pieces)" if n else "this model on held-out sopranos",
+        f"held-out chorales ({pieces} phrases)" if pieces else "held-out chorales",
+        "mismatched chorales (the floor)",
+    ]
+    rows = []
+    for key, label in HARMONY_LABELS.items():
+        row = measured.get(label) or {}
+        chorales = (ref.get("chorales") or {}).get(key, row.get("held_out"))
+        floor = (ref.get("mismatched") or {}).get(key, row.get("mismatched"))
+        rows.append(
+            [
+                label,
+                _fmt_harmony(key, piece.get(key)),
+                HARMONY_AIMS[key],
+                _fmt_harmony(key, row.get("model")),
+                _fmt_harmony(key, chorales),
+                _fmt_harmony(key, floor),
+            ]
+        )
     return headers, rows
