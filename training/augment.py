@@ -42,6 +42,28 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
     return x
 
 
+def augment(
+    x: torch.Tensor, policy: tuple[str, ...], p: float = 1.0, translation: float = 0.125, cutout: float = 0.5
+) -> torch.Tensor:
+    """DiffAugment with a strength: `policy` applied to a share `p` of the images (the others pass
+    unchanged; ADA's p, held fixed), shifts of up to `translation` of the side, cutout squares of
+    `cutout` of the side. The defaults are `diff_augment(x, policy)` exactly, random draws included."""
+    if not policy or p <= 0:
+        return x
+    out = x
+    for name in policy:
+        if name == "translation":
+            out = _translation(out, translation)
+        elif name == "cutout":
+            out = _cutout(out, cutout)
+        else:
+            out = _AUGMENTS[name](out)
+    if p >= 1:
+        return out
+    keep = distributed.rand(x.shape[0], 1, 1, 1, device=x.device) >= p  # per item, sharded like the batch
+    return torch.where(keep, x, out)
+
+
 def diff_augment_pair(
     condition: torch.Tensor, image: torch.Tensor, policy: tuple[str, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -205,7 +205,7 @@ class Trainer:
         # several processes (torchrun): DDP, global BatchNorm, rank 0 alone writes
         self.replica = distributed.Replica(task, cfg.device) if distributed.is_distributed() else None
         self.main = distributed.is_main()
-        self.ema = EMA(task.models[task.ema_of], task.ema_decay) if task.ema_of else None
+        self.ema = EMA(task.models[task.ema_of], task.ema_decay, task.ema_rampup) if task.ema_of else None
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         # one entry per process that trained this run (a resume starts a new one): steps, threads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +43,83 @@ def dcgan_step(
         "D(x)": torch.sigmoid(logit_real.detach()).mean(),
         "D(G(z))": torch.sigmoid(logit_fake.detach()).mean(),
     }
+
+
+LOSSES = ("nonsaturating", "hinge")
+
+
+def d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor, loss: str = "nonsaturating") -> torch.Tensor:
+    """D's loss on its logits. "nonsaturating": the minimax -[log D(x) + log(1 - D(G(z)))] in softplus form;
+    "hinge" (Lim & Ye 2017, SNGAN, BigGAN): max(0, 1 - D(x)) + max(0, 1 + D(G(z)))."""
+    if loss == "hinge":
+        return F.relu(1 - logit_real).mean() + F.relu(1 + logit_fake).mean()
+    if loss == "nonsaturating":
+        return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+
+
+def g_loss(logit_fake: torch.Tensor, loss: str = "nonsaturating") -> torch.Tensor:
+    """G's loss on D's logits of its images: -log D(G(z)) (non-saturating), or -D(G(z)) (hinge)."""
+    if loss == "hinge":
+        return -logit_fake.mean()
+    if loss == "nonsaturating":
+        return F.softplus(-logit_fake).mean()
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+
+
+def r1_penalty(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): the mean over the batch of |grad_x D(x)|^2 at real x, kept in the
+    graph so that D can be trained on it. `inputs` must require grad and `logits` be D(inputs)."""
+    (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
+def gan_step(
+    G: nn.Module,
+    D: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    real: torch.Tensor,
+    z: torch.Tensor,
+    amp: Amp,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    loss: str = "nonsaturating",
+    r1_gamma: float = 0.0,
+    r1_every: int = 1,
+    step: int = 0,
+) -> dict[str, torch.Tensor]:
+    """`dcgan_step` with choices: D then G, `augment` on everything D sees, the `loss` ("nonsaturating" or
+    "hinge") and lazy R1 (StyleGAN2): on steps where `step` % `r1_every` == 0, D's loss gains
+    r1_gamma / 2 * r1_every * R1 on the augmented real images (every r1_every-th step, weighted up to the
+    same strength on average, for 1/r1_every of the cost). With the defaults it is `dcgan_step` op for op.
+    Returns the detached losses, D's mean outputs (sigmoid of the logits) and "r1" on the steps it was computed."""
+    aug = augment or (lambda x: x)
+    regularise = r1_gamma > 0 and step % r1_every == 0
+    D.requires_grad_(True)
+    with amp.autocast():
+        fake = G(z)
+        x_real = aug(real)
+        if regularise:
+            x_real = x_real.detach().requires_grad_(True)
+        logit_real = amp.fp32(D(x_real))
+        logit_fake = amp.fp32(D(aug(fake.detach())))
+        loss_d = d_loss(logit_real, logit_fake, loss)
+    total_d = loss_d
+    if regularise:
+        r1 = r1_penalty(logit_real, x_real)
+        total_d = loss_d + (r1_gamma / 2 * r1_every) * r1
+    amp.step(total_d, optimizers["D"])
+
+    D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
+    with amp.autocast():
+        loss_g = g_loss(amp.fp32(D(aug(fake))), loss)
+    amp.step(loss_g, optimizers["G"])
+
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "D(x)": torch.sigmoid(logit_real.detach()).mean(),
+        "D(G(z))": torch.sigmoid(logit_fake.detach()).mean(),
+    } | ({"r1": r1.detach()} if regularise else {})
 
 
 def pix2pix_step(

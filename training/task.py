@@ -124,6 +124,7 @@ class TrainTask(ABC):
     optimizers: dict[str, torch.optim.Optimizer]
     variant: str = "default"
     ema_decay: float = 0.999
+    ema_rampup: float = 0.05  # the EMA's warm-up ramp (training.loop.EMA); 0: none
 
     # ---- command line (class level: read before any instance exists) ------------------------
     @classmethod  # noqa: B027 - optional hook

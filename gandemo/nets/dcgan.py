@@ -6,14 +6,21 @@ The paper's architecture rules, which both classes follow:
 - ReLU in G with Tanh at the output; LeakyReLU(0.2) in D;
 - no fully connected hidden layers: z is reshaped to a 1x1 "image", D ends in a 4x4 conv to one logit;
 - weights drawn from N(0, 0.02).
+
+D may instead be normalised by spectral norm (Miyato et al. 2018, `norm="spectral"`: every convolution's
+weight divided by its largest singular value, no batch norm), or not at all (`norm="none"`, for R1,
+whose per-image gradient a batch-normalised D would mix across the batch). The default is the paper's.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["Generator", "Discriminator", "init_weights"]
+__all__ = ["Generator", "Discriminator", "init_weights", "D_NORMS"]
+
+D_NORMS = ("batch", "spectral", "none")
 
 
 def init_weights(
@@ -64,12 +71,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image (N, channels, 64, 64) -> one real/fake logit per image, shape (N,)."""
+    """image (N, channels, 64, 64) -> one real/fake logit per image, shape (N,). `norm`: "batch" (the
+    paper's), "spectral" (spectral norm on every convolution, no batch norm) or "none"."""
 
-    def __init__(self, ndf: int = 64, channels: int = 3) -> None:
+    def __init__(self, ndf: int = 64, channels: int = 3, norm: str = "batch") -> None:
         super().__init__()
+        if norm not in D_NORMS:
+            raise ValueError(f"norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
 
         def down(cin: int, cout: int, bn: bool = True) -> list[nn.Module]:
+            bn = bn and norm == "batch"
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=not bn)]
             if bn:
                 layers.append(nn.BatchNorm2d(cout))
@@ -84,6 +95,9 @@ class Discriminator(nn.Module):
             nn.Conv2d(ndf * 8, 1, 4, 1, 0),  # 4 -> 1: the logit
         )
         self.apply(init_weights)
+        if norm == "spectral":  # after the initialisation: it then sets the weights the norm divides
+            for conv in (m for m in self.net if isinstance(m, nn.Conv2d)):
+                spectral_norm(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
