@@ -398,7 +398,10 @@ def harmonize(
     roll[1:, last:] = False
     onsets = np.zeros(roll.shape[:2], bool)
     onsets[0] = repeated
-    midi = audio.roll_to_midi(roll, tempo, programs, MIDI_NAMES, LOWEST_PITCH - shift, STEPS_PER_BEAT)
+    # pretty_midi writes int(6e7 / tempo) microseconds a quarter note: with this tempo that is the
+    # nearest whole number, so a MIDI file's own tempo comes back exactly (not 1 microsecond short)
+    midi_tempo = 6e7 / (round(6e7 / tempo) + 0.5)
+    midi = audio.roll_to_midi(roll, midi_tempo, programs, MIDI_NAMES, LOWEST_PITCH - shift, STEPS_PER_BEAT)
     ticks = audio.TICKS_PER_BEAT // STEPS_PER_BEAT
     sop = midi.instruments[0]
     template = sop.notes[0]

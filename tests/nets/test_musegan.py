@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from gandemo.nets.musegan import MuseCritic, MuseGenerator, TemporalGenerator, TrackLinear
+from gandemo.nets.musegan import MelodyEncoder, MuseCritic, MuseGenerator, TemporalGenerator, TrackLinear
 
 SMALL = {"z_dim": 8, "width": 16, "temporal_width": 16}
 
@@ -123,3 +123,71 @@ def test_gradients_reach_every_generator_weight_through_the_critic():
     G, D = MuseGenerator(**SMALL), MuseCritic(width=8)
     D(G(torch.randn(4, G.latent_dim))).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+
+
+# ---- track-conditional: the harmoniser's G writes the other voices given a melody -----------------
+COND = {**SMALL, "n_tracks": 3, "cond_width": 8}
+
+
+def _melodies(n: int, seed: int = 0) -> torch.Tensor:
+    """n one-note-a-step melodies (n, bars, steps, pitches) on random pitches."""
+    gen = torch.Generator().manual_seed(seed)
+    pitch = torch.randint(20, 40, (n, 4, 16), generator=gen)
+    return torch.nn.functional.one_hot(pitch, 48).float()
+
+
+def test_the_conditional_generator_writes_the_other_tracks_from_latents_and_a_melody():
+    G = MuseGenerator(**COND).eval()
+    assert G.latent_dim == (2 + 2 * 3) * 8 and isinstance(G.encoder, MelodyEncoder)
+    y = G(torch.randn(2, G.latent_dim), _melodies(2))
+    assert y.shape == (2, 3, 4, 16, 48) and y.min() > 0 and y.max() < 1
+    with pytest.raises(ValueError, match="takes a melody"):
+        G(torch.randn(2, G.latent_dim))
+    with pytest.raises(ValueError, match="2 latents but 3 melodies"):
+        G(torch.randn(2, G.latent_dim), _melodies(3))
+    with pytest.raises(ValueError, match="takes no melody"):
+        MuseGenerator(**SMALL)(torch.randn(1, 80), _melodies(1))
+    with pytest.raises(ValueError, match="cond_width must be >= 0"):
+        MuseGenerator(cond_width=-1)
+
+
+def test_the_melody_reaches_every_written_track_bar_and_step():
+    """Changing one step of the melody changes the written voices: the encoder feeds every
+    resolution, so the step itself and (through the bar and phrase features) the other bars move."""
+    torch.manual_seed(0)
+    G = MuseGenerator(**COND).train()  # BatchNorm normalises each layer, as in training
+    z, m = torch.randn(8, G.latent_dim), _melodies(8)
+    m2 = m.clone()
+    m2[:, 2, 5] = torch.roll(m2[:, 2, 5], 7, dims=-1)  # bar 3, step 6: another pitch
+    with torch.no_grad():
+        change = (G(z, m2) - G(z, m)).abs()  # (N, tracks, bars, steps, pitches)
+    assert (change.flatten(2).amax(2) > 0).all()  # every track of every piece
+    assert (change.amax((0, 1, 3, 4)) > 0).all()  # every bar, not only the one whose step changed
+    assert (change[:, :, 2, 5].amax((1, 2)) > 0).all()  # and the step itself, in every piece
+
+
+def test_the_unconditional_generator_keeps_its_weights_so_shipped_checkpoints_load():
+    names = set(MuseGenerator().state_dict())
+    assert not any(n.startswith("encoder.") for n in names)
+    assert MuseGenerator().to_beats.weight.shape == (4, 4 * 32, 4 * 128)
+    cond = MuseGenerator(n_tracks=3, cond_width=64)
+    assert {n for n in cond.state_dict() if n.startswith("encoder.")}
+    assert 0.8e6 < sum(p.numel() for p in cond.parameters()) < 1.5e6
+
+
+def test_the_melody_encoder_gives_features_at_every_resolution():
+    E = MelodyEncoder(width=8)
+    steps, eighths, beats, per_bar = E(_melodies(3))
+    assert steps.shape == (12, 16, 8) and eighths.shape == (12, 8, 8) and beats.shape == (12, 4, 8)
+    assert per_bar.shape == (12, 16)  # the bar's own features beside the phrase's
+    phrase = per_bar[:, 8:].reshape(3, 4, 8)
+    assert torch.equal(phrase[:, 0], phrase[:, 3])  # one phrase vector per piece, in every bar
+    with pytest.raises(ValueError, match="a melody must have shape"):
+        E(torch.zeros(3, 64, 48))
+
+
+def test_gradients_reach_the_melody_encoder_through_the_critic():
+    G, D = MuseGenerator(**COND), MuseCritic(width=8)
+    m = _melodies(4)
+    D(torch.cat([m[:, None], G(torch.randn(4, G.latent_dim), m)], 1)).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.encoder.parameters())

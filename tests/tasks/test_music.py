@@ -118,13 +118,24 @@ def G(tmp_path_factory) -> MuseGenerator:
     return load_checkpoint(write_tiny_music_checkpoint(tmp_path_factory.mktemp("ck")))["G"]
 
 
-def test_render_thresholds_at_one_half_and_one_seed_is_one_piece(G: MuseGenerator):
+def test_decode_sounds_the_most_probable_pitch_of_a_voice_if_it_is_likely_enough():
+    probs = torch.tensor([[0.6, 0.9, 0.7, 0.1], [0.2, 0.4, 0.49, 0.0], [0.5, 0.1, 0.1, 0.1]])
+    assert music.decode(probs).tolist() == [
+        [False, True, False, False],  # three above 0.5: only the most probable sounds
+        [False, False, False, False],  # none reaches 0.5: the voice rests
+        [True, False, False, False],  # exactly 0.5 sounds
+    ]
+
+
+def test_render_sounds_one_note_per_voice_and_one_seed_is_one_piece(G: MuseGenerator):
     z = music.latents(5, 3, G.latent_dim)
     rolls = music.render(G, z)
     assert rolls.shape == (3, 4, 64, 48) and rolls.dtype == bool
     with torch.no_grad():
         probs = music.flatten_bars(G.eval()(z)).numpy()
-    assert np.array_equal(rolls, probs >= 0.5)
+    assert np.array_equal(rolls, music.decode(torch.from_numpy(probs)).numpy())
+    assert rolls.sum(-1).max() == 1  # never two notes at once within a voice
+    assert np.array_equal(rolls.any(-1), probs.max(-1) >= 0.5)
     assert np.array_equal(music.render(G, z[1:2])[0], rolls[1])  # a piece does not depend on its batch
     one = music.render(G, music.latents(5, 1, G.latent_dim))
     assert np.array_equal(one[0], rolls[0])  # row 0 of seed 5 is the app's seed 5
@@ -217,3 +228,178 @@ def test_metrics_table_puts_the_piece_beside_the_model_and_the_held_out_chorales
     assert by_label["pitch classes used per bar"][1] == "–"  # silent: no pitch classes
     headers, rows = music.metrics_table(piece, {})
     assert headers[-1] == "held-out chorales" and all(r[-1] == "–" for r in rows)
+
+
+# ---- the harmony figures, on hand-made four-voice pieces ------------------------------------------
+def _satb(lines: dict[int, list[int]], beats: int = 16) -> np.ndarray:
+    """One piece (1, 4, 64, 48): voice -> a MIDI pitch per beat (-1 = rest), each a quarter note."""
+    r = _empty()
+    for t, notes in lines.items():
+        for b in range(beats):
+            pitch = notes[b % len(notes)]
+            if pitch >= 0:
+                r[0, t, b * 4 : b * 4 + 4, pitch - music.LOWEST_PITCH] = True
+    return r
+
+
+def test_bass_consonance_counts_steps_by_the_interval_class_of_soprano_and_bass():
+    # soprano C5 over bass C3 (octave), E3 (minor sixth), F3 (fifth), F#3 (tritone): 3 of 4 beats consonant
+    r = _satb({0: [72], 1: [67], 2: [64], 3: [48, 52, 53, 54]})
+    good, both = metrics.bass_consonance(metrics.voice_lines(r, music.LOWEST_PITCH))
+    assert (good.tolist(), both.tolist()) == ([48], [64])
+    assert music.piece_harmony(r)["bass_consonance"] == pytest.approx(0.75)
+    silent = _satb({0: [72], 1: [67], 2: [64], 3: [-1, 48]})  # the bass rests every other beat: not counted
+    assert music.piece_harmony(silent)["bass_consonance"] == 1.0
+    # the soprano's top note and the bass's lowest are the ones compared when a voice has two
+    r[0, 3, :, 71 - music.LOWEST_PITCH] = True
+    assert metrics.voice_lines(r, music.LOWEST_PITCH)[0, 3, 0] == 48
+
+
+def test_pitch_classes_together_count_distinct_classes_of_all_voices():
+    r = _satb({0: [72], 1: [67], 2: [64], 3: [48]})  # C G E C: 3 classes
+    assert music.piece_harmony(r)["pitch_classes_together"] == 3.0
+    r = _satb({0: [72], 1: [60], 2: [48], 3: [36]})  # all Cs: 1
+    assert music.piece_harmony(r)["pitch_classes_together"] == 1.0
+    r = _satb({0: [72, -1], 1: [-1], 2: [-1], 3: [-1]})  # one voice, half the time: 1 (silence not counted)
+    assert music.piece_harmony(r)["pitch_classes_together"] == 1.0
+
+
+def test_consecutive_fifths_and_octaves_count_among_moves_together():
+    # soprano and bass a fifth apart move up a step together: every move together is a parallel fifth
+    fifths = _satb({0: [67, 69], 1: [-1], 2: [-1], 3: [60, 62]})
+    bad, moves = metrics.parallel_moves(metrics.voice_lines(fifths, music.LOWEST_PITCH))
+    assert (bad.tolist(), moves.tolist()) == ([15], [15])
+    # contrary motion from an octave to an octave (C5/C4 -> D5/D3) is marked too
+    contrary = _satb({0: [72, 74], 1: [-1], 2: [-1], 3: [60, 50]})
+    assert music.piece_harmony(contrary)["parallel_fifths_octaves"] == 1.0
+    # a third to a third, or one voice held while the other moves: no fault, and the held one is no move
+    thirds = _satb({0: [64, 65], 1: [-1], 2: [-1], 3: [60, 62]})
+    assert music.piece_harmony(thirds)["parallel_fifths_octaves"] == 0.0
+    held = _satb({0: [67, 69], 1: [-1], 2: [-1], 3: [60]})
+    assert math.isnan(music.piece_harmony(held)["parallel_fifths_octaves"])  # nothing moved together
+    # fifth -> unison is not a consecutive fifth; any pair of voices counts (alto-tenor here)
+    r = _satb({0: [79], 1: [67, 69], 2: [60, 62], 3: [48]})
+    assert metrics.parallel_moves(metrics.voice_lines(r, music.LOWEST_PITCH))[0].tolist() == [15]
+
+
+def test_notes_at_once_and_doubling_the_melody_in_octaves():
+    r = _satb({0: [72, 74], 1: [60, 62], 2: [48, 50], 3: [36, 38]})  # every voice doubles the soprano
+    h = music.piece_harmony(r)
+    assert h["bass_consonance"] == 1.0 and h["parallel_fifths_octaves"] == 1.0 and h["pitch_classes_together"] == 1
+    r[0, 1, :8, 64 - music.LOWEST_PITCH] = True  # the alto sounds two notes for 8 of its 64 steps
+    assert music.piece_harmony(r, voices=[1])["notes_at_once"] == pytest.approx(72 / 64)
+    assert music.piece_harmony(r)["notes_at_once"] == pytest.approx(200 / 192)  # default: alto, tenor, bass
+    assert music.piece_harmony(r, voices=[0])["notes_at_once"] == 1.0
+    assert metrics.harmony_gap(h, h) == 0.0
+    assert metrics.harmony_gap({**h, "bass_consonance": 0.5}, h) == pytest.approx(0.5 / 4)
+
+
+def test_the_harmony_of_a_real_cadence():
+    """I - IV - V - I in C, one chord a bar: all consonant, 3 classes, no consecutive fifths."""
+    r = _empty()
+    for bar, chord in enumerate(((72, 67, 64, 48), (72, 69, 65, 53), (71, 67, 62, 43), (72, 67, 64, 48))):
+        for t, pitch in enumerate(chord):
+            r[0, t, bar * 16 : bar * 16 + 16, pitch - music.LOWEST_PITCH] = True
+    h = music.piece_harmony(r, voices=None)
+    assert h == {"bass_consonance": 1.0, "pitch_classes_together": 3.0, "parallel_fifths_octaves": 0.0,
+                 "notes_at_once": 1.0}  # fmt: skip
+
+
+# ---- 8 bars, and the harmoniser ------------------------------------------------------------------
+def test_eight_bars_are_two_phrases_that_share_their_static_latents(G: MuseGenerator):
+    z = music.phrase_latents(9, 2, G)
+    assert torch.equal(z[0], music.latents(9, 1, G.latent_dim)[0])  # phrase 1 is the seed's 4-bar piece
+    d, k = G.z_dim, G.n_tracks
+    assert torch.equal(z[1, :d], z[0, :d]) and torch.equal(z[1, 2 * d : (2 + k) * d], z[0, 2 * d : (2 + k) * d])
+    assert not torch.equal(z[1, d : 2 * d], z[0, d : 2 * d])  # its own temporal latents
+    piece = music.compose(G, 9, 120, music.DEFAULT_PROGRAMS, [False] * 4, engine="sine", bars=8)
+    assert piece.roll.shape == (4, 128, 48)
+    assert np.array_equal(piece.roll[:, :64], music.compose(G, 9, 120, music.DEFAULT_PROGRAMS, [False] * 4,
+                                                            engine="sine").roll)  # fmt: skip
+    assert piece.audio.seconds == pytest.approx(music.seconds(120, 128) + audio.TAIL_S)
+    with pytest.raises(InvalidInput, match="bars must be 4 or 8, got 6"):
+        music.compose(G, 9, 120, music.DEFAULT_PROGRAMS, [False] * 4, bars=6)
+
+
+@pytest.fixture(scope="module")
+def H(tmp_path_factory) -> MuseGenerator:
+    from gandemo.checkpoint import load_checkpoint
+    from tests.conftest import write_tiny_harmony_checkpoint
+
+    return load_checkpoint(write_tiny_harmony_checkpoint(tmp_path_factory.mktemp("hk")))["G"]
+
+
+def test_the_harmonised_soprano_is_exactly_the_melody_and_the_voices_end_with_it(H: MuseGenerator):
+    from gandemo import melody
+
+    tune = melody.from_text("G4/4 | C5/4 C5/4 D5/8 E5/8 D5/4 | " + "C5/1 | " * 4 + "E5/2")  # 7 bars: 2 phrases
+    piece = music.harmonize(H, tune, 90, music.DEFAULT_PROGRAMS, 4, engine="sine")
+    assert piece.roll.shape == (4, 7 * 16, 48) and piece.shift == 0
+    assert piece.roll.sum(-1).max() == 1  # one note at a time in every voice
+    pm = audio.read_midi(audio.midi_bytes(piece.midi))
+    assert [i.name for i in pm.instruments][0] == "Soprano"
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(90, rel=1e-6)
+    ticks = pm.resolution // 4
+    got = [
+        (n.pitch, pm.time_to_tick(n.start) // ticks, pm.time_to_tick(n.end) // ticks) for n in pm.instruments[0].notes
+    ]
+    assert got == list(tune.notes)  # the repeated C5 stays two notes
+    assert not piece.roll[1:, :12].any()  # nothing before the pickup
+    assert not piece.roll[1:, tune.notes[-1][2] :].any()  # nothing after the melody's last note
+    again = music.harmonize(H, tune, 90, music.DEFAULT_PROGRAMS, 4, engine="sine")
+    assert np.array_equal(again.roll, piece.roll)  # a seed is one harmonisation
+    np.testing.assert_equal(piece.harmony, music.piece_harmony(piece.roll[None]))  # NaN where nothing moved
+    assert piece.onsets[0].tolist().count(True) == 4  # C5 C5, and three C5 whole notes after the first
+
+
+def test_a_melody_outside_the_sopranos_range_is_moved_by_octaves_and_back(H: MuseGenerator):
+    from gandemo import melody
+
+    low = melody.from_text("C3/4 E3/4 G3/4 C4/4")  # 48..60: below G3
+    piece = music.harmonize(H, low, 80, music.DEFAULT_PROGRAMS, 1, engine="sine")
+    assert piece.shift == 12
+    pm = piece.midi
+    assert [n.pitch for n in pm.instruments[0].notes] == [48, 52, 55, 60]  # sounds as given
+    soprano = np.nonzero(piece.roll[0])[1] + music.LOWEST_PITCH
+    assert soprano[0] == 60  # the model saw it an octave up
+    lower = [n.pitch for inst in pm.instruments[1:] for n in inst.notes]
+    model_lower = np.nonzero(piece.roll[1:])[2] + music.LOWEST_PITCH
+    assert lower and set(lower) == set((model_lower - 12).tolist())  # the written voices moved back down
+    assert music.octave_shift(90, 95) == -12 and music.octave_shift(90, 96) == -24 and music.octave_shift(60, 72) == 0
+    with pytest.raises(InvalidInput, match="spans 36 semitones .* learnt sopranos within 28"):
+        music.octave_shift(48, 84)
+
+
+def test_the_model_reads_a_melody_without_rests_and_phrase_by_phrase():
+    from gandemo import melody
+
+    tune = melody.from_text("R/2 E4/4 R/4 | G4/1 | " + "R/1 | " * 2 + "C5/4")  # 5 bars
+    model, soprano, onsets = music.melody_rolls(tune)
+    assert model.shape == (2, 64, 48) and soprano.shape == (80, 48)
+    pitch = model.argmax(-1).reshape(-1) + music.LOWEST_PITCH
+    assert model.sum(-1).min() == 1  # every step holds a note
+    assert pitch[:12].tolist() == [64] * 12  # leading rest: the first note; inner rest: the one before
+    assert pitch[16:64].tolist() == [67] * 48 and pitch[64:].tolist() == [72] * 64  # the end held
+    assert not soprano[:8].any() and soprano[8, 64 - music.LOWEST_PITCH] and not soprano[12:16].any()
+    assert not onsets.any()
+
+
+def test_the_harmony_table_puts_the_piece_beside_its_aim_the_model_the_chorales_and_the_floor():
+    piece = {
+        "bass_consonance": 0.9,
+        "pitch_classes_together": 3.1,
+        "parallel_fifths_octaves": 0.01,
+        "notes_at_once": 1.0,
+    }
+    card = {
+        "harmony_reference": {"pieces": 271, "chorales": {**piece, "bass_consonance": 0.854},
+                              "mismatched": {**piece, "bass_consonance": 0.57}},
+        "metrics": {music.HARMONY_LABELS["bass_consonance"]: {"model": 0.83, "generated": 1084}},
+    }  # fmt: skip
+    headers, rows = music.harmony_table(piece, card)
+    assert headers[3:] == ["this model on held-out sopranos (1084 pieces)", "held-out chorales (271 phrases)",
+                           "mismatched chorales (the floor)"]  # fmt: skip
+    assert rows[0] == ["bass consonant with the melody", "90.0 %", "≥ 80 %", "83.0 %", "85.4 %", "57.0 %"]
+    assert rows[2][1] == "1.0 %" and rows[3][1] == "1.00" and rows[1][3] == "–"
+    headers, rows = music.harmony_table(piece, {})
+    assert headers[-2] == "held-out chorales" and all(r[-1] == "–" for r in rows)

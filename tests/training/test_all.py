@@ -79,6 +79,7 @@ def test_all_trains_ships_and_evaluates_every_task_and_the_app_loads_them(
     assert main(args) == 0
     out = capsys.readouterr().out
     expected = ["faces/default", "edges2photo/default", "superres/psnr", "superres/gan", "music/default"]
+    expected.append("music/harmonize")
     expected.append("anomaly/magnetic_tile")
     use_checkpoints(ckpts)
     for key in expected:
