@@ -26,7 +26,7 @@ from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils
 from gandemo.nets.dcgan import D_NORMS, Discriminator, Generator
-from gandemo.tasks.faces import latents, psi_key, render, truncate
+from gandemo.tasks.faces import generate_faces, latents, psi_key, render, truncate
 from training import distributed
 from training.augment import add_policy_argument, augment, parse_policy
 from training.data import ImageSet
@@ -241,6 +241,15 @@ class FacesTask(ImageTask):
             help="truncation sweep, e.g. 1,0.8,0.6: FID, precision and recall of the model at each psi "
             "(the other metrics at psi = 1)",
         )
+        parser.add_argument(
+            "--compare",
+            type=compare_item,
+            action="append",
+            default=[],
+            metavar="PSI=GRID",
+            help="an earlier model's 64-face grid of seed 0 at truncation PSI (e.g. 1=docs/images/"
+            "faces_v2_seed0_psi1.jpg): writes compare_psiPSI.jpg, that grid beside this model's, into the checkpoint",
+        )
 
     @classmethod
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -255,6 +264,13 @@ class FacesTask(ImageTask):
         be read against."""
         t0 = time.time()
         G = load_checkpoint(args.checkpoint)["G"]
+        for psi, old in args.compare:  # first: pictures to look at cost seconds, the metrics minutes
+            new = make_grid(generate_faces(G, 0, 64, psi), ncol=8)
+            path = Path(args.checkpoint) / f"compare_psi{psi:g}.jpg"
+            side_by_side(Image.open(old).convert("RGB"), new, Path(old).name, f"this model, psi {psi:g}").save(
+                path, quality=90
+            )
+            print(f"{old} | this model (seed 0, psi {psi:g}) -> {path}", file=sys.stderr)
         train = ImageSet(args.data, cls.image_size, "train", cls.holdout_fraction)
         held = ImageSet(args.data, cls.image_size, "holdout", cls.holdout_fraction)
         n = min(args.n, len(held))
@@ -336,6 +352,34 @@ class FacesTask(ImageTask):
         }
         print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
         return result
+
+
+def compare_item(text: str) -> tuple[float, Path]:
+    """ "0.7=old.jpg" -> (0.7, Path("old.jpg")) for `evaluate faces --compare`."""
+    psi, sep, path = text.partition("=")
+    try:
+        value = float(psi)
+    except ValueError:
+        value = -1.0
+    if not sep or not 0 <= value <= 1 or not Path(path).is_file():
+        raise argparse.ArgumentTypeError(
+            f"--compare takes PSI=FILE, a psi from 0 to 1 and a grid picture, got {text!r}"
+        )
+    return value, Path(path)
+
+
+def side_by_side(left: Image.Image, right: Image.Image, left_label: str, right_label: str) -> Image.Image:
+    """Two grids side by side on white, each with its label above it: a picture to look at, not to measure."""
+    from PIL import ImageDraw
+
+    gap, band = 16, 18
+    out = Image.new("RGB", (left.width + gap + right.width, band + max(left.height, right.height)), "white")
+    out.paste(left, (0, band))
+    out.paste(right, (left.width + gap, band))
+    draw = ImageDraw.Draw(out)
+    draw.text((2, 3), left_label, fill="black")
+    draw.text((left.width + gap + 2, 3), right_label, fill="black")
+    return out
 
 
 def betas_pair(text: str) -> tuple[float, float]:

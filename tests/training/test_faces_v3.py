@@ -8,6 +8,7 @@ import argparse
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -286,3 +287,28 @@ def test_psi_list(text: str, values: tuple):
 def test_bad_psi_lists_are_refused(bad: str):
     with pytest.raises(argparse.ArgumentTypeError):
         psi_list(bad)
+
+
+def test_evaluate_puts_an_earlier_models_grid_beside_this_ones(tmp_path: Path, monkeypatch):
+    from PIL import Image
+
+    from gandemo.checkpoint import load_checkpoint
+    from gandemo.imaging import make_grid
+    from gandemo.tasks.faces import generate_faces
+
+    data = make_image_folder(tmp_path / "faces", n=120)
+    folder = write_tiny_faces_checkpoint(tmp_path / "ck")
+    old = tmp_path / "old.png"
+    Image.new("RGB", (530, 530), "red").save(old)
+    monkeypatch.setattr(inception, "inception_network", PooledColours)
+    argv = ["evaluate", "faces", "--checkpoint", str(folder), "--data", str(data), "--n", "8", "--dry-run"]
+    assert main([*argv, "--compare", f"0.7={old}"]) == 0
+    picture = Image.open(folder / "compare_psi0.7.jpg")
+    assert picture.size == (530 + 16 + 530, 18 + 530)
+    left, right = picture.crop((0, 18, 530, 548)), picture.crop((546, 18, 1076, 548))
+    assert abs(np.asarray(left, int)[..., 0].mean() - 255) < 3  # the earlier grid, as given
+    G = load_checkpoint(folder)["G"]
+    expected = np.asarray(make_grid(generate_faces(G, 0, 64, 0.7), ncol=8), int)
+    assert np.abs(np.asarray(right, int) - expected).mean() < 4  # this model's seed-0 grid at psi 0.7 (JPEG)
+    with pytest.raises(SystemExit):
+        main([*argv, "--compare", f"1.5={old}"])
