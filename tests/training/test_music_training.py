@@ -16,10 +16,14 @@ from gandemo.tasks import music
 from training.cli import main
 from training.music import (
     MusicTask,
+    doubled,
     flat_rolls,
     frequency_baseline,
+    key_agreement,
     load_chorales,
+    mismatched,
     phrases,
+    phrases_of,
     shift_range,
     to_rolls,
 )
@@ -218,7 +222,11 @@ def test_evaluate_measures_model_baseline_training_and_held_out_phrases(chorales
     args = ["evaluate", "music", "--checkpoint", str(folder), "--data", str(chorales), "--n", "12"]
     assert main([*args, "--preview", str(preview), "--threads", "1"]) == 0
     m = read_card(folder)["metrics"]
-    assert set(m) == {*music.METRIC_LABELS.values(), "gap to held-out chorales"}
+    eight = {f"8 bars: {label}" for label in music.METRIC_LABELS.values()} | {"8 bars: key agreement of the two halves"}
+    assert set(m) == {*music.METRIC_LABELS.values(), *music.HARMONY_LABELS.values(), "gap to held-out chorales", *eight}
+    assert {"model", "held_out", "independent", "generated", "method"} == m["8 bars: empty bars"].keys()
+    assert -1 <= m["8 bars: key agreement of the two halves"]["model"] <= 1
+    assert m["8 bars: key agreement of the two halves"]["held_out"] is None  # these chorales are under 8 bars
     for label in music.METRIC_LABELS.values():
         assert {"model", "baseline", "real", "held_out", "generated", "method"} == m[label].keys()
         assert m[label]["generated"] == 12
@@ -236,3 +244,97 @@ def test_evaluate_measures_model_baseline_training_and_held_out_phrases(chorales
     assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want, abs=1e-4)
     img, cols = music.piano_roll_image(np.zeros((4, 64, 48), bool)), min(4, len(phrases(data["test"], hop_bars=4)))
     assert Image.open(preview).size == (cols * img.width + (cols + 1) * 2, 3 * img.height + 4 * 2)
+
+
+# ---- --variant harmonize: the same loop and critic, G given the real soprano ---------------------
+def test_the_harmoniser_trains_on_real_sopranos_and_exports_a_conditional_g(chorales: Path, tmp_path: Path):
+    out = tmp_path / "harm"
+    assert run(chorales, out, "--variant", "harmonize", "--cond-width", "4", "--steps", "2", "--eval-every", "2") == 0
+    ckpt = load_checkpoint(out / "checkpoint")
+    G, card = ckpt["G"], ckpt.card
+    assert card["variant"] == "harmonize" and G.n_tracks == 3 and G.cond_width == 4
+    assert card["hyperparameters"]["cond_width"] == 4 and "track-conditional" in card["objective"]
+    assert "most probable pitch" in card["inference"]
+    data = load_chorales(chorales)
+    test, owner = phrases_of(data["test"], hop_bars=4)
+    ref = card["harmony_reference"]
+    assert ref["pieces"] == len(test) and set(ref) >= {"chorales", "mismatched", "doubled", "method"}
+    assert ref["chorales"]["bass_consonance"] == pytest.approx(
+        music.piece_harmony(flat_rolls(test))["bass_consonance"], abs=1e-4
+    )
+    assert ref["doubled"]["bass_consonance"] == 1.0 and ref["doubled"]["pitch_classes_together"] == 1.0
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert set(music.HARMONY_LABELS) | {"metric_gap"} <= set(rows[0])
+    melody = flat_rolls(test[:2])[:, 0]
+    rolls = music.render(G, music.latents(0, 2, G.latent_dim), melody)
+    assert rolls.shape == (2, 4, 64, 48) and np.array_equal(rolls[:, 0], melody)  # the soprano as given
+    grid = Image.open(out / "checkpoint" / "samples.png")  # validation sopranos harmonised, 2 x 2 (or fewer)
+    assert grid.width > music.piano_roll_image(np.zeros((4, 64, 48), bool)).width
+
+
+def test_the_harmonisers_step_gives_the_critic_real_sopranos_over_g_s_voices(chorales: Path, tmp_path: Path):
+    base = ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY, "--variant", "harmonize", "--cond-width", "4"]
+    task = MusicTask(parse_train_args(MusicTask, base), torch.device("cpu"))
+    real = task.next_batch()[0]
+    G = task.models["G"]
+    fake = task.fake(G, torch.randn(len(real), G.latent_dim), real)
+    assert fake.shape == real.shape and torch.equal(fake[:, 0], real[:, 0])
+    assert not torch.equal(fake[:, 1:], real[:, 1:])
+    z, melodies = next(iter(task.calibration_inputs()))  # BatchNorm re-estimated on latents with sopranos
+    assert melodies.shape == (64, 4, 16, 48) and z.shape == (64, G.latent_dim)
+
+
+def test_resuming_the_harmoniser_continues_exactly(chorales: Path, tmp_path: Path):
+    args = ("--variant", "harmonize", "--cond-width", "4")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(chorales, straight, *args, "--steps", "2") == 0
+    assert run(chorales, split, *args, "--steps", "1") == 0
+    assert run(chorales, split, *args, "--steps", "2", "--resume") == 0
+    a = torch.load(straight / "state.pt", weights_only=True)["models"]
+    b = torch.load(split / "state.pt", weights_only=True)["models"]
+    for net in ("G", "D"):
+        for k, v in a[net].items():
+            assert torch.equal(v, b[net][k]), f"{net}.{k} differs after resume"
+
+
+def test_evaluate_measures_the_harmoniser_against_the_chorales_the_floor_and_doubling(chorales: Path, tmp_path: Path):
+    assert run(chorales, tmp_path / "run", "--variant", "harmonize", "--cond-width", "4", "--steps", "1") == 0
+    folder, preview = tmp_path / "run" / "checkpoint", tmp_path / "preview.png"
+    args = ["evaluate", "music", "--checkpoint", str(folder), "--data", str(chorales), "--draws", "2"]
+    assert main([*args, "--preview", str(preview), "--threads", "1"]) == 0
+    m = read_card(folder)["metrics"]
+    data = load_chorales(chorales)
+    test = phrases(data["test"], hop_bars=4)
+    for label in music.HARMONY_LABELS.values():
+        assert {"model", "held_out", "mismatched", "doubled", "generated", "method"} == m[label].keys()
+        assert m[label]["generated"] == 2 * len(test)
+    assert m["bass consonant with the melody"]["doubled"] == 1.0
+    assert m["consecutive fifths or octaves (share of moves together)"]["doubled"] == 1.0
+    assert m["harmony gap to held-out chorales"]["held_out"] == 0
+    assert m["notes at once within a voice"]["model"] == 1.0  # one note at a time, by decoding
+    assert Image.open(preview).height > 2 * music.piano_roll_image(np.zeros((4, 64, 48), bool)).height
+
+
+def test_the_floor_pairs_each_soprano_with_another_chorales_voices_and_doubling_copies_it():
+    phr = np.arange(5 * 4 * 64, dtype=np.int16).reshape(5, 4, 64) % 40 + 40
+    owner = np.array([0, 0, 1, 1, 2])
+    mis = mismatched(phr, owner)
+    assert np.array_equal(mis[:, 0], phr[:, 0])
+    for i in range(5):
+        j = next(j for j in range(5) if np.array_equal(mis[i, 1:], phr[j, 1:]))
+        assert owner[j] != owner[i]
+    with pytest.raises(ValueError, match="every phrase is of one chorale"):
+        mismatched(phr, np.zeros(5, int))
+    d = doubled(phr)
+    assert np.array_equal(d[:, 1], phr[:, 0] - 12) and np.array_equal(d[:, 3], phr[:, 0] - 24)
+
+
+def test_key_agreement_is_high_for_one_key_and_low_for_unrelated_ones():
+    one_key = np.zeros((1, 4, 128, 48), bool)
+    one_key[0, 0, :64, [24, 28, 31]] = True  # C E G, then the same notes an octave up
+    one_key[0, 0, 64:, [36, 40, 43]] = True
+    assert key_agreement(one_key) == pytest.approx(1.0)
+    far = np.zeros((1, 4, 128, 48), bool)
+    far[0, 0, :64, [24, 28, 31]] = True  # C major triad, then F# major (no common note)
+    far[0, 0, 64:, [30, 34, 37]] = True
+    assert key_agreement(far) < 0
