@@ -574,3 +574,65 @@ def harmony_gap(generated: dict[str, float], reference: dict[str, float]) -> flo
         else:
             gaps.append(abs(g - r))
     return float(np.mean(gaps))
+
+
+# ---- Edges → Photo: colour (CIELAB) and the checkerboard of stride-2 upsampling -------------------
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 (..., 3) -> CIELAB (..., 3) float64 (D65 white; L 0-100), OpenCV's conversion."""
+    import cv2
+
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    flat = rgb.reshape(1, -1, 3).astype(np.float32) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(rgb.shape).astype(np.float64)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (..., 3) -> sRGB uint8 (..., 3), out-of-gamut values clipped."""
+    import cv2
+
+    lab = np.asarray(lab, dtype=np.float32)
+    rgb = cv2.cvtColor(lab.reshape(1, -1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
+    """CIE 1976 colour difference ΔE*ab between sRGB uint8 colours (..., 3): the Euclidean distance in
+    CIELAB. About 2.3 is a just-noticeable difference; 10 or more reads as another shade."""
+    return np.sqrt(((rgb_to_lab(rgb_a) - rgb_to_lab(rgb_b)) ** 2).sum(-1))
+
+
+def _grey(images: np.ndarray) -> np.ndarray:
+    x = np.asarray(images, dtype=np.float64)
+    return x @ np.array([0.299, 0.587, 0.114]) if x.ndim == 4 else x
+
+
+def checkerboard(images: np.ndarray) -> np.ndarray:
+    """Strength of the period-2 pattern a stride-2 transposed convolution prints (the checkerboard),
+    per image, in grey levels (0-255), for uint8 (N, H, W, 3) or (N, H, W) with H, W even.
+
+    The luma's four 2x2 phases (pixels (i, j) with the same i mod 2, j mod 2) are averaged over the
+    whole image; the pattern is those four means less the image mean, i.e. exactly the image's
+    Fourier energy at the Nyquist frequencies (pi, 0), (0, pi) and (pi, pi). Returned: its root mean
+    square. The whole image, not tiles: measured on edges2photo outputs the artefact keeps its sign
+    across the picture, while in 16-32 px tiles ordinary edges swamp it. Real photos are not zero
+    (fine texture, JPEG), so compare against them; `nyquist_spike` is the scale-free view."""
+    x = _grey(images)
+    n, h, w = x.shape
+    phases = x.reshape(n, h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # (n, 2, 2)
+    return np.sqrt(((phases - phases.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2)))
+
+
+def nyquist_spike(images: np.ndarray, radius: int = 3) -> float:
+    """A set's mean power spectrum (luma, each image's mean removed) at the three Nyquist bins over
+    its mean in the (2 radius + 1)² bins around each of them (the bin itself left out), averaged over
+    the three. Natural photos have a smooth spectrum there (about 1); a periodic period-2 artefact
+    is a spike (> 1), whatever the picture's content."""
+    x = _grey(images)
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    power = (np.abs(np.fft.fft2(x)) ** 2).mean(0)
+    h, w = power.shape
+    ratios = []
+    for ky, kx in ((h // 2, w // 2), (h // 2, 0), (0, w // 2)):
+        around = np.roll(power, (radius - ky, radius - kx), axis=(0, 1))[: 2 * radius + 1, : 2 * radius + 1]
+        ratios.append(power[ky, kx] / ((around.sum() - power[ky, kx]) / (around.size - 1)))
+    return float(np.mean(ratios))

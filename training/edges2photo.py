@@ -12,6 +12,16 @@ PROVENANCE.md says (the app feeds binary maps), and jitter as a random translati
 filled with white instead of the paper's resize-and-crop, which would blur the 1-px edge lines.
 G is used in eval mode (no dropout, BatchNorm statistics re-estimated for the EMA weights on
 training edge maps), so a photo depends only on its own edges; see gandemo.tasks.edges2photo.render.
+
+Version 2 (the cpu preset since 2026-12-04) adds three things the paper does not have:
+- `--upsample resize`: the U-Net's decoder resizes then convolves instead of a transposed
+  convolution, against the checkerboard (measured: `gandemo.metrics.checkerboard`, `nyquist_spike`);
+- `--sketch-p`: that share of the training pairs gets its edge map replaced by a drawn-looking one
+  (`training.sketches.sketchify`: outline only or a few interior lines, wobbly, thick, open), so a
+  person's outline becomes a shoe, not a flat shape;
+- `--colour-p`: G (and D) also see the photo's dominant colour (`shoe_colour`) as four constant
+  input planes, given for that share of the pairs and left "automatic" for the rest, so the app
+  can offer a colour while the image alone keeps working.
 """
 
 from __future__ import annotations
@@ -33,16 +43,28 @@ from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
-from gandemo.tasks.edges2photo import INK_THRESHOLD, SIZE, render
+from gandemo.tasks.edges2photo import (
+    COLOUR_PLANES,
+    INK_THRESHOLD,
+    SIZE,
+    colour_planes,
+    normalise_sketch,
+    render,
+    shoe_colour,
+    takes_colour,
+    to_batch,
+)
 from training.augment import add_policy_argument, parse_policy
 from training.data import EpochSampler, ImageSet
 from training.inception import inception_features
 from training.loop import Amp
+from training.sketches import silhouette_sketch, sketchify
 from training.steps import pix2pix_step
 from training.task import ImageTask
 
 SAMPLES = 8  # held-out pairs in every sample grid (the same ones at every step)
 CALIBRATION = (8, 32)  # batches x edge maps on which the EMA G's BatchNorm statistics are re-estimated
+CALIBRATION_SEED = 1234
 
 
 def load_pairs(folder: str | Path, split: str, holdout_fraction: float, **kwargs: Any) -> ImageSet:
@@ -71,12 +93,42 @@ def mean_l1(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().mean() / 2)
 
 
+def _u8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3), as the app's PNGs hold them."""
+    return tensor_to_uint8(images)
+
+
+def photo_colours(photos: torch.Tensor) -> torch.Tensor:
+    """Each photo's dominant colour (`shoe_colour`), (N, 3) in [-1, 1]: the training hint."""
+    return torch.from_numpy(np.stack([shoe_colour(p) for p in _u8(photos)])).float().div(127.5).sub(1.0)
+
+
+def silhouettes(photos: torch.Tensor) -> torch.Tensor:
+    """What `evaluate` feeds for "a person's outline": each photo's own 2-px silhouette outline
+    (`training.sketches.silhouette_sketch`) through the app's `normalise_sketch`, as the app would
+    get it from a drawing. (N, 3, S, S) in [-1, 1]."""
+    return to_batch([normalise_sketch(Image.fromarray(silhouette_sketch(p))) for p in _u8(photos)])
+
+
+def colour_error(photos: torch.Tensor, wanted: torch.Tensor) -> np.ndarray:
+    """ΔE (CIE 1976, CIELAB) between each photo's dominant colour (`shoe_colour`) and the colour
+    asked for, (N, 3) in [-1, 1]."""
+    wanted_u8 = ((wanted.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+    return metrics.delta_e(np.stack([shoe_colour(p) for p in _u8(photos)]), wanted_u8)
+
+
+def with_colour(edges: torch.Tensor, colours: torch.Tensor | None) -> torch.Tensor:
+    """Edges (N, 3, H, W) and hints (N, 3), NaN rows = none, -> G's input (N, 3 + 4, H, W)."""
+    if colours is None:
+        colours = torch.full((len(edges), 3), float("nan"))
+    return torch.cat([edges, colour_planes(colours, edges.shape[2:])], dim=1)
+
+
 class Edges2PhotoTask(ImageTask):
     name = "edges2photo"
     image_size = SIZE
     holdout_fraction = 0.07  # ~320 of the 4,550 pairs, for the in-run FID and the card; never trained on
     ema_of = "G"
-    eval_key = "fid"
     # Sized on these 2-core machines (AVX2-only EPYC: fp32 + channels_last; bf16 is emulated there).
     # Measured, one step of 16 pairs (a D step and a G step), 2 threads, nothing else running:
     #   U-Net ngf=32/max_mult=4 (3.4 M parameters, 6.8 MB) + PatchGAN ndf=32: ~1.24 s  <- the cpu preset
@@ -91,9 +143,13 @@ class Edges2PhotoTask(ImageTask):
     # them adds no detail. So the gpu preset stays at 128 and spends the GPU on the paper's width at
     # the high-resolution layers (ngf=64; widths capped at 256, which keeps the weights ~27 MB), the
     # paper's D (ndf=64), a bigger batch and more steps. It has not been timed on a GPU.
+    # Version 2 (14,050 pairs, resize-then-convolve decoder, sketches and colour hints): measured
+    # with 1 thread while both cores also ran other training, a step of 16 takes ~STEP_S s (see the
+    # run's card for the real rate); 16,000 steps (~19 epochs of the ~13,070 training pairs) is a run
+    # of several sessions (--resume), whose best in-run step is exported as it comes.
     presets = {
         "cpu": {
-            "steps": 12000,
+            "steps": 16000,
             "batch_size": 16,
             "lr": 2e-4,
             "lr_decay_start": 0.5,
@@ -101,7 +157,10 @@ class Edges2PhotoTask(ImageTask):
             "ngf": 32,
             "max_mult": 4,
             "ndf": 32,
-            "eval_every": 1500,
+            "upsample": "resize",
+            "sketch_p": 0.5,
+            "colour_p": 0.5,
+            "eval_every": 1000,
             "sample_every": 500,
         },
         "gpu": {
@@ -113,10 +172,14 @@ class Edges2PhotoTask(ImageTask):
             "ngf": 64,
             "max_mult": 4,
             "ndf": 64,
+            "upsample": "resize",
+            "sketch_p": 0.5,
+            "colour_p": 0.5,
             "eval_every": 2500,
             "sample_every": 1000,
         },
     }
+    eval_key = "fid_mean"  # the mean of the FIDs on the data's edge maps and on silhouettes
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -131,6 +194,19 @@ class Edges2PhotoTask(ImageTask):
             "--no-gan", dest="gan", action="store_false", help="L1 alone, no discriminator: the L1-only baseline"
         )
         parser.add_argument("--jitter", type=int, default=8, help="random translation of both halves, pixels")
+        parser.add_argument(
+            "--upsample",
+            choices=UNetGenerator.UPSAMPLE,
+            help="U-Net decoder: transposed convolutions (the paper) or resize then convolve (no checkerboard)",
+        )
+        parser.add_argument(
+            "--sketch-p", type=float, help="share of training pairs whose edges are redrawn like a sketch (0: none)"
+        )
+        parser.add_argument(
+            "--colour-p",
+            type=float,
+            help="share of training pairs whose colour G is told (the rest: automatic); 0: G takes no colour",
+        )
         # Not in the paper: with 4,230 pairs D overfits (D(fake) fell to 0.08 without it); DiffAugment on
         # D's pairs took the held-out FID from 180.6 to 150.4 for ~10% more time a step (the shipped card).
         add_policy_argument(
@@ -147,14 +223,21 @@ class Edges2PhotoTask(ImageTask):
         self.lambda_l1 = float(args.lambda_l1)
         self.jitter = int(args.jitter)
         self.eval_n = int(args.eval_n)
+        self.sketch_p = float(args.sketch_p or 0.0)
+        self.colour_p = float(args.colour_p or 0.0)
+        for name, p in (("--sketch-p", self.sketch_p), ("--colour-p", self.colour_p)):
+            if not 0.0 <= p <= 1.0:
+                raise SystemExit(f"{name} must be between 0 and 1, got {p}")
+        self.colour = self.colour_p > 0
+        cond = 3 + (COLOUR_PLANES if self.colour else 0)  # what G sees and D sees beside the photo
         self.g_kwargs = {
-            "in_channels": 3,
+            "in_channels": cond,
             "out_channels": 3,
             "ngf": int(args.ngf),
             "depth": int(args.depth),
             "max_mult": int(args.max_mult),
-        }
-        self.d_kwargs = {"in_channels": 6, "ndf": int(args.ndf), "layers": int(args.d_layers)}
+        } | ({"upsample": args.upsample} if args.upsample and args.upsample != "transposed" else {})
+        self.d_kwargs = {"in_channels": cond + 3, "ndf": int(args.ndf), "layers": int(args.d_layers)}
         betas = (0.5, 0.999)  # the paper's
         self.hparams = {
             "batch_size": args.batch_size,
@@ -166,11 +249,19 @@ class Edges2PhotoTask(ImageTask):
             "jitter_px": self.jitter,
             **({"diffaugment": ",".join(self.policy) or "none"} if self.gan else {}),
             "ema_rampup": 0.05,
-            **{k: v for k, v in self.g_kwargs.items() if "channels" not in k},
+            "sketch_p": self.sketch_p,
+            "colour_p": self.colour_p,
+            "upsample": args.upsample or "transposed",
+            **{k: v for k, v in self.g_kwargs.items() if "channels" not in k and k != "upsample"},
             **({"ndf": self.d_kwargs["ndf"], "d_layers": self.d_kwargs["layers"]} if self.gan else {}),
         }
         self.load_images(args, flip=bool(args.flip))
         self.held = self.held_out(max(self.eval_n, SAMPLES))  # the sample grid's pairs and the in-run FID's
+        # computed once: the training hints (a flip or a shift does not change a colour), the held-out
+        # pairs' colours and their silhouette sketches (what the in-run evaluation feeds)
+        self.colours = photo_colours(self.data.images[:, 3:].float().div(127.5).sub(1.0)) if self.colour else None
+        self.held_colours = photo_colours(self.held[:, 3:])
+        self.held_sketches = silhouettes(self.held[:, 3:])
         torch.manual_seed(args.seed)
         G = UNetGenerator(**self.g_kwargs).to(device)
         self.models = {"G": G}
@@ -193,37 +284,88 @@ class Edges2PhotoTask(ImageTask):
         return held.batch(torch.arange(min(n or len(held), len(held))))
 
     def next_batch(self) -> torch.Tensor:
-        return translate(super().next_batch(), self.jitter)  # flips and shifts move edges and photo alike
+        """(B, 6, S, S) pairs flipped and shifted alike, then `inputs`: (B, G's input + 3, S, S)."""
+        idx = self.sampler.next()
+        x = self.data.batch(idx)
+        if self.flip:
+            mirror = torch.rand(len(x)) < 0.5
+            x[mirror] = x[mirror].flip(3)
+        x = translate(x, self.jitter)
+        return self.inputs(x, self.colours[idx] if self.colours is not None else None)
+
+    def inputs(
+        self, pairs: torch.Tensor, colours: torch.Tensor | None, gen: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Pairs (B, 6, S, S) -> [G's input | photo]: each pair's edges redrawn like a sketch with
+        chance sketch_p, and (colour models) its colour hint given with chance colour_p. Random
+        draws from `gen` (default: torch's global generator, saved with the run, so a resumed run
+        draws the same)."""
+        n = len(pairs)
+        redraw = torch.rand(n, generator=gen) < self.sketch_p
+        seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen)
+        given = torch.rand(n, generator=gen) < self.colour_p
+        edges = pairs[:, :3].clone()
+        if redraw.any():
+            photos = _u8(pairs[:, 3:])
+            for i in redraw.nonzero().flatten().tolist():
+                ink = sketchify((pairs[i, 0] < 0).numpy(), photos[i], np.random.default_rng(int(seeds[i])))
+                edges[i] = torch.from_numpy(np.where(ink, -1.0, 1.0)).float()
+        if colours is not None:
+            hints = torch.where(given[:, None], colours, torch.full_like(colours, float("nan")))
+            edges = with_colour(edges, hints)
+        return torch.cat([edges, pairs[:, 3:]], dim=1)
 
     def train_step(self, batch: torch.Tensor, amp: Amp) -> dict[str, torch.Tensor]:
-        x, y = batch[:, :3], batch[:, 3:]
+        x, y = batch[:, :-3], batch[:, -3:]
         D = self.models.get("D")
         return pix2pix_step(self.models["G"], D, self.optimizers, x, y, amp, self.lambda_l1, self.policy, self.gan)
 
     def calibration_inputs(self) -> Iterator[torch.Tensor]:
-        """Training edge maps, the same ones every time (reproducible export), un-augmented."""
+        """Training inputs as the run makes them (sketches and hints included), un-shifted, the same
+        ones every time (reproducible export)."""
         batches, size = CALIBRATION
-        gen = torch.Generator().manual_seed(1234)
+        gen = torch.Generator().manual_seed(CALIBRATION_SEED)
         idx = torch.randperm(len(self.data), generator=gen)[: batches * size]
         for i in range(0, len(idx), size):
-            yield self.data.batch(idx[i : i + size])[:, :3]
+            part = idx[i : i + size]
+            colours = self.colours[part] if self.colours is not None else None
+            yield self.inputs(self.data.batch(part), colours, gen)[:, :-3]
 
     def sample_grid(self, models: dict[str, nn.Module]) -> Image.Image:
-        """Held-out pairs as three rows: edges | G's photos | the real photos."""
+        """Held-out pairs as rows: edges | G's photos | silhouette sketches | G's photos of them |
+        (colour models) G's photos told the real colour | the real photos."""
+        G = models["G"]
         pairs = self.held[:SAMPLES]
-        edges, truth = pairs[:, :3], pairs[:, 3:]
-        rows = torch.cat([edges, render(models["G"], edges), truth])
-        return make_grid(tensor_to_pils(rows), ncol=len(pairs))
+        edges, truth, sketches = pairs[:, :3], pairs[:, 3:], self.held_sketches[:SAMPLES]
+        rows = [edges, render(G, edges), sketches, render(G, sketches)]
+        if takes_colour(G):
+            rows.append(render(G, edges, self.held_colours[:SAMPLES]))
+        return make_grid(tensor_to_pils(torch.cat([*rows, truth])), ncol=len(pairs))
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
-        """FID of G's photos for `eval_n` held-out edge maps against their real photos, and L1."""
-        pairs = self.held[: self.eval_n]
-        edges, truth = pairs[:, :3], pairs[:, 3:]
+        """On `eval_n` held-out pairs: FID of G's photos for the data's edge maps (fid) and for the
+        pairs' silhouette outlines (fid_sil) against the real photos, their mean (the key that picks
+        <out>/best), L1, the checkerboard (`metrics.checkerboard`, grey levels), and for colour
+        models the ΔE between the photos' colour and the real colour when G is told it."""
+        G = models["G"]
+        n = self.eval_n
+        edges, truth = self.held[:n, :3], self.held[:n, 3:]
         if self._fid_reference is None:
             self._fid_reference = inception_features(truth, cache=True)
-        fake = render(models["G"], edges)
+        fake = render(G, edges)
         fid = metrics.frechet_distance(inception_features(fake), self._fid_reference)
-        return {"fid": round(fid, 2), "l1": round(mean_l1(fake, truth), 4)}
+        fid_sil = metrics.frechet_distance(inception_features(render(G, self.held_sketches[:n])), self._fid_reference)
+        result = {
+            "fid": round(fid, 2),
+            "fid_sil": round(fid_sil, 2),
+            "fid_mean": round((fid + fid_sil) / 2, 2),
+            "l1": round(mean_l1(fake, truth), 4),
+            "checker": round(float(metrics.checkerboard(_u8(fake)).mean()), 4),
+        }
+        if takes_colour(G):
+            told = render(G, edges, self.held_colours[:n])
+            result["delta_e"] = round(float(colour_error(told, self.held_colours[:n]).mean()), 2)
+        return result
 
     def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
         return {"G": (models["G"].cpu(), self.g_kwargs)}
@@ -234,6 +376,16 @@ class Edges2PhotoTask(ImageTask):
             [f"random translations by up to {self.jitter} px (white fill)"] if self.jitter else []
         )
         data["augmentation"] = " and ".join(augment) + ", the same for both halves" if augment else "none"
+        if self.sketch_p:
+            data["augmentation"] += (
+                f"; {self.sketch_p:.0%} of the edge maps redrawn like a sketch (training.sketches.sketchify: "
+                "outline only or some interior lines, wobbly, thick or open strokes, thinned as the app does)"
+            )
+        if self.colour:
+            data["augmentation"] += (
+                f"; the photo's dominant colour (median CIELAB of the shoe) given to G and D for "
+                f"{self.colour_p:.0%} of the pairs, 'automatic' for the rest"
+            )
         data["layout"] = "A|B pairs: 128x128 edge map (binarised at 128) | 128x128 photo"
         objective = "cGAN (softplus on PatchGAN logits) + lambda * L1" if self.gan else "lambda * L1 only (no GAN)"
         return {

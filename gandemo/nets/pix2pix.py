@@ -14,7 +14,12 @@ The paper's architecture rules, which both classes follow:
 Departures: the innermost (1x1) encoder block has no BN either, as in the pix2pix code (BN on a
 1x1 map normalises over the batch alone and fails in train mode at batch 1); channel widths are
 capped at `ngf * max_mult` (the paper: 64 * 8 = 512) so the CPU model stays a few MB; and dropout
-is active only while a gradient is being taken (see `TrainingDropout`).
+is active only while a gradient is being taken (see `TrainingDropout`). Optionally
+(`upsample="resize"`) the decoder doubles the size by nearest-neighbour resizing followed by a
+3x3 convolution instead of a transposed convolution (Odena, Dumoulin & Olah, "Deconvolution and
+Checkerboard Artifacts", Distill 2016): a 4x4 stride-2 transposed convolution gives the output
+pixels of the four 2x2 phases different numbers of kernel taps, which prints a period-2
+checkerboard on flat areas; resize-then-convolve treats every output pixel alike.
 """
 
 from __future__ import annotations
@@ -47,7 +52,14 @@ class UNetGenerator(nn.Module):
     H and W must be multiples of 2**depth (depth 7: 128 -> 1 at the bottleneck, pix2pix's
     `unet_128`). Encoder widths ngf * (1, 2, 4, 8, 8, ...), capped at ngf * max_mult; the decoder
     mirrors them. The defaults (ngf=32, depth=7, max_mult=4) have 3,382,243 parameters, 6.8 MB as
-    fp16 in a checkpoint (the paper's ngf=64, max_mult=8 at depth 7 has 41.8 M)."""
+    fp16 in a checkpoint (the paper's ngf=64, max_mult=8 at depth 7 has 41.8 M).
+
+    `upsample`: "transposed" (the paper's ConvTranspose(4, 2, 1); the default, so cards written
+    before the option existed load unchanged) or "resize" (nearest x2, then Conv(3, 1, 1): no
+    checkerboard by construction; 2,434,723 parameters at the defaults, about 2x the decoder's
+    multiply-adds)."""
+
+    UPSAMPLE = ("transposed", "resize")
 
     def __init__(
         self,
@@ -58,10 +70,14 @@ class UNetGenerator(nn.Module):
         max_mult: int = 4,
         dropout: float = 0.5,
         dropout_layers: int = 3,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
+        if upsample not in self.UPSAMPLE:
+            raise ValueError(f"upsample must be one of {', '.join(self.UPSAMPLE)}, got {upsample!r}")
+        self.upsample = upsample
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         widths = [ngf * min(2**i, max_mult) for i in range(depth)]  # encoder block i's output channels
 
@@ -81,13 +97,19 @@ class UNetGenerator(nn.Module):
             i = depth - 1 - j  # the encoder block this decoder block mirrors
             cin = widths[i] if j == 0 else 2 * widths[i]
             cout = widths[i - 1]
-            layers = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout)]
+            layers = [*self._double(cin, cout, bias=False), nn.BatchNorm2d(cout)]
             if j < dropout_layers and dropout > 0:
                 layers.append(TrainingDropout(dropout))
             layers.append(nn.ReLU(inplace=True))
             self.up.append(nn.Sequential(*layers))
-        self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh())
+        self.out = nn.Sequential(*self._double(2 * widths[0], out_channels, bias=True), nn.Tanh())
         self.apply(init_weights)
+
+    def _double(self, cin: int, cout: int, bias: bool) -> list[nn.Module]:
+        """The layers that double the size: one transposed convolution, or resize then convolve."""
+        if self.upsample == "resize":
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)]
+        return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         step = 2**self.depth

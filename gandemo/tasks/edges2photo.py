@@ -7,8 +7,12 @@ Three ways in, one way through the model:
 - `normalise_sketch(sketch)` brings a hand drawing to that distribution: cropped to the drawing,
   scaled and placed where the training shoes sit, lines thinned to 1 px. An input that already
   looks like a training edge map keeps its geometry, so the photo lines up with it pixel for pixel;
-- `render(G, edges)` is the one function that runs the generator, for the app, training's sample
-  grids and the evaluation alike; `edges_to_photo(G, image)` is sketch -> (edges, photo).
+- `render(G, edges, colours)` is the one function that runs the generator, for the app, training's
+  sample grids and the evaluation alike; `edges_to_photo(G, image, colour)` is sketch -> (edges, photo).
+
+Colour: edges carry none, so a generator trained with `in_channels=7` also takes a colour hint, the
+shoe's dominant colour (`shoe_colour`) as three constant planes plus a "given" plane
+(`colour_planes`); without a hint (the "given" plane 0) it guesses, as a 3-channel one always does.
 """
 
 from __future__ import annotations
@@ -125,7 +129,9 @@ def _keep_big(binary: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
-def _foreground_mask(rgb: np.ndarray) -> np.ndarray:
+def foreground_mask(rgb: np.ndarray) -> np.ndarray:
+    """The recipe's shoe mask of a prepared 128x128 RGB photo (steps 1-5 of the edge recipe): uint8
+    (H, W), 1 = shoe. Its inner rim is the edge map's outline."""
     import cv2
 
     m = (rgb.min(axis=2) < FG_THR).astype(np.uint8)
@@ -146,7 +152,7 @@ def edge_map(rgb: np.ndarray) -> np.ndarray:
     import cv2
 
     rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
-    m = _foreground_mask(rgb)
+    m = foreground_mask(rgb)
     outline = (m - cv2.erode(m, _K3)) > 0  # 1-px inner silhouette
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # 0.299 R + 0.587 G + 0.114 B
     grey = cv2.GaussianBlur(grey, (0, 0), BLUR_SIGMA)
@@ -236,6 +242,82 @@ def normalise_sketch(image: Any) -> Image.Image:
     return _rgb(np.where(thin, 0, 255).astype(np.uint8))
 
 
+# ---- colour ----------------------------------------------------------------------------------------
+COLOUR_PLANES = 4  # a colour-conditioned G's extra input planes: R, G, B of the hint in [-1, 1], "given" (1/0)
+AUTOMATIC = "automatic"  # the colour input's "no hint" value (also "", "auto" and None)
+
+
+def shoe_colour(rgb: np.ndarray) -> np.ndarray:
+    """A shoe photo's dominant colour (128x128 RGB uint8 on white) -> RGB uint8 (3,): the median, per
+    CIELAB channel, of the shoe's pixels (the recipe's `foreground_mask`, eroded once so the rim
+    blended with the white background does not count). The median, not the mean, so a white sole or
+    black laces do not pull a red shoe towards pink or brown. The training hint and the colour
+    measurement (ΔE) both use it. A photo without foreground: the median of all its pixels."""
+    import cv2
+
+    from gandemo.metrics import lab_to_rgb, rgb_to_lab
+
+    rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    mask = cv2.erode(foreground_mask(rgb), _K3) > 0
+    pixels = rgb[mask] if mask.sum() >= MIN_INK_PIXELS else rgb.reshape(-1, 3)
+    return lab_to_rgb(np.median(rgb_to_lab(pixels), axis=0))
+
+
+def parse_colour(value: Any) -> tuple[int, int, int] | None:
+    """The colour input -> an RGB triple, or None for "automatic" (None, "", "automatic", "auto").
+    Takes "#rgb", "#rrggbb" (an optional alpha, "#rrggbbaa", is ignored), "rgb(r, g, b)" and
+    "rgba(r, g, b, a)" as colour pickers send them; anything else is refused in plain words."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"the colour must be text such as '#8b1a1a' or '{AUTOMATIC}', got {type(value).__name__}")
+    text = value.strip().lower()
+    if text in ("", "auto", AUTOMATIC):
+        return None
+    bad = InvalidInput(
+        f"the colour must be '#rrggbb' (e.g. '#8b1a1a'), 'rgb(r, g, b)' or '{AUTOMATIC}', got {text[:40]!r}"
+    )
+    if text.startswith("#"):
+        digits = text[1:]
+        if len(digits) in (3, 4):
+            digits = "".join(c * 2 for c in digits)
+        if len(digits) not in (6, 8) or any(c not in "0123456789abcdef" for c in digits):
+            raise bad
+        return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    if text.startswith(("rgb(", "rgba(")) and text.endswith(")"):
+        parts = [p.strip() for p in text[text.index("(") + 1 : -1].split(",")]
+        if len(parts) not in (3, 4):
+            raise bad
+        try:
+            rgb = [float(p) for p in parts[:3]]
+        except ValueError:
+            raise bad from None
+        if not all(np.isfinite(c) and 0 <= c <= 255 for c in rgb):
+            raise bad
+        return tuple(round(c) for c in rgb)  # type: ignore[return-value]
+    raise bad
+
+
+def takes_colour(G: nn.Module) -> bool:
+    """Whether a generator was trained with a colour hint (edges + COLOUR_PLANES input planes)."""
+    return getattr(G, "in_channels", 3) == 3 + COLOUR_PLANES
+
+
+def colour_planes(colours: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Colour hints (N, 3) in [-1, 1], a row of NaN = none ("automatic") -> (N, 4, H, W) planes: the
+    hint (zeros where none) and a "given" plane of 1 or 0."""
+    given = ~torch.isnan(colours).any(dim=1)
+    hint = torch.where(given[:, None], colours, torch.zeros_like(colours))
+    planes = torch.cat([hint, given[:, None].to(colours.dtype)], dim=1)
+    return planes[:, :, None, None].expand(-1, -1, *size)
+
+
+def colour_tensor(colours: Sequence[Any]) -> torch.Tensor:
+    """RGB triples (0-255) or None (automatic) -> (N, 3) float in [-1, 1], NaN rows for None."""
+    rows = [[float("nan")] * 3 if c is None else [float(v) / 127.5 - 1.0 for v in c] for c in colours]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), 3)
+
+
 # ---- the model -------------------------------------------------------------------------------------
 def to_batch(images: Sequence[Image.Image]) -> torch.Tensor:
     """RGB PIL images of one size -> float (N, 3, H, W) in [-1, 1] (the model's input)."""
@@ -243,13 +325,22 @@ def to_batch(images: Sequence[Image.Image]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def render(G: nn.Module, edges: torch.Tensor, batch: int = 64) -> torch.Tensor:
+def render(G: nn.Module, edges: torch.Tensor, colours: torch.Tensor | None = None, batch: int = 64) -> torch.Tensor:
     """The one way photos are made (the app, training's sample grids and evaluation all call it):
     edge maps (N, 3, 128, 128) in [-1, 1] -> photos (N, 3, 128, 128) in [-1, 1], float on the CPU.
+    `colours` (N, 3) in [-1, 1], NaN rows for "automatic" (`colour_tensor`), are the hints of a
+    colour-conditioned G (`takes_colour`); None: automatic for all. A G without a colour input
+    refuses a hint.
 
     G runs in eval mode: BatchNorm uses its (recalibrated) running statistics and dropout is off,
     so a photo depends on its own edges only, never on the rest of the batch, and is reproducible.
     (The paper keeps dropout on at test time as G's noise; in practice G learns to ignore it.)"""
+    if takes_colour(G):
+        if colours is None:
+            colours = torch.full((len(edges), 3), float("nan"))
+        edges = torch.cat([edges, colour_planes(colours.to(edges.dtype), edges.shape[2:])], dim=1)
+    elif colours is not None and not torch.isnan(colours).all():
+        raise InvalidInput("this model was trained without a colour input: leave the colour on automatic")
     was_training = G.training
     device = next(G.parameters()).device
     G.eval()
@@ -259,8 +350,13 @@ def render(G: nn.Module, edges: torch.Tensor, batch: int = 64) -> torch.Tensor:
         G.train(was_training)
 
 
-def edges_to_photo(G: nn.Module, image: Any) -> tuple[Image.Image, Image.Image]:
-    """A sketch or an edge map (any size and mode, RGBA allowed) -> (the edges as the model saw
-    them, the photo), both 128x128 RGB."""
+def edges_to_photo(G: nn.Module, image: Any, colour: Any = None) -> tuple[Image.Image, Image.Image]:
+    """A sketch or an edge map (any size and mode, RGBA allowed) and an optional colour (`parse_colour`:
+    "#rrggbb", an RGB triple, or None / "automatic") -> (the edges as the model saw them, the
+    photo), both 128x128 RGB."""
+    rgb = tuple(int(c) for c in colour) if isinstance(colour, tuple | list) else parse_colour(colour)
+    if rgb is not None and (len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb)):
+        raise InvalidInput(f"a colour is three numbers from 0 to 255, got {rgb}")
     edges = normalise_sketch(image)
-    return edges, tensor_to_pils(render(G, to_batch([edges])))[0]
+    hint = colour_tensor([rgb]) if rgb is not None else None
+    return edges, tensor_to_pils(render(G, to_batch([edges]), hint))[0]

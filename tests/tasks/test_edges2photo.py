@@ -101,7 +101,7 @@ def test_photo_to_edges_draws_the_outline_and_the_interior():
     ys, xs = np.nonzero(lines)
     # 136x102 -> padded to 136^2 (17 rows of white above and below) -> 128^2: the shoe in the middle band
     assert ys.min() >= 16 and ys.max() <= 112 and xs.min() < 20 and xs.max() > 108
-    mask = e2p._foreground_mask(np.asarray(e2p.prepare_photo(shoe_photo()))).astype(bool)
+    mask = e2p.foreground_mask(np.asarray(e2p.prepare_photo(shoe_photo()))).astype(bool)
     inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
     assert (lines & inner).sum() > 20  # the sole, lace and eyelet edges inside the silhouette
 

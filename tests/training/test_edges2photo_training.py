@@ -106,17 +106,62 @@ def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(pairs: Pa
     assert card["task"] == "edges2photo" and card["arch"]["G"]["kwargs"]["ngf"] == 4
     assert card["hyperparameters"]["lambda_l1"] == 100 and card["hyperparameters"]["gan"] is True
     assert card["data"]["items"] == 6
-    assert card["data"]["augmentation"] == (
-        "random horizontal flips and random translations by up to 8 px (white fill), the same for both halves"
+    assert card["data"]["augmentation"].startswith(
+        "random horizontal flips and random translations by up to 8 px (white fill), the same for both halves; "
+        "50% of the edge maps redrawn like a sketch"
     )
+    assert "dominant colour" in card["data"]["augmentation"]
+    # the cpu preset's v2 model: resize-then-convolve decoder, edges + 4 colour planes in, D sees them too
+    assert card["arch"]["G"]["kwargs"]["upsample"] == "resize" and card["arch"]["G"]["kwargs"]["in_channels"] == 7
+    assert state["models"]["D"]["net.0.weight"].shape[1] == 7 + 3
+    assert card["hyperparameters"]["sketch_p"] == 0.5 and card["hyperparameters"]["colour_p"] == 0.5
     assert "cGAN" in card["objective"] and card["image_size"] == 128
     assert card["training"]["lr_decay_start"] == 0.5
-    # samples: 3 rows (edges | output | truth) of the held-out pairs, 128 px each plus 2 px gaps
+    # samples: 6 rows (edges | output | silhouette | output | output told the colour | truth) of the
+    # held-out pairs, 128 px each plus 2 px gaps
     grid = Image.open(out / "checkpoint" / "samples.png")
-    assert grid.size == (3 * 130 + 2, 3 * 130 + 2)
+    assert grid.size == (3 * 130 + 2, 6 * 130 + 2)
     assert (out / "samples" / "step_000002.png").is_file()
     with torch.no_grad():
-        assert G(torch.zeros(1, 3, 128, 128)).shape == (1, 3, 128, 128)
+        assert G(torch.zeros(1, 7, 128, 128)).shape == (1, 3, 128, 128)
+
+
+def test_the_first_version_is_still_trainable_and_loads_as_before(pairs: Path, tmp_path: Path):
+    """--upsample transposed --sketch-p 0 --colour-p 0: the shipped v1 model's kind (3 planes in, the
+    card's kwargs without `upsample`), so its checkpoint and the anomaly inpainter's stay as they were."""
+    out = tmp_path / "run"
+    assert run(pairs, out, "--steps", "1", "--upsample", "transposed", "--sketch-p", "0", "--colour-p", "0") == 0
+    ckpt = load_checkpoint(out / "checkpoint")
+    assert ckpt.card["arch"]["G"]["kwargs"] == {
+        "in_channels": 3,
+        "out_channels": 3,
+        "ngf": 4,
+        "depth": 7,
+        "max_mult": 2,
+    }
+    assert Image.open(out / "checkpoint" / "samples.png").size == (3 * 130 + 2, 5 * 130 + 2)
+    assert "sketch" not in ckpt.card["data"]["augmentation"]
+
+
+def test_inputs_redraw_edges_and_give_colours_at_their_rates(pairs: Path, tmp_path: Path):
+    from training.run import parse_train_args
+
+    args = parse_train_args(Edges2PhotoTask, ["--data", str(pairs), "--out", str(tmp_path / "r"), *TINY])
+    task = Edges2PhotoTask(args, torch.device("cpu"))
+    x = task.data.batch(torch.arange(6)).repeat(20, 1, 1, 1)  # 120 pairs
+    colours = task.colours[torch.arange(6)].repeat(20, 1)
+    out = task.inputs(x, colours, torch.Generator().manual_seed(0))
+    assert out.shape == (120, 7 + 3, 128, 128)
+    assert torch.equal(out[:, 7:], x[:, 3:])  # the photo is untouched
+    redrawn = (out[:, :3] != x[:, :3]).flatten(1).any(1)
+    assert 0.3 < redrawn.float().mean() < 0.7  # sketch_p 0.5
+    assert set(out[:, :3].unique().tolist()) == {-1.0, 1.0}  # still binary lines on white
+    given = out[:, 6, 0, 0] == 1
+    assert 0.3 < given.float().mean() < 0.7  # colour_p 0.5
+    assert torch.equal(out[given, 3:6, 0, 0], colours[given])  # the photo's own dominant colour
+    assert (out[~given, 3:7] == 0).all()  # "automatic": no hint, flag 0
+    again = task.inputs(x, colours, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the same draws give the same inputs (resume, calibration)
 
 
 def test_training_changes_both_players(pairs: Path, tmp_path: Path):
@@ -171,6 +216,9 @@ def test_in_run_evaluation_measures_fid_and_l1_and_keeps_the_best(pairs: Path, t
     rows = list(csv.DictReader((out / "eval.csv").open()))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert all(float(r["fid"]) >= 0 and 0 <= float(r["l1"]) <= 1 for r in rows)
+    for r in rows:  # silhouette FID, their mean (the key of <out>/best), checkerboard, colour error
+        assert float(r["fid_mean"]) == pytest.approx((float(r["fid"]) + float(r["fid_sil"])) / 2, abs=0.011)
+        assert float(r["checker"]) >= 0 and 0 <= float(r["delta_e"]) < 200
     assert load_checkpoint(out / "best").card["training"]["steps"] in (1, 2)
 
 
