@@ -77,8 +77,9 @@ TINY_ANOMALY_SEARCH = 3  # latent-search iterations the tiny anomaly cards are c
 
 def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, seed: int = 0) -> Path:
     """An untrained but valid anomaly checkpoint (16x16 G, D, E of width 4; a 32x32 inpainter I of
-    width 4 with its critic C and residual statistics N) under `root/anomaly/<category>`, with
-    thresholds calibrated by the task's own code on 4 flat "normal" images (greyscale when channels = 1)."""
+    width 4 with its critic C and residual statistics N; the baseline's statistics B) under
+    `root/anomaly/<category>`, with thresholds calibrated by the task's own code on 4 flat "normal"
+    images (greyscale when channels = 1)."""
     from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
     from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
     from gandemo.tasks import anomaly
@@ -106,6 +107,11 @@ def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, 
         x = normal_hi if method == "inpaint" else normal
         scores, heat = anomaly.score_batches(method, models, x, TINY_ANOMALY_SEARCH, block=inpaint)
         calibration[method] = anomaly.calibrate(scores, heat)
+    photos = rng.integers(100, 140, (4, 128, 128, 3), dtype=np.uint8)  # the baseline's "normal" images
+    baseline = anomaly.PixelStatsBaseline.fit(photos)
+    models["B"] = baseline.to_module()
+    scores, pixels = baseline.score(photos)
+    calibration["baseline"] = anomaly.calibrate(scores, pixels)
     calibration["latent_search"]["iterations"] = TINY_ANOMALY_SEARCH
     calibration["how"] = "test: 4 flat images"
     card = {
@@ -118,6 +124,7 @@ def write_tiny_anomaly_checkpoint(root: Path, category: str, channels: int = 3, 
             "I": arch_entry(models["I"], i_kw),
             "C": arch_entry(models["C"], c_kw),
             "N": arch_entry(models["N"], {"size": 32}),
+            "B": arch_entry(models["B"], {"size": 128, "channels": 3}),
         },
         "data": {"name": category, "items": 0, "resolution": "16x16", "held_out": "none"},
         "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
@@ -171,13 +178,6 @@ def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "music" / "default", {"G": G}, card)
 
 
-TINY_SRRESNET = {"channels": 8, "blocks": 2, "batchnorm": True, "bicubic_skip": True}
-
-
-def write_tiny_superres_checkpoints(root: Path, seed: int = 0) -> list[Path]:
-    """Untrained but valid superres checkpoints (SRResNet of 8 channels x 2 blocks, starting as bicubic
-    plus a little) under `root/superres/gan` and `root/superres/psnr`."""
-    from gandemo.nets.srgan import SRResNet
 TINY_HARMONY = {**TINY_MUSE, "n_tracks": 3, "cond_width": 4}
 
 
@@ -217,6 +217,13 @@ def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "music" / "harmonize", {"G": G}, card)
 
 
+TINY_SRRESNET = {"channels": 8, "blocks": 2, "batchnorm": True, "bicubic_skip": True}
+
+
+def write_tiny_superres_checkpoints(root: Path, seed: int = 0) -> list[Path]:
+    """Untrained but valid superres checkpoints (SRResNet of 8 channels x 2 blocks, starting as bicubic
+    plus a little) under `root/superres/gan` and `root/superres/psnr`."""
+    from gandemo.nets.srgan import SRResNet
 
     folders = []
     for i, variant in enumerate(("gan", "psnr")):
@@ -250,6 +257,7 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for category, channels in (("magnetic_tile", 1), ("metal_plate", 3), ("transistor", 3)):
         write_tiny_anomaly_checkpoint(root, category, channels)
     write_tiny_music_checkpoint(root)
+    write_tiny_harmony_checkpoint(root)
     write_tiny_superres_checkpoints(root)
     return root
 
@@ -257,7 +265,6 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def use_checkpoints(monkeypatch: pytest.MonkeyPatch):
     """Point the registry at a checkpoint root for one test (and forget cached models after)."""
-    write_tiny_harmony_checkpoint(root)
 
     def _use(root: Path) -> None:
         monkeypatch.setenv(registry.ENV_ROOT, str(root))

@@ -258,12 +258,14 @@ def random_cell_masks(n: int, size: int, cells: tuple[int, ...], sets: int) -> t
 # The inpainter's scoring settings tried on val/ at export (the issue: choose the scoring per category on
 # val/ and record the choice): which grids, how much smoothing, whether and how strongly the heatmap is
 # z-scored against normal training images (floor: what is added to the per-pixel std; None = not at all),
-# and how many top pixels make the image score. 2 x 2 x 4 x 3 = 48 settings from one inpainting pass.
+# how many top pixels make the image score, and whether each heatmap is then z-scored against its own pixels
+# (for products that are not aligned). 2 x 2 x 4 x 3 x 2 = 96 settings from one inpainting pass.
 SCORING_GRID: dict[str, list[Any]] = {
     "cells": [[8, 16, 32], [16, 32]],
     "sigma": [2.0, 4.0],
     "floor": [0.005, 0.01, 0.03, None],
     "top": [0.002, 0.005, 0.02],
+    "self_normalise": [False, True],
 }
 
 
@@ -299,14 +301,22 @@ def choose_scoring(
                 if floor is not None:
                     stats.fit(st, floor=floor)
                 with torch.no_grad():
-                    heat = stats(sv) if floor is not None else sv
-                pixel = metrics.auroc(truth, heat.numpy().ravel())
-                for top in grid["top"]:
-                    image = metrics.auroc(labels, task.top_mean(heat, top).numpy())
-                    setting = {"cells": list(group), "sigma": sigma, "floor": floor, "top": top}
-                    tried.append(
-                        {**setting, "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4), "_stats": stats}
-                    )
+                    z = stats(sv) if floor is not None else sv
+                for own in grid["self_normalise"]:
+                    heat = task.against_itself(z) if own else z
+                    pixel = metrics.auroc(truth, heat.numpy().ravel())
+                    for top in grid["top"]:
+                        image = metrics.auroc(labels, task.top_mean(heat, top).numpy())
+                        setting = {"cells": list(group), "sigma": sigma, "floor": floor, "self_normalise": own}
+                        tried.append(
+                            {
+                                **setting,
+                                "top": top,
+                                "image_auroc": round(image, 4),
+                                "pixel_auroc": round(pixel, 4),
+                                "_stats": stats,
+                            }
+                        )
     tried.sort(key=lambda t: -(t["image_auroc"] + t["pixel_auroc"]))
     best = tried[0]
     settings = {
@@ -315,6 +325,7 @@ def choose_scoring(
         "top": best["top"],
         "normalise": best["floor"] is not None,
         "std_floor": best["floor"],
+        "self_normalise": best["self_normalise"],
     }
     return settings, best["_stats"], [{k: v for k, v in t.items() if k != "_stats"} for t in tried]
 

@@ -335,6 +335,16 @@ def top_mean(heat: torch.Tensor, share: float) -> torch.Tensor:
     return flat.topk(k, dim=1).values.mean(1)
 
 
+def against_itself(heat: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Each heatmap (N, S, S) as robust z-scores against its own pixels: (h - median) / (1.4826 MAD + eps).
+    Where normal images are not aligned (a tile's streaks and lighting differ from tile to tile), what
+    stands out is what differs from the rest of the same image, not from a per-pixel average."""
+    flat = heat.flatten(1)
+    median = flat.median(1).values[:, None, None]
+    mad = (heat - median).abs().flatten(1).median(1).values[:, None, None]
+    return (heat - median) / (1.4826 * mad + eps)
+
+
 def inpaint_settings(block: Mapping[str, Any] | None) -> dict[str, Any]:
     """The inpainting detector's settings from the card's `anomaly.inpaint` block, with the defaults."""
     block = dict(block or {})
@@ -344,6 +354,7 @@ def inpaint_settings(block: Mapping[str, Any] | None) -> dict[str, Any]:
         "sigma": float(block.get("sigma", INPAINT_SIGMA)),
         "top": float(block.get("top", INPAINT_TOP)),
         "normalise": bool(block.get("normalise", True)),
+        "self_normalise": bool(block.get("self_normalise", False)),
         "image_size": int(block.get("image_size", INPAINT_SIZE)),
     }
 
@@ -351,7 +362,8 @@ def inpaint_settings(block: Mapping[str, Any] | None) -> dict[str, Any]:
 def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str, Any] | None = None) -> Scores:
     """The inpainting detector on a batch x (N, C, S, S) in [-1, 1]: the heatmap is the smoothed
     redrawing error, per-pixel z-scored against normal training images when the card says so
-    (`models["N"]`, gandemo.nets.anogan.ResidualStats); the score is the mean of its top pixels."""
+    (`normalise`: `models["N"]`, gandemo.nets.anogan.ResidualStats), then against the image's own pixels
+    (`self_normalise`: `against_itself`); the score is the mean of its top pixels."""
     cfg = inpaint_settings(block)
     t0 = time.perf_counter()
     inpainter = models["I"]
@@ -361,6 +373,8 @@ def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str
         heat = smooth(raw, cfg["sigma"])
         if cfg["normalise"] and "N" in models:
             heat = models["N"](heat)
+        if cfg["self_normalise"]:
+            heat = against_itself(heat)
         score = top_mean(heat, cfg["top"])
     residual = raw.flatten(1).mean(1)
     return Scores(

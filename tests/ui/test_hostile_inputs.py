@@ -178,6 +178,11 @@ def _anomaly_ok(result: Any, args: tuple) -> None:
     assert overlay.size == mask.size == open_image(args[0]).size and np.isfinite(score) and verdict
 
 
+def _baseline_ok(result: Any, args: tuple) -> None:
+    overlay, mask, mean, score, verdict = result
+    assert overlay.size == mask.size == mean.size == open_image(args[0]).size and np.isfinite(score) and verdict
+
+
 def _toy_ok(result: Any, args: tuple) -> None:
     plot, text, numbers, state = result
     assert numbers["step"] >= 0 and "Running" in numbers["status"]
@@ -242,6 +247,14 @@ ENDPOINTS = [
         files=(0,),
         choices={1: "category", 2: "method"},
         numbers={3: "iterations"},
+    ),
+    Endpoint(
+        "compare_baseline",
+        anomaly.compare_baseline,
+        (GOOD_FILE, "transistor"),
+        _baseline_ok,
+        files=(0,),
+        choices={1: "category"},
     ),
     Endpoint(
         "toy_gan",
@@ -381,6 +394,9 @@ SAMPLE = [  # (api, arguments with "FILE:<name>" for a hostile file, "ok" or the
     ("/detect_anomaly", ("FILE:animated GIF", "transistor", "encoder", "4.0"), "ok"),
     ("/detect_anomaly", ("FILE:1x1", "transistor", "encoder", 3), "at least 16x16"),
     ("/detect_anomaly", ("FILE:16-bit greyscale", "transistor", "latent_search", 10**30), "iterations must be from"),
+    ("/detect_anomaly", ("FILE:good", "transistor", "inpaint", 3), "ok"),
+    ("/compare_baseline", ("FILE:zero-byte", "transistor"), "not a readable image"),
+    ("/compare_baseline", ("FILE:good", "teapot"), "category must be one of"),
     ("/toy_gan", ("gaussian", "normal", "non-saturating", "abc", 1e-3, 1, 64, 0, 5, 5), "learning rate of D"),
     ("/toy_gan_2d", ("ring", "standard", 1e-3, 1e-3, None, 64, 0, 5, 5), "k \\(D steps per G step\\)"),
 ]
@@ -392,6 +408,7 @@ GOOD_REQUEST = {
     "/upscale": ("FILE:good", "psnr", False),
     "/compose_music": (5, 90),
     "/detect_anomaly": ("FILE:good", "metal_plate", "encoder", 3),
+    "/compare_baseline": ("FILE:good", "magnetic_tile"),
     "/toy_gan": TOY_1D[:-1],
     "/toy_gan_2d": TOY_2D[:-1],
 }
@@ -443,6 +460,7 @@ def _rest(app_url: str, api: str, data: list) -> tuple[str, str]:
         ("upscale", [], "upscale takes 3 inputs"),
         ("upscale", [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "gan", False], "be uploaded"),
         ("detect_anomaly", ["/etc/hostname", "transistor", "encoder", 3], "must be an uploaded file"),
+        ("compare_baseline", ["/etc/hostname", "transistor"], "must be an uploaded file"),
     ],
 )
 def test_requests_gradio_cannot_hand_to_a_handler_get_plain_words_too(app_url: str, api, data, words):
