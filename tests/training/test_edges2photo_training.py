@@ -229,15 +229,32 @@ def test_evaluate_measures_model_and_both_baselines_on_held_out_pairs(pairs: Pat
     folder, preview = tmp_path / "gan" / "checkpoint", tmp_path / "preview.png"
     args = ["evaluate", "edges2photo", "--checkpoint", str(folder), "--data", str(pairs)]
     args += ["--l1-baseline", str(tmp_path / "l1" / "checkpoint"), "--preview", str(preview), "--threads", "1"]
+    assert run(pairs, tmp_path / "v1", "--steps", "1", "--upsample", "transposed", "--colour-p", "0") == 0
+    args += ["--previous", str(tmp_path / "v1" / "checkpoint")]
     assert main(args) == 0
     m = read_card(folder)["metrics"]
     fid = next(v for k, v in m.items() if k.startswith("FID"))
     assert "(3 vs 3)" in next(k for k in m if k.startswith("FID"))
-    assert {"model", "l1_only", "baseline", "real", "method"} == fid.keys()
-    assert all(fid[k] >= 0 for k in ("model", "l1_only", "baseline", "real"))
+    assert {"model", "l1_only", "previous", "baseline", "real", "method"} == fid.keys()
+    assert all(fid[k] >= 0 for k in ("model", "l1_only", "previous", "baseline", "real"))
     for row in ("L1 (mean absolute error, 0-1)", "PSNR (dB)", "SSIM"):
-        assert {"model", "l1_only", "baseline", "method"} == m[row].keys(), row
+        assert {"model", "l1_only", "previous", "baseline", "method"} == m[row].keys(), row
     assert all(0 <= m["L1 (mean absolute error, 0-1)"][k] <= 1 for k in ("model", "l1_only", "baseline"))
+    # what people draw, the colour (both GAN and L1-only take one; the previous model does not), the checkerboard
+    sil = m["FID of silhouette-only sketches (3 vs 3)"]
+    assert {"model", "l1_only", "previous", "method"} == sil.keys() and all(sil[k] >= 0 for k in sil if k != "method")
+    assert {"model", "l1_only", "method"} == m["FID when told the real colour (3 vs 3)"].keys()
+    colour = m["Colour ΔE to the colour asked for (CIELAB)"]
+    assert {"model", "model_other_colour", "l1_only", "l1_only_other_colour", "model_automatic"} <= colour.keys()
+    assert {"previous_automatic", "baseline"} <= colour.keys()
+    assert all(0 <= v < 200 for k, v in colour.items() if k != "method")
+    for row in (
+        "Checkerboard (period-2 pattern, grey levels)",
+        "Nyquist spike (power at the Nyquist frequencies / around them)",
+        "Texture of the tab's example sketches (grey levels)",
+    ):
+        assert {"model", "l1_only", "previous", "held_out", "method"} == m[row].keys(), row
+        assert all(m[row][k] >= 0 for k in ("model", "l1_only", "previous", "held_out")), row
     assert all(-1 <= m["SSIM"][k] <= 1 for k in ("model", "l1_only", "baseline"))
     # the mean-photo baseline's numbers, recomputed by hand
     train = load_pairs(pairs, "train", Edges2PhotoTask.holdout_fraction, progress=False)
@@ -248,7 +265,8 @@ def test_evaluate_measures_model_and_both_baselines_on_held_out_pairs(pairs: Pat
     gap = m["FID gap, L1-only minus the model (bootstrap)"]
     assert gap["model"] == pytest.approx(fid["l1_only"] - fid["model"], abs=0.11)
     assert " to " in gap["interval_95"] and gap["model_ahead"].endswith("% of draws")
-    assert Image.open(preview).size == (3 * 130 + 2, 5 * 130 + 2)  # edges | model | l1_only | baseline | truth
+    # edges | model | l1_only | previous | baseline | silhouettes | 3 x their photos | 2 x told another colour | truth
+    assert Image.open(preview).size == (3 * 130 + 2, 12 * 130 + 2)
     load_checkpoint(folder)  # the card still verifies
 
 
