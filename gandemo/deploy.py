@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # what a Space runs (README card: app_file), installs (requirements.txt with pip, packages.txt with
 # apt) and shows (the README, whose YAML card configures the Space)
 TOP_FILES = ("app.py", "requirements.txt", "packages.txt", "README.md")
-PACKAGE = "gandemo"  # the runtime; `training`, tests, benchmarks, scripts and docs stay behind
+PACKAGE = "gandemo"  # the runtime; `training`, tests, benchmarks and scripts stay behind
 CHECKPOINTS = Path("assets") / "checkpoints"
 CHECKPOINT_FILES = ("card.json", "model.safetensors")  # + the folder's pictures (*.png)
 # Larger files must go to large-file storage whatever they are (the Hub rejects them in git).
@@ -95,6 +95,8 @@ def _sources(root: Path) -> tuple[list[Path], list[str]]:
     files += sorted(
         p.relative_to(root) for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.relative_to(root).parts
     )
+    # the pages and pictures the README (the Space's card) links to, so its links open on the Space too
+    files += sorted(p.relative_to(root) for p in (root / "docs").rglob("*") if p.suffix in (".md", ".png", ".gif"))
     notes = []
     for spec in TASKS.values():
         for variant in spec.variants:  # only what the registry loads: the catalogue's variants

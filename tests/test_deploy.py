@@ -4,6 +4,7 @@ large-file storage, and an app started from a copy of those files alone serves e
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "assets" / "checkpoints"
-LEFT_BEHIND = ("tests/", "runs/", "benchmarks/", "training/", "scripts/", "docs/", "screenshots/", ".ci/", ".venv/")
+LEFT_BEHIND = ("tests/", "runs/", "benchmarks/", "training/", "scripts/", "screenshots/", ".ci/", ".venv/")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,11 @@ def test_the_space_holds_the_app_and_nothing_of_the_project_around_it(dry_run):
     assert not [p for p in paths if p.startswith(LEFT_BEHIND) or p == "pyproject.toml" or "__pycache__" in p]
     # the package's code and the assets the app loads, nothing else
     assert all(p.endswith(".py") for p in paths if p.startswith("gandemo/"))
-    assert all(p.startswith(("gandemo/", "assets/checkpoints/")) for p in paths if "/" in p)
+    assert all(p.startswith(("gandemo/", "assets/checkpoints/", "docs/")) for p in paths if "/" in p)
+    # every page and picture the README links to goes up, so its links open on the Space
+    readme = (ROOT / "README.md").read_text()
+    linked = {m for m in re.findall(r"\]\((docs/[^)#\s]+)", readme)}
+    assert linked and linked <= set(paths), linked - set(paths)
 
 
 def test_every_shipped_checkpoint_and_picture_goes_up(dry_run):
