@@ -381,7 +381,7 @@ def harmonize_settings(card: dict[str, Any]) -> str:
 
 def _harmonize_body(ckpt: Checkpoint) -> None:
     choices = program_choices()
-    first_text, first_tempo = melody.EXAMPLES[HARMONY_EXAMPLE]
+    first_text = melody.EXAMPLES[HARMONY_EXAMPLE][0]
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
@@ -403,8 +403,13 @@ def _harmonize_body(ckpt: Checkpoint) -> None:
                 elem_id="harmony-file",
             )
             with gr.Row():
+                # empty by default, so that a MIDI file plays at its own tempo (an API client that leaves
+                # the tempo out gets this default too); choosing an example fills in the example's
                 tempo = gr.Number(
-                    value=first_tempo, precision=0, label="Tempo (empty: the file's)", elem_id="harmony-tempo"
+                    value=None,
+                    precision=0,
+                    label="Tempo (empty: the file's or the example's; text: 80)",
+                    elem_id="harmony-tempo",
                 )
                 seed = gr.Number(value=0, precision=0, label=f"Seed (0–{music.SEED_MAX:,})", elem_id="harmony-seed")
     with gr.Accordion("Instruments", open=False), gr.Row():
