@@ -129,5 +129,7 @@ class EpochSampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["perm"]) != self.n:
             raise ValueError(f"sampler state is for {len(state['perm'])} items, data has {self.n}")
-        self.generator.set_state(state["generator"])
-        self.perm, self.pos, self.epoch = state["perm"], int(state["pos"]), int(state["epoch"])
+        # on the CPU whatever a state was loaded onto: set_state takes a CPU ByteTensor only, and the
+        # permutation indexes CPU data
+        self.generator.set_state(state["generator"].cpu())
+        self.perm, self.pos, self.epoch = state["perm"].cpu(), int(state["pos"]), int(state["epoch"])

@@ -249,7 +249,10 @@ class Trainer:
         os.replace(tmp, self.state_path)
 
     def load_state(self) -> None:
-        state = torch.load(self.state_path, map_location=self.cfg.device, weights_only=True)
+        # onto the CPU: a state holds CPU tensors (the sampler's generator, the RNG states) that must
+        # come back there, whatever device the run trained on; load_state_dict puts weights and
+        # optimiser states on the device of the parameters they belong to
+        state = torch.load(self.state_path, map_location="cpu", weights_only=True)
         if state["task"] != self.task.name:
             raise SystemExit(f"{self.state_path} belongs to task {state['task']!r}, not {self.task.name!r}")
         for k, m in self.task.models.items():
