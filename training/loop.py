@@ -84,7 +84,7 @@ def cpu_has_fast_bf16() -> bool:
 class Amp:
     """The fast numeric path for the device, chosen once so task code is written once.
 
-    - CUDA: bf16 autocast if the GPU has it, else fp16 with a gradient scaler.
+    - CUDA: bf16 autocast if the GPU computes bf16 natively, else fp16 with a gradient scaler.
     - CPU with AVX512-BF16/AMX: bf16 autocast (oneDNN runs AMX kernels for the convolutions).
     - other CPUs: fp32 (bf16 is emulated there and far slower).
     Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
@@ -97,7 +97,9 @@ class Amp:
         if not enabled:
             self.dtype = None
         elif device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # not an emulated bf16 (pre-Ampere GPUs): fp16 with a scaler is the fast path there
+            native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+            self.dtype = torch.bfloat16 if native_bf16 else torch.float16
         else:
             self.dtype = torch.bfloat16 if cpu_has_fast_bf16() else None
         self.enabled = self.dtype is not None

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from training.faces import FacesTask
-from training.loop import RunConfig, Trainer
+from training.loop import Amp, RunConfig, Trainer
 from training.run import parse_train_args
 
 TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--no-progress", "--threads", "1"]
@@ -56,3 +56,25 @@ def test_a_state_saved_on_cuda_resumes_with_the_hand_restored_tensors_on_the_cpu
     assert torch.equal(sampler.perm, state["task_state"]["sampler"]["perm"])
     resumed.train()  # loads the state again, on the CPU this time, and goes on
     assert resumed.step == 3
+
+
+# ---- the numeric path on CUDA --------------------------------------------------------------------
+@pytest.fixture
+def cuda_flags():
+    """Amp on "cuda" sets torch's global backend flags: they are put back after the test."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch: pytest.MonkeyPatch, cuda_flags: None):
+    asked = []
+
+    def emulating_gpu(including_emulation: bool = True) -> bool:  # a pre-Ampere GPU: bf16 only emulated
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulating_gpu)
+    assert Amp(torch.device("cuda"), enabled=True).dtype == torch.float16 and asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert Amp(torch.device("cuda"), enabled=True).dtype == torch.bfloat16
