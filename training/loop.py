@@ -84,7 +84,8 @@ def cpu_has_fast_bf16() -> bool:
 class Amp:
     """The fast numeric path for the device, chosen once so task code is written once.
 
-    - CUDA: bf16 autocast if the GPU computes bf16 natively, else fp16 with a gradient scaler.
+    - CUDA: bf16 autocast if the GPU computes bf16 natively, else fp16 with gradient scalers
+      (one per optimiser, `scaler_for`).
     - CPU with AVX512-BF16/AMX: bf16 autocast (oneDNN runs AMX kernels for the convolutions).
     - other CPUs: fp32 (bf16 is emulated there and far slower).
     Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
@@ -104,7 +105,8 @@ class Amp:
             self.dtype = torch.bfloat16 if cpu_has_fast_bf16() else None
         self.enabled = self.dtype is not None
         self.channels_last = channels_last
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.scale = self.dtype == torch.float16  # bf16 has fp32's range: no scaling
+        self._scalers: dict[torch.optim.Optimizer, torch.amp.GradScaler] = {}
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -134,12 +136,35 @@ class Amp:
     def fp32(x: torch.Tensor) -> torch.Tensor:
         return x.float()
 
+    def scaler_for(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler:
+        """The gradient scaler of `optimizer` (disabled unless fp16). One per optimiser: a scaler shared
+        by a GAN's players was updated after each player's step, twice per step, so one player's
+        overflow cut the other's scale and the scale grew at twice the intended pace; and the
+        critic's several steps per step (music) each need their own update."""
+        if optimizer not in self._scalers:
+            self._scalers[optimizer] = torch.amp.GradScaler(self.device.type, enabled=self.scale)
+        return self._scalers[optimizer]
+
+    def scaler_states(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, dict[str, Any]]:
+        return {k: self.scaler_for(o).state_dict() for k, o in optimizers.items()}
+
+    def load_scaler_states(self, optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any]) -> None:
+        """The scalers of a run state. A state saved before one scaler per optimiser holds one
+        "scaler", which every optimiser's scaler starts from. An empty one (saved by a bf16 or fp32
+        run, resumed where fp16 is used) leaves a fresh scaler: GradScaler refuses to load it."""
+        saved = state.get("scalers") or {}
+        for k, o in optimizers.items():
+            one = saved.get(k, state.get("scaler") or {})
+            if one:
+                self.scaler_for(o).load_state_dict(one)
+
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """zero_grad, backward (scaled if needed), optimiser step."""
+        scaler = self.scaler_for(optimizer)
         optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 class EMA:
@@ -228,7 +253,7 @@ class Trainer:
             "models": {k: m.state_dict() for k, m in self.task.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.task.optimizers.items()},
             "ema": self.ema.state_dict() if self.ema else None,
-            "scaler": self.amp.scaler.state_dict(),
+            "scalers": self.amp.scaler_states(self.task.optimizers),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "task_state": self.task.extra_state(),
@@ -263,7 +288,7 @@ class Trainer:
             o.load_state_dict(state["optimizers"][k])
         if self.ema and state["ema"]:
             self.ema.load_state_dict(state["ema"])
-        self.amp.scaler.load_state_dict(state["scaler"])
+        self.amp.load_scaler_states(self.task.optimizers, state)
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from training.faces import FacesTask
 from training.loop import Amp, RunConfig, Trainer
@@ -78,3 +79,57 @@ def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch: pytes
     assert Amp(torch.device("cuda"), enabled=True).dtype == torch.float16 and asked == [False]
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert Amp(torch.device("cuda"), enabled=True).dtype == torch.bfloat16
+
+
+# ---- gradient scalers (fp16) ---------------------------------------------------------------------
+def fp16_amp() -> Amp:
+    """An Amp whose gradient scalers are on, as fp16 on a GPU has them (GradScaler runs on a CPU too)."""
+    amp = Amp(torch.device("cpu"), enabled=False)
+    amp.scale = True
+    return amp
+
+
+def test_each_optimiser_has_its_own_scaler():
+    torch.manual_seed(0)
+    x = torch.randn(4, 2)
+    g, d = nn.Linear(2, 1), nn.Linear(2, 1)
+    opt_g, opt_d = torch.optim.SGD(g.parameters(), 0.1), torch.optim.SGD(d.parameters(), 0.1)
+    amp = fp16_amp()
+    before = d.weight.detach().clone()
+    amp.step(d(x).sum() * float("inf"), opt_d)  # D overflows: its step is skipped and its scale backs off
+    amp.step(g(x).sum(), opt_g)
+    scaler_g, scaler_d = amp.scaler_for(opt_g), amp.scaler_for(opt_d)
+    assert scaler_g is not scaler_d and scaler_g.is_enabled() and torch.equal(d.weight, before)
+    assert scaler_d.get_scale() == 2.0**15 and scaler_g.get_scale() == 2.0**16  # G's scale is its own
+    amp.step(g(x).sum(), opt_g)
+    assert scaler_g._get_growth_tracker() == 2  # one update per step of its own optimiser
+
+
+def test_scaler_states_of_every_format_load():
+    opts = {k: torch.optim.SGD(nn.Linear(2, 1).parameters(), 0.1) for k in "GD"}
+    old = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 3}
+    amp = fp16_amp()
+    amp.load_scaler_states(opts, {"scaler": old})  # saved before one scaler per optimiser: each starts from it
+    assert [amp.scaler_for(o).get_scale() for o in opts.values()] == [1024.0, 1024.0]
+    amp = fp16_amp()
+    amp.load_scaler_states(opts, {"scaler": {}})  # a bf16 or fp32 run's empty state: fresh scalers, no error
+    assert [amp.scaler_for(o).get_scale() for o in opts.values()] == [2.0**16, 2.0**16]
+    amp = fp16_amp()
+    amp.load_scaler_states(opts, {"scalers": {"G": old | {"scale": 8.0}, "D": {}}})
+    assert [amp.scaler_for(o).get_scale() for o in opts.values()] == [8.0, 2.0**16]
+    again = fp16_amp()
+    again.load_scaler_states(opts, {"scalers": amp.scaler_states(opts)})
+    assert again.scaler_states(opts) == amp.scaler_states(opts)
+
+
+def test_a_state_saved_before_one_scaler_per_optimiser_resumes(image_folder: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    trainer(image_folder, out).train()
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert set(state["scalers"]) == {"G", "D"}
+    del state["scalers"]
+    state["scaler"] = {}  # what the loop saved before: one scaler, empty where fp16 was not used
+    torch.save(state, out / "state.pt")
+    resumed = trainer(image_folder, out, steps=3, resume=True)
+    resumed.train()
+    assert resumed.step == 3 and set(torch.load(out / "state.pt", weights_only=True)["scalers"]) == {"G", "D"}
