@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from training import distributed
 from training.run import train_main
 from training.task import trainable_tasks
 
@@ -27,15 +28,20 @@ def main(argv: list[str] | None = None) -> int:
         print(usage)
         return 0
     name, rest = argv[0], argv[1:]
-    if name == "evaluate":
-        from training.evaluate import main as evaluate_main
-
-        return evaluate_main(rest)
-    if name == "all":
-        from training.all import main as all_main
-
-        return all_main(rest)
-    if name not in trainable_tasks():
+    if name not in ("evaluate", "all", *trainable_tasks()):
         print(f"unknown task {name!r}\n{usage}", file=sys.stderr)
         return 2
-    return train_main(name, rest)
+    try:
+        if name == "evaluate":
+            from training.evaluate import main as evaluate_main
+
+            return evaluate_main(rest)
+        if name == "all":
+            from training.all import main as all_main
+
+            return all_main(rest)
+        return train_main(name, rest)
+    finally:
+        # under torchrun: leave the process group that train_main / all joined, also after an error
+        # (a group left to the interpreter's exit makes NCCL warn, and may hang the exit)
+        distributed.shutdown()

@@ -133,3 +133,23 @@ def test_a_state_saved_before_one_scaler_per_optimiser_resumes(image_folder: Pat
     resumed = trainer(image_folder, out, steps=3, resume=True)
     resumed.train()
     assert resumed.step == 3 and set(torch.load(out / "state.pt", weights_only=True)["scalers"]) == {"G", "D"}
+
+
+# ---- torchrun: the process group -----------------------------------------------------------------
+@pytest.mark.parametrize("command", ["faces", "all"])
+def test_the_command_leaves_the_process_group_even_after_an_error(command: str, monkeypatch: pytest.MonkeyPatch):
+    from training import all as train_all
+    from training import cli, distributed
+
+    def fails(*args: object) -> int:
+        raise RuntimeError("a task failed")
+
+    monkeypatch.setattr(cli, "train_main", fails)
+    monkeypatch.setattr(train_all, "main", fails)
+    calls = []
+    monkeypatch.setattr(distributed, "shutdown", lambda: calls.append(1))
+    with pytest.raises(RuntimeError, match="a task failed"):
+        cli.main([command, "--data", "d"])
+    assert calls == [1]
+    monkeypatch.setattr(cli, "train_main", lambda *a: 0)
+    assert cli.main(["faces"]) == 0 and calls == [1, 1]
