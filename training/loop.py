@@ -38,7 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gandemo.checkpoint import arch_entry, save_checkpoint
-from training import distributed
+from training import distributed, inception
 from training.task import TrainTask, portable_card
 
 STATE = "state.pt"
@@ -450,7 +450,9 @@ class Trainer:
         for m in models.values():
             m.eval()
         try:
-            result = {"step": self.step, **self.task.evaluate(models)}
+            # the FID network on this run's device: on a GPU run, not on one CPU thread of rank 0
+            with inception.running_on(self.cfg.device):
+                result = {"step": self.step, **self.task.evaluate(models)}
         finally:
             for m in self.task.models.values():
                 m.train()

@@ -169,3 +169,63 @@ def test_moving_the_content_network_leaves_the_fid_network_where_it_is(monkeypat
     assert len(phi) == superres.INCEPTION_LAYERS.index("mixed_2") + 1
     assert all(p.device.type == "meta" for p in phi.parameters())
     assert all(p.device.type == "cpu" and p.requires_grad for p in fid.parameters())  # the FID network as it was
+
+
+# ---- in-run evaluation on the run's device -------------------------------------------------------
+class StandIn(nn.Module):
+    """Stands in for the FID network: records where its inputs are, answers 4 features on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.seen: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.device.type)
+        return torch.zeros(len(x), 4)
+
+
+def test_fid_features_are_computed_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch):
+    from training import inception
+
+    base = StandIn()
+    monkeypatch.setattr(inception, "inception_network", lambda: base)
+    monkeypatch.setattr(inception, "_copies", {})
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    with inception.running_on("meta"):  # the meta device stands in for the run's GPU
+        feats = inception.inception_features(images)
+    on_meta = inception.network_on(torch.device("meta"))
+    assert feats.shape == (3, 4) and on_meta.seen == ["meta"] and on_meta is not base
+    assert base.w.device.type == "cpu" and base.seen == []  # the shared CPU network stays where it is
+    assert inception.inception_features(images, device="meta").shape == (3, 4) and on_meta.seen == ["meta"] * 2
+    assert inception.inception_features(images).shape == (3, 4) and base.seen == ["cpu"]  # outside: the CPU
+
+
+def test_fid_on_a_gpu_runs_in_true_fp32(cuda_flags: None):
+    from training import inception
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as Amp sets them
+    with inception._exact_fp32(torch.device("cuda")):
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+
+
+def test_the_loop_evaluates_on_the_run_device(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from contextlib import contextmanager
+
+    from training import inception
+
+    where = []
+
+    @contextmanager
+    def running_on(device: torch.device):
+        where.append(("enter", device))
+        yield
+        where.append(("exit", device))
+
+    monkeypatch.setattr(inception, "running_on", running_on)
+    monkeypatch.setattr(FacesTask, "evaluate", lambda self, models: where.append("evaluate") or {"fid": 1.0})
+    tr = trainer(image_folder, tmp_path / "run")
+    tr.out.mkdir()
+    tr.evaluate()
+    assert where == [("enter", tr.cfg.device), "evaluate", ("exit", tr.cfg.device)]
