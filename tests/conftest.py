@@ -22,6 +22,8 @@ os.environ.setdefault("GANDEMO_THREADS", "1")  # the app under test sets its own
 
 TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
 TINY_UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 7, "max_mult": 2}
+# the edges2photo model of the cpu preset's kind since v2: edges + 4 colour planes in, resize-then-convolve
+TINY_EDGES_UNET = TINY_UNET | {"in_channels": 7, "upsample": "resize"}
 
 
 def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) -> Path:
@@ -55,14 +57,16 @@ def write_tiny_faces_checkpoint(root: Path, seed: int = 0) -> Path:
     return save_checkpoint(root / "faces" / "default", {"G": G}, card)
 
 
-def write_tiny_edges_checkpoint(root: Path, seed: int = 0) -> Path:
-    """An untrained but valid edges2photo checkpoint (U-Net ngf=4) under `root/edges2photo/default`."""
+def write_tiny_edges_checkpoint(root: Path, seed: int = 0, kwargs: dict | None = None) -> Path:
+    """An untrained but valid edges2photo checkpoint (U-Net ngf=4; `kwargs` default: TINY_EDGES_UNET, a
+    colour model; TINY_UNET: the first version's kind) under `root/edges2photo/default`."""
+    kwargs = TINY_EDGES_UNET if kwargs is None else kwargs
     torch.manual_seed(seed)
-    G = UNetGenerator(**TINY_UNET).eval()
+    G = UNetGenerator(**kwargs).eval()
     card = {
         "task": "edges2photo",
         "variant": "default",
-        "arch": {"G": arch_entry(G, TINY_UNET)},
+        "arch": {"G": arch_entry(G, kwargs)},
         "data": {"name": "test", "items": 0, "resolution": "128x128", "held_out": "none"},
         "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
         "hyperparameters": {"lambda_l1": 100.0, "ndf": 4, "d_layers": 3, "batch_size": 2, "lr": 2e-4},

@@ -8,6 +8,12 @@ request is served. Their input is the "What goes in" image. The sketchpad reache
 private step that passes on its composite (a PNG the browser's canvas made, decoded by Gradio's
 image editor); an example or an extracted edge map is put there directly. So the page and an API
 client go through the same door.
+
+`edges_to_photo(image[, colour])`: the colour is an optional second input ("automatic", the default,
+or "#rrggbb"), so a call with the image alone answers as it always did. The page follows the pen:
+each change of the sketchpad re-draws the photo through a private step (`live_photo`), the latest
+drawing winning (`trigger_mode="always_last"`: while one drawing is converted, further strokes
+leave one pending request, never a queue); the button stays for API users and for a second look.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from gandemo.ui.common import image_source as _file
 from gandemo.validation import InvalidInput
 
 INTRO = (
-    "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo. "
-    "Draw the outline with the black brush (pick its size in the brush menu; undo and clear are "
-    "above the canvas), upload an edge map, or start from a photo of a shoe (plain white around it works "
-    "best, like the photos it learnt from; a busy background is cut away first)."
+    "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo, "
+    "following your pen as you draw. Draw the outline with the black brush (pick its size in the brush "
+    "menu; undo and clear are above the canvas), upload an edge map, or start from a photo of a shoe "
+    "(plain white around it works best, like the photos it learnt from; a busy background is cut away "
+    "first). Edges carry no colour: leave it to the model, or pick one."
 )
 HOW_IT_WORKS = r"""
 **The game, with a condition.** Pix2Pix (Isola et al., 2017) is a *conditional* GAN: the generator
@@ -95,6 +102,8 @@ CUT_OUT_NOTE = (
     "shoe was cut out of it first (GrabCut) and only its edges were drawn."
 )
 NOTHING_TO_CONVERT = "nothing to convert: draw the outline of a shoe, or upload an edge map or a photo"
+BLANK = "the sketch is blank"  # normalise_sketch's message for a pad with (next to) nothing on it
+DEFAULT_PICK = "#b22222"  # the swatch's first colour once "automatic" is unticked (a red no edge map suggests)
 EXAMPLES_DIR = EXAMPLES_ROOT / "edges2photo"
 
 
@@ -108,14 +117,35 @@ def photo_to_edges(image: Any) -> Image.Image:
 
 
 @endpoint
-def edges_to_photo(image: Any) -> tuple[Image.Image, Image.Image]:
-    """A sketch or an edge map (any size and mode; transparent parts count as white) -> (the edges
-    as the model saw them, the photo), both 128x128 PNG."""
+def edges_to_photo(image: Any, colour: Any = edges2photo.AUTOMATIC) -> tuple[Image.Image, Image.Image]:
+    """A sketch or an edge map (any size and mode; transparent parts count as white) and the shoe's
+    colour ("automatic" or "#rrggbb") -> (the edges as the model saw them, the photo), both 128x128 PNG."""
     source = _file(image)  # checked before any work: here, then by load_image and the task
     if source is None:
         raise InvalidInput(NOTHING_TO_CONVERT)
+    rgb = edges2photo.parse_colour(colour)
     G = registry.get("edges2photo")["G"]
-    return edges2photo.edges_to_photo(G, source)
+    return edges2photo.edges_to_photo(G, source, rgb)
+
+
+@endpoint
+def live_photo(image: Any, colour: Any = edges2photo.AUTOMATIC) -> tuple[Any, Any]:
+    """`edges_to_photo` for the page while drawing: nothing to show yet (an empty or blank pad, the
+    first dots of a stroke) clears the pictures instead of raising a message at every stroke; any
+    other problem is answered like the button's."""
+    if _file(image) is None:
+        return None, None
+    try:
+        return edges_to_photo.__wrapped__(image, colour)  # the plain function: its InvalidInput is caught here
+    except InvalidInput as exc:
+        if BLANK in str(exc):
+            return None, None
+        raise
+
+
+def chosen_colour(automatic: bool, picked: str | None) -> str:
+    """The page's two colour controls -> the endpoint's colour input: "automatic" or the swatch's colour."""
+    return edges2photo.AUTOMATIC if automatic or not picked else picked
 
 
 def sketch_input(value: dict[str, Any] | None) -> str | None:
@@ -126,6 +156,12 @@ def sketch_input(value: dict[str, Any] | None) -> str | None:
     if not value:
         return None
     return value.get("composite") or value.get("background")
+
+
+def _live_from_pad(value: dict[str, Any] | None, colour: Any) -> tuple[Any, Any, Any]:
+    """The pad's drawing -> (what goes in, the edges, the photo), for the live event."""
+    source = sketch_input(value)
+    return (source, *live_photo(source, colour))
 
 
 def _to_sketchpad(image: Any) -> Any:
@@ -165,6 +201,11 @@ def _heel(d: ImageDraw.ImageDraw) -> None:
 EXAMPLES = {"sneaker": _sneaker, "boot": _boot, "high heel": _heel}
 
 
+def blank_sheet(folder: Path = EXAMPLES_DIR) -> Path:
+    """The sketchpad's starting sheet: white, CANVAS x CANVAS, drawn by the app (like the examples)."""
+    return draw_examples(folder, {"blank sheet": lambda d: None}, "L", (CANVAS, CANVAS), 255)[0]
+
+
 def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
     """The example sketches as PNGs in `folder` (rewritten atomically on every build: another
     process may be reading them), black 4-px strokes on a white 256x256 canvas."""
@@ -195,9 +236,14 @@ def build(spec: TaskSpec) -> None:
 
 
 def _body(ckpt: Checkpoint) -> None:
+    colour_model = edges2photo.takes_colour(ckpt["G"])
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             sketch = gr.ImageEditor(
+                # A blank sheet to start from, not an empty editor: Gradio 6's editor skips the first edit
+                # event of an empty pad (it takes it for its own loading), which would swallow the first
+                # stroke; with a sheet loaded, that event is the sheet's and every stroke is announced.
+                value={"background": str(blank_sheet()), "layers": [], "composite": None},
                 label="Your sketch (black strokes on white) or an edge map",
                 type="filepath",
                 sources=("upload", "clipboard"),
@@ -210,6 +256,15 @@ def _body(ckpt: Checkpoint) -> None:
                 height=CANVAS,
                 elem_id="edges-sketch",
             )
+            with gr.Row(visible=colour_model):  # a model trained without colour hints gets no swatch
+                automatic = gr.Checkbox(
+                    value=True, label="Automatic colour (the model guesses)", elem_id="edges-colour-auto"
+                )
+                picker = gr.ColorPicker(
+                    value=DEFAULT_PICK, label="Shoe colour", interactive=False, elem_id="edges-colour-pick"
+                )
+            # what the endpoint takes after the image: "automatic" or "#rrggbb" (the API's optional input)
+            colour = gr.Textbox(value=edges2photo.AUTOMATIC, label="Colour", visible=False)
             convert = gr.Button("Make the photo", variant="primary")
         with gr.Column(scale=3, min_width=320):
             with gr.Row():
@@ -243,11 +298,25 @@ def _body(ckpt: Checkpoint) -> None:
     # through a private step (Gradio's editor decodes the canvas's PNG: not reachable from the API).
     convert.click(sketch_input, [sketch], [input_img], api_visibility="private").success(
         edges_to_photo,
-        [input_img],
+        [input_img, colour],
         [edges_out, photo_out],
         api_name="edges_to_photo",
         preprocess=False,
         **EDGES_CONCURRENCY,
+    )
+    # Live: each change of the pad (a stroke, an undo, a clear, an upload) re-draws the photo. One
+    # private event does both steps (one round trip), "always_last" keeps at most one request of a
+    # session pending (the latest drawing), and no progress overlay flickers over the pictures.
+    live = {"trigger_mode": "always_last", "show_progress": "hidden", "api_visibility": "private"}
+    # `input`, not `change`: measured in Chromium, the editor announces every stroke as `input`, but
+    # `change` only for some of them.
+    sketch.input(_live_from_pad, [sketch, colour], [input_img, edges_out, photo_out], **live, **EDGES_CONCURRENCY)
+    # The colour follows the same way: the controls set the endpoint's input, then the picture is re-drawn.
+    for control in (automatic, picker):
+        control.change(chosen_colour, [automatic, picker], [colour], api_visibility="private", show_progress="hidden")
+    automatic.change(lambda a: gr.update(interactive=not a), [automatic], [picker], api_visibility="private")
+    colour.change(
+        live_photo, [input_img, colour], [edges_out, photo_out], preprocess=False, **live, **EDGES_CONCURRENCY
     )
     found = extract.click(
         photo_to_edges, [photo_in], [input_img], api_name="photo_to_edges", preprocess=False, **EDGES_CONCURRENCY
@@ -257,7 +326,7 @@ def _body(ckpt: Checkpoint) -> None:
     for loaded in (examples.load_input_event.then, found.success):
         loaded(
             edges_to_photo,
-            [input_img],
+            [input_img, colour],
             [edges_out, photo_out],
             preprocess=False,
             api_visibility="private",

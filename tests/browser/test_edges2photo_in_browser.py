@@ -1,5 +1,7 @@
 """Click through the Edges → Photo tab in headless Chromium: draw a stroke with the mouse, convert
-it, and click an example."""
+it, click an example; draw strokes and watch the photo follow the pen without a click; pick a colour."""
+
+import time
 
 _SRC = "() => document.querySelector('{sel} img')?.getAttribute('src') || ''"
 
@@ -17,6 +19,17 @@ def _wait_for_new_image(page, selector: str, old: str) -> str:
         timeout=30_000,
     )
     return page.evaluate(_SRC.format(sel=selector))
+
+
+def _stroke(page, points, steps: int = 8) -> None:
+    """One stroke of the mouse through `points` (fractions of the sketchpad's canvas)."""
+    box = page.locator("#edges-sketch canvas").first.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + points[0][0] * w, y + points[0][1] * h)
+    page.mouse.down()
+    for px, py in points[1:]:
+        page.mouse.move(x + px * w, y + py * h, steps=steps)
+    page.mouse.up()
 
 
 def test_an_empty_sketchpad_gets_a_plain_message(page):
@@ -52,3 +65,33 @@ def test_clicking_an_example_loads_it_and_converts_it(page):
     _wait_for_new_image(page, "#edges-normalised", before)
     photo = page.locator("#edges-photo img").first  # an untrained test model may repeat its photo: no src check
     assert photo.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [128, 128]
+
+
+def test_the_photo_follows_the_pen_without_a_click(page, screenshot):
+    """Each stroke re-draws the photo by itself (the live event); the second stroke changes it again."""
+    page.reload()
+    _open_tab(page)
+    page.locator("#edges-sketch button[aria-label='Brush']").click()
+    before = page.evaluate(_SRC.format(sel="#edges-normalised"))
+    _stroke(page, [(0.3, 0.65), (0.7, 0.65), (0.68, 0.5), (0.5, 0.45), (0.45, 0.3), (0.32, 0.3), (0.3, 0.65)])
+    t0 = time.monotonic()
+    first = _wait_for_new_image(page, "#edges-normalised", before)  # no button was clicked
+    seconds = time.monotonic() - t0
+    photo = page.locator("#edges-photo img").first
+    photo.wait_for(timeout=30_000)
+    assert photo.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [128, 128]
+    _stroke(page, [(0.38, 0.55), (0.6, 0.55)])  # a seam: the edges the model sees change again
+    _wait_for_new_image(page, "#edges-normalised", first)
+    screenshot("edges2photo_live")
+    assert seconds < 30  # the stroke-to-picture time is measured by benchmarks/edges2photo_latency.py
+
+
+def test_picking_a_colour_redraws_the_photo(page):
+    page.reload()
+    _open_tab(page)
+    page.locator("#edges-sketch button[aria-label='Brush']").click()
+    before = page.evaluate(_SRC.format(sel="#edges-photo"))
+    _stroke(page, [(0.3, 0.65), (0.7, 0.65), (0.55, 0.4), (0.35, 0.35), (0.3, 0.65)])
+    auto = _wait_for_new_image(page, "#edges-photo", before)
+    page.locator("#edges-colour-auto input").uncheck()  # "automatic" off: the swatch's colour is asked for
+    _wait_for_new_image(page, "#edges-photo", auto)
