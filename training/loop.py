@@ -291,7 +291,9 @@ class Trainer:
         self.amp.load_scaler_states(self.task.optimizers, state)
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+            # as many as there are GPUs now: a run saved where more were visible (another machine,
+            # CUDA_VISIBLE_DEVICES) continues on fewer, and set_rng_state_all fails past the last one
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"][: torch.cuda.device_count()]])
         if self.replica and "rng_device" in state and self.cfg.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_device"].cpu(), self.cfg.device)
         self.task.load_extra_state(state["task_state"])

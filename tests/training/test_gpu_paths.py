@@ -59,6 +59,23 @@ def test_a_state_saved_on_cuda_resumes_with_the_hand_restored_tensors_on_the_cpu
     assert resumed.step == 3
 
 
+def test_a_run_saved_with_more_gpus_visible_resumes_on_fewer(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    out = tmp_path / "run"
+    trainer(image_folder, out).train()
+    state = torch.load(out / "state.pt", weights_only=True)
+    state["rng_cuda"] = [torch.full((16,), i, dtype=torch.uint8) for i in range(4)]  # saved with 4 GPUs
+    save_as_if_from_cuda(state, out / "state.pt", monkeypatch)
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # resumed where 2 are visible
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.extend(states))
+    resumed = trainer(image_folder, out, steps=3, resume=True)
+    resumed.prepare()
+    assert [int(s[0]) for s in restored] == [0, 1] and all(s.device.type == "cpu" for s in restored)
+
+
 # ---- the numeric path on CUDA --------------------------------------------------------------------
 @pytest.fixture
 def cuda_flags():
