@@ -91,7 +91,8 @@ class Amp:
     Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
     in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast.
     On CUDA also: cuDNN's autotuner (`cudnn.benchmark`: the shapes of a run never change), TF32
-    for what stays in fp32, and batches copied from pinned memory without blocking the CPU."""
+    for what stays in fp32 when autocast is on (and off with --amp off, so that fp32 is fp32, as
+    the card says), and batches copied from pinned memory without blocking the CPU."""
 
     def __init__(self, device: torch.device, enabled: bool, channels_last: bool = True) -> None:
         self.device = device
@@ -107,15 +108,17 @@ class Amp:
         self.channels_last = channels_last
         self.scale = self.dtype == torch.float16  # bf16 has fp32's range: no scaling
         self._scalers: dict[torch.optim.Optimizer, torch.amp.GradScaler] = {}
+        self.tf32 = device.type == "cuda" and self.enabled
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+            # set both ways: cuDNN's own default is TF32 on, and an earlier run of `all` may have set it
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32
+            torch.backends.cudnn.allow_tf32 = self.tf32
 
     @property
     def description(self) -> str:
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.dtype]
-        return precision + (" + channels_last" if self.channels_last else "")
+        return precision + (" + TF32" if self.tf32 else "") + (" + channels_last" if self.channels_last else "")
 
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.enabled)

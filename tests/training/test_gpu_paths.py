@@ -98,6 +98,16 @@ def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch: pytes
     assert Amp(torch.device("cuda"), enabled=True).dtype == torch.bfloat16
 
 
+def test_tf32_is_on_with_autocast_and_off_with_amp_off(monkeypatch: pytest.MonkeyPatch, cuda_flags: None):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    fast = Amp(torch.device("cuda"), enabled=True)
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert fast.description == "bf16 autocast + TF32 + channels_last"
+    exact = Amp(torch.device("cuda"), enabled=False)  # e.g. the next run of `all`, with --amp off
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert exact.description == "fp32 + channels_last"
+
+
 # ---- gradient scalers (fp16) ---------------------------------------------------------------------
 def fp16_amp() -> Amp:
     """An Amp whose gradient scalers are on, as fp16 on a GPU has them (GradScaler runs on a CPU too)."""
