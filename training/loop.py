@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn.utils.parametrizations import _SpectralNorm
 from tqdm import tqdm
 
 from gandemo.checkpoint import arch_entry, save_checkpoint
@@ -89,7 +90,8 @@ class Amp:
     - CPU with AVX512-BF16/AMX: bf16 autocast (oneDNN runs AMX kernels for the convolutions).
     - other CPUs: fp32 (bf16 is emulated there and far slower).
     Everywhere: channels_last for 4-D tensors (oneDNN/cuDNN's fast layout). Losses are computed
-    in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast.
+    in fp32 (`amp.fp32(logits)`); BatchNorm keeps fp32 running statistics under autocast, and
+    spectral norm's power iteration runs in fp32 (`fp32_spectral_norm`).
     On CUDA also: cuDNN's autotuner (`cudnn.benchmark`: the shapes of a run never change), TF32
     for what stays in fp32 when autocast is on (and off with --amp off, so that fp32 is fp32, as
     the card says), and batches copied from pinned memory without blocking the CPU."""
@@ -124,7 +126,8 @@ class Amp:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.enabled)
 
     def prepare(self, module: nn.Module) -> nn.Module:
-        """Move a model to the device in the fast memory layout."""
+        """Move a model to the device in the fast memory layout, its spectral norms in fp32."""
+        fp32_spectral_norm(module)
         module = module.to(self.device)
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
@@ -168,6 +171,27 @@ class Amp:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+
+
+class _Fp32SpectralNorm(_SpectralNorm):
+    """Spectral norm with its power iteration and sigma in fp32 under autocast. CUDA autocast runs
+    torch.mv in fp16/bf16: sigma, and the u and v every later step starts from, would be rounded,
+    and sigma's torch.vdot would get two dtypes. The layer then casts W / sigma as it casts W."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight.float()).to(weight.dtype)
+
+
+def fp32_spectral_norm(module: nn.Module) -> int:
+    """Make every spectral norm (torch.nn.utils.parametrizations.spectral_norm) in `module` compute
+    in fp32 under autocast; its state_dict, hence checkpoints, are unchanged. Returns how many."""
+    count = 0
+    for m in module.modules():
+        if type(m) is _SpectralNorm:
+            m.__class__ = _Fp32SpectralNorm
+            count += 1
+    return count
 
 
 class EMA:

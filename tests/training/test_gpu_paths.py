@@ -108,6 +108,33 @@ def test_tf32_is_on_with_autocast_and_off_with_amp_off(monkeypatch: pytest.Monke
     assert exact.description == "fp32 + channels_last"
 
 
+def test_spectral_norm_computes_sigma_in_fp32_under_autocast(monkeypatch: pytest.MonkeyPatch):
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    from gandemo.nets.dcgan import Discriminator
+    from training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: True)  # bf16 autocast on this CPU, as on a GPU
+    amp = Amp(torch.device("cpu"), enabled=True)
+    torch.manual_seed(0)
+    D = Discriminator(ndf=4, norm="spectral")
+    keys = list(D.state_dict())
+    seen = []
+    power_method = _SpectralNorm._power_method
+
+    def recording(self: _SpectralNorm, weight_mat: torch.Tensor, n: int) -> None:
+        seen.append((torch.is_autocast_enabled("cpu"), weight_mat.dtype))
+        power_method(self, weight_mat, n)
+
+    monkeypatch.setattr(_SpectralNorm, "_power_method", recording)
+    amp.prepare(D)
+    with amp.autocast():
+        logits = D(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert logits.dtype == torch.bfloat16  # the convolutions still run in bf16
+    assert len(seen) == 5 and set(seen) == {(False, torch.float32)}  # the 5 norms: fp32, autocast off
+    assert list(D.state_dict()) == keys  # checkpoints and run states as before
+
+
 # ---- gradient scalers (fp16) ---------------------------------------------------------------------
 def fp16_amp() -> Amp:
     """An Amp whose gradient scalers are on, as fp16 on a GPU has them (GradScaler runs on a CPU too)."""
