@@ -16,6 +16,11 @@ initialisation switches every note on or none, and FluidSynth's time grows with 
 The training step (5 critic steps + 1 generator step at the cpu preset) is timed with
 `benchmarks/_server.py`'s `step_seconds` on chorales written here (`chorale_folder`).
 
+The harmoniser (`harmonize_melody`, the shipped music/harmonize checkpoint; skipped and said so
+without one) is timed the same two ways on the example tunes (8 to 13 bars, 2 to 4 phrases): via
+the API from the tune's name to the downloaded WAV, PNG and MIDI, and in-process by part (reading
+the melody, G over its phrases, MIDI, audio, picture, harmony figures).
+
     .venv/bin/python benchmarks/music_latency.py [--repeats 7] [--threads 1] [--tempo 80] [--steps 3]
 """
 
@@ -38,6 +43,37 @@ from benchmarks._server import app_model, chorale_folder, music_root, print_tabl
 TASK = "music"
 
 
+def harmonize_parts(n: int) -> list[tuple[str, str]]:
+    """The harmoniser in-process, part by part, over the example tunes: rows of median times."""
+    from gandemo import audio, melody, registry
+    from gandemo.tasks import music
+
+    H = registry.get("music", music.HARMONIZE)["G"]
+    parts: dict[str, list[float]] = {}
+    tunes = list(melody.EXAMPLES)
+    for i in range(n + 1):
+        name = tunes[i % len(tunes)]
+        t0 = time.perf_counter()
+        tune, tempo = melody.example(name)
+        t1 = time.perf_counter()
+        model_in, _, _ = music.melody_rolls(tune, music.octave_shift(*tune.pitch_range))
+        rolls = music.render(H, music.phrase_latents(i, len(model_in), H), model_in)
+        t2 = time.perf_counter()
+        piece = music.harmonize(H, tune, tempo, music.DEFAULT_PROGRAMS, i)  # the whole of it, G included
+        t3 = time.perf_counter()
+        audio.wav_bytes(piece.audio)
+        t4 = time.perf_counter()
+        if i:  # the first is a warm-up
+            parts.setdefault("reading the melody (melody.example)", []).append(t1 - t0)
+            parts.setdefault(f"G over the tune's phrases ({len(rolls)}), music.render", []).append(t2 - t1)
+            parts.setdefault("**harmonize: G, MIDI, audio, picture, figures**", []).append(t3 - t2)
+            parts.setdefault("WAV encoding", []).append(t4 - t3)
+    return [
+        (f"harmoniser: {k}, in-process (median of {len(v)})", f"{statistics.median(v) * 1000:.0f} ms")
+        for k, v in parts.items()
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
@@ -50,7 +86,7 @@ def main() -> None:
     import torch
     from gradio_client import Client
 
-    from gandemo import audio, registry
+    from gandemo import audio, melody, registry
     from gandemo.tasks import music
 
     n, tempo = args.repeats, args.tempo
@@ -77,6 +113,24 @@ def main() -> None:
                     f"**{statistics.median(times):.2f} s**",
                 )
             )
+            harmonizer = registry.status("music", music.HARMONIZE) is None
+            if harmonizer:
+                tunes = list(melody.EXAMPLES)
+                client.predict(None, "", tunes[0], api_name="/harmonize_melody")  # loads the harmoniser
+                times = []
+                for i in range(n):
+                    t0 = time.perf_counter()
+                    client.predict(
+                        None, "", tunes[i % len(tunes)], None, *music.DEFAULT_PROGRAMS, i, api_name="/harmonize_melody"
+                    )
+                    times.append(time.perf_counter() - t0)
+                rows.append(
+                    (
+                        f"**melody → four parts: harmonize_melody via the API, an example tune (8-13 bars), WAV, PNG, "
+                        f"MIDI downloaded** (median of {n})",
+                        f"**{statistics.median(times):.2f} s**",
+                    )
+                )
             rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
             client.close()
 
@@ -127,6 +181,10 @@ def main() -> None:
             sine.append(time.perf_counter() - t0)
         s = statistics.median(sine)
         rows.append(("audio by the sine fallback instead (median of 3)", f"{s * 1000:.0f} ms"))
+        if harmonizer:
+            rows += harmonize_parts(n)
+        else:
+            rows.append(("harmoniser", "no music/harmonize checkpoint: not timed"))
 
         if args.steps:
             from training.loop import cpu_has_fast_bf16

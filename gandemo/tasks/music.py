@@ -194,6 +194,7 @@ def seconds(tempo: float, steps: int = N_STEPS) -> float:
 # ---- the picture ----------------------------------------------------------------------------------
 STEP_W, PITCH_H, LEFT, TOP, PAD = 12, 7, 40, 36, 6
 KEY_Y = 15  # baseline of the title and the colour key; the bar numbers sit just above the grid
+MIN_WIDTH = 560  # a short melody's picture still has room for its title beside the colour key
 
 
 def _font(size: int = 11) -> ImageFont.ImageFont:
@@ -218,7 +219,7 @@ def piano_roll_image(
     roll = np.asarray(roll, dtype=bool)
     k, t, p = roll.shape
     mute = list(mute) if mute is not None else [False] * k
-    w, h = LEFT + t * STEP_W + PAD, TOP + p * PITCH_H + PAD
+    w, h = max(LEFT + t * STEP_W + PAD, MIN_WIDTH), TOP + p * PITCH_H + PAD
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     font = _font()
@@ -417,7 +418,7 @@ def harmonize(
         if not shift
         else f", harmonised {abs(shift) // 12} octave{'s' * (abs(shift) > 12)} {'up' if shift > 0 else 'down'}"
     )
-    title = f"{melody.source}, seed {seed}, {tempo:g} beats per minute{moved}"
+    title = f"seed {seed}, {tempo:g} beats per minute{moved}"
     image = piano_roll_image(roll, title=title, lowest_pitch=LOWEST_PITCH - shift, onsets=onsets)
     return Harmonized(roll, onsets, shift, midi, sound, image, piece_harmony(roll[None]), tempo)
 
