@@ -125,6 +125,10 @@ class Amp:
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.enabled)
 
+    def full_precision(self) -> AbstractContextManager:
+        """Inside `autocast()`, a part that must run in fp32 (a gradient penalty's double backward)."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def prepare(self, module: nn.Module) -> nn.Module:
         """Move a model to the device in the fast memory layout, its spectral norms in fp32."""
         fp32_spectral_norm(module)

@@ -99,8 +99,13 @@ def gan_step(
         fake = G(z)
         x_real = aug(real)
         if regularise:
-            x_real = x_real.detach().requires_grad_(True)
-        logit_real = amp.fp32(D(x_real))
+            # R1 differentiates D at the real images (a double backward): in fp32, since under fp16 the
+            # input gradient would underflow (the loss scaler does not reach it) and bf16 would round it
+            x_real = x_real.detach().float().requires_grad_(True)
+            with amp.full_precision():
+                logit_real = D(x_real).float()
+        else:
+            logit_real = amp.fp32(D(x_real))
         logit_fake = amp.fp32(D(aug(fake.detach())))
         loss_d = d_loss(logit_real, logit_fake, loss)
     total_d = loss_d

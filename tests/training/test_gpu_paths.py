@@ -135,6 +135,28 @@ def test_spectral_norm_computes_sigma_in_fp32_under_autocast(monkeypatch: pytest
     assert list(D.state_dict()) == keys  # checkpoints and run states as before
 
 
+def test_the_r1_penalty_runs_in_fp32_under_autocast(monkeypatch: pytest.MonkeyPatch):
+    from gandemo.nets.dcgan import Discriminator, Generator
+    from training import loop
+    from training.steps import gan_step
+
+    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: True)  # bf16 autocast on this CPU, as on a GPU
+    amp = Amp(torch.device("cpu"), enabled=True)
+    torch.manual_seed(0)
+    G, D = Generator(z_dim=8, ngf=4), Discriminator(ndf=4, norm="none")
+    opts = {"G": torch.optim.Adam(G.parameters(), 1e-3), "D": torch.optim.Adam(D.parameters(), 1e-3)}
+    calls = []
+    D.register_forward_hook(lambda m, args, out: calls.append((args[0].requires_grad, out.dtype)))
+    real, z = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 8)
+    out = gan_step(G, D, opts, real, z, amp, r1_gamma=1.0, r1_every=1, step=0)
+    assert torch.isfinite(out["r1"]) and out["r1"] > 0
+    # D on the real images R1 differentiates: fp32; on the fakes, and in G's step: bf16 as before
+    assert [dtype for _, dtype in calls] == [torch.float32, torch.bfloat16, torch.bfloat16] and calls[0][0]
+    calls.clear()
+    gan_step(G, D, opts, real, z, amp, r1_gamma=1.0, r1_every=2, step=1)  # no R1 this step: all bf16
+    assert [dtype for _, dtype in calls] == [torch.bfloat16] * 3
+
+
 # ---- gradient scalers (fp16) ---------------------------------------------------------------------
 def fp16_amp() -> Amp:
     """An Amp whose gradient scalers are on, as fp16 on a GPU has them (GradScaler runs on a CPU too)."""
