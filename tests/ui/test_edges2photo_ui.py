@@ -153,3 +153,59 @@ def test_a_photo_on_a_busy_background_is_cut_out_and_the_user_is_told(tmp_path: 
     shoe_photo(size=(272, 204)).save(tmp_path / "plain.png")
     ui.photo_to_edges(str(tmp_path / "plain.png"))
     assert told == [ui.CUT_OUT_NOTE]  # a photo like the data's: nothing to tell
+
+
+def test_a_colour_is_an_optional_input_after_the_image(client: Client, sketch: Path):
+    alone = [_pixels(f) for f in client.predict(handle_file(str(sketch)), api_name="/edges_to_photo")]
+    auto = [_pixels(f) for f in client.predict(handle_file(str(sketch)), "automatic", api_name="/edges_to_photo")]
+    red = [_pixels(f) for f in client.predict(handle_file(str(sketch)), "#b22222", api_name="/edges_to_photo")]
+    blue = [_pixels(f) for f in client.predict(handle_file(str(sketch)), "#1a3a8b", api_name="/edges_to_photo")]
+    assert all(np.array_equal(a, b) for a, b in zip(alone, auto, strict=True))  # the image alone = automatic
+    assert np.array_equal(red[0], alone[0]) and np.array_equal(blue[0], alone[0])  # the edges do not move
+    assert not np.array_equal(red[1], alone[1]) and not np.array_equal(red[1], blue[1])  # G is told the colour
+    with pytest.raises(Exception, match="the colour must be"):
+        client.predict(handle_file(str(sketch)), "#12", api_name="/edges_to_photo")
+
+
+def test_a_rest_call_with_the_image_alone_answers_as_before(app_url: str, sketch: Path):
+    import httpx
+
+    from tests.ui.test_hostile_inputs import _rest
+
+    path = httpx.post(f"{app_url.rstrip('/')}/gradio_api/upload", files={"files": sketch.open("rb")}).json()[0]
+    kind, answer = _rest(app_url, "edges_to_photo", [{"path": path, "meta": {"_type": "gradio.FileData"}}])
+    assert kind == "complete" and len(answer) == 2
+
+
+def test_the_page_asks_for_automatic_or_the_swatchs_colour():
+    assert ui.chosen_colour(True, "#b22222") == "automatic"
+    assert ui.chosen_colour(False, "#b22222") == "#b22222"
+    assert ui.chosen_colour(False, None) == "automatic"
+
+
+def test_drawing_live_shows_nothing_for_an_empty_or_blank_pad_and_refuses_the_rest(
+    tmp_path: Path, checkpoint_root: Path, use_checkpoints, sketch: Path
+):
+    use_checkpoints(checkpoint_root)
+    assert ui.live_photo(None) == (None, None)
+    Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
+    assert ui.live_photo(str(tmp_path / "blank.png")) == (None, None)  # the first dots of a stroke: no nagging
+    edges, photo = ui.live_photo(str(sketch), "#b22222")
+    assert edges.size == photo.size == (128, 128)
+    assert ui.live_photo(str(sketch))[1] != photo
+    (tmp_path / "text.png").write_text("not a picture")
+    with pytest.raises(gr.Error, match="not a readable image"):
+        ui.live_photo(str(tmp_path / "text.png"))
+    path, edges2, _ = ui._live_from_pad({"background": None, "layers": [], "composite": str(sketch)}, "automatic")
+    assert path == str(sketch) and np.array_equal(np.asarray(edges2), np.asarray(edges))
+
+
+def test_a_model_without_colour_input_keeps_working_and_refuses_a_colour(tmp_path: Path, use_checkpoints, sketch: Path):
+    from tests.conftest import TINY_UNET, write_tiny_edges_checkpoint
+
+    write_tiny_edges_checkpoint(tmp_path, kwargs=TINY_UNET)  # the first version's kind: 3 planes in
+    use_checkpoints(tmp_path)
+    edges, photo = ui.edges_to_photo(str(sketch))
+    assert photo.size == (128, 128) and ui.edges_to_photo(str(sketch), "automatic")[1] == photo
+    with pytest.raises(gr.Error, match="trained without a colour input"):
+        ui.edges_to_photo(str(sketch), "#b22222")

@@ -136,6 +136,23 @@ CHOICES: dict[str, Any] = {
     "a 100 kB string": "x" * 100_000,
 }
 FLAGS: dict[str, Any] = {'"yes"': "yes", "2": 2, "None": None, "[]": [], '""': "", "0.5": 0.5}
+COLOURS: dict[str, Any] = {  # a colour input's values: "automatic" and its spellings are answered, the rest refused
+    "None": None,
+    '""': "",
+    '"Automatic"': "Automatic",
+    '"#abc"': "#abc",
+    '"rgba(10, 20, 30, 0.5)"': "rgba(10, 20, 30, 0.5)",
+    '"red"': "red",
+    '"#12345"': "#12345",
+    '"#gggggg"': "#gggggg",
+    '"rgb(300, 0, 0)"': "rgb(300, 0, 0)",
+    '"rgb(nan, 0, 0)"': "rgb(nan, 0, 0)",
+    '"rgb(1, 2)"': "rgb(1, 2)",
+    "[255, 0, 0]": [255, 0, 0],
+    "5": 5,
+    "True": True,
+    "a 100 kB string": "#" + "f" * 100_000,
+}
 
 
 # ---- one table per endpoint ------------------------------------------------------------------------------
@@ -204,6 +221,7 @@ class Endpoint:
     numbers: dict[int, str] = field(default_factory=dict)
     choices: dict[int, str] = field(default_factory=dict)
     flags: dict[int, str] = field(default_factory=dict)
+    colours: dict[int, str] = field(default_factory=dict)
 
 
 GOOD_FILE = "<good file>"  # replaced by the good picture's path
@@ -221,7 +239,14 @@ ENDPOINTS = [
         numbers={0: "seed A", 1: "seed B", 2: "frames", 3: "truncation"},
     ),
     Endpoint("photo_to_edges", edges2photo.photo_to_edges, (GOOD_FILE,), _edges_ok, files=(0,)),
-    Endpoint("edges_to_photo", edges2photo.edges_to_photo, (GOOD_FILE,), _photo_ok, files=(0,)),
+    Endpoint(
+        "edges_to_photo",
+        edges2photo.edges_to_photo,
+        (GOOD_FILE, "#8b1a1a"),
+        _photo_ok,
+        files=(0,),
+        colours={1: "colour"},
+    ),
     Endpoint(
         "upscale",
         superres.upscale,
@@ -298,7 +323,11 @@ def _cases() -> list[Case]:
                 cases.append(Case(ep, pos, "file", name, name, expect, FILE_WORDS))
             for name, value in NOT_FILES.items():
                 cases.append(Case(ep, pos, "not-a-file", name, value, "error", FILE_WORDS))
-        for kind, table, values in (("number", ep.numbers, NUMBERS), ("choice", ep.choices, CHOICES)):
+        for kind, table, values in (
+            ("number", ep.numbers, NUMBERS),
+            ("choice", ep.choices, CHOICES),
+            ("colour", ep.colours, COLOURS),
+        ):
             for pos, word in table.items():
                 for name, value in values.items():
                     cases.append(Case(ep, pos, kind, name, value, "either", re.escape(word)))
@@ -384,6 +413,9 @@ SAMPLE = [  # (api, arguments with "FILE:<name>" for a hostile file, "ok" or the
     ("/photo_to_edges", ("FILE:text renamed .png",), "not a readable image"),
     ("/edges_to_photo", (f"FILE:{BOMB_SIDE}x{BOMB_SIDE} decompression bomb",), "too large"),
     ("/edges_to_photo", ("FILE:CMYK JPEG",), "ok"),
+    ("/edges_to_photo", ("FILE:good", "#8B1A1A"), "ok"),
+    ("/edges_to_photo", ("FILE:good", "burgundy"), "the colour must be"),
+    ("/edges_to_photo", ("FILE:good", [139, 26, 26]), "the colour must be"),
     ("/upscale", ("FILE:truncated PNG", "gan", False), "not a readable image"),
     ("/upscale", ("FILE:EXIF-rotated JPEG", "gan", False), "ok"),
     ("/upscale", ("/etc/hostname", "gan", False), "must be an uploaded file"),
@@ -458,6 +490,7 @@ def _rest(app_url: str, api: str, data: list) -> tuple[str, str]:
             "generate_faces takes 2 to 3 inputs (Seed, How many faces, Truncation ψ); the request sent 1",
         ),
         ("upscale", [], "upscale takes 3 inputs"),
+        ("edges_to_photo", [], "edges_to_photo takes 1 to 2 inputs"),
         ("upscale", [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "gan", False], "be uploaded"),
         ("detect_anomaly", ["/etc/hostname", "transistor", "encoder", 3], "must be an uploaded file"),
         ("compare_baseline", ["/etc/hostname", "transistor"], "must be an uploaded file"),
