@@ -399,7 +399,10 @@ class SuperresTask(TrainTask):
         batches, size = CALIBRATION
         state = torch.get_rng_state()
         try:
-            torch.manual_seed(1234)
+            # the CPU generator alone, as torch.manual_seed(1234) seeds it: torch.manual_seed would also
+            # reseed every GPU's generator, on rank 0 alone (which draws the samples), and the
+            # processes' draws on the GPU would part ways
+            torch.set_rng_state(torch.Generator().manual_seed(1234).get_state())
             picks = [torch.randint(0, len(self.data), (size,)) for _ in range(batches)]
             crops = [random_crops(self.data, idx, self.crop, augment=False)[0] for idx in picks]
         finally:

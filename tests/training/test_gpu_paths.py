@@ -305,3 +305,22 @@ def test_the_loop_evaluates_on_the_run_device(image_folder: Path, tmp_path: Path
     tr.out.mkdir()
     tr.evaluate()
     assert where == [("enter", tr.cfg.device), "evaluate", ("exit", tr.cfg.device)]
+
+
+def test_superres_calibration_leaves_every_gpu_generator_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.training.test_superres_training import TINY as SR_TINY
+    from tests.training.test_superres_training import make_photo_folder
+    from training.superres import CALIBRATION, SuperresTask, random_crops
+
+    photos = make_photo_folder(tmp_path / "photos")
+    argv = ["--data", str(photos), "--out", str(tmp_path / "run"), *SR_TINY, "--variant", "psnr"]
+    task = SuperresTask(parse_train_args(SuperresTask, argv), torch.device("cpu"))
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    before = torch.get_rng_state()
+    crops = list(task.calibration_inputs())
+    assert not reseeded and torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(1234)  # the crops are those the shipped checkpoints were calibrated on
+    picks = [torch.randint(0, len(task.data), (CALIBRATION[1],)) for _ in range(CALIBRATION[0])]
+    expected = [random_crops(task.data, idx, task.crop, augment=False)[0] for idx in picks]
+    assert all(torch.equal(a, b) for a, b in zip(crops, expected, strict=True))
