@@ -29,7 +29,10 @@ def test_a_variant_may_refine_its_preset():
     gan = parse_train_args(SuperresTask, [*base, "--variant", "gan"])
     assert (psnr.steps, psnr.lr, gan.steps, gan.lr, gan.blocks) == (7000, 2e-4, 2500, 1e-4, 8)
     assert parse_train_args(SuperresTask, [*base, "--variant", "gan", "--steps", "9"]).steps == 9
-    assert parse_train_args(SuperresTask, [*base, "--variant", "gan", "--preset", "gpu"]).steps == 200000
+    gpu_psnr = parse_train_args(SuperresTask, [*base, "--variant", "psnr", "--preset", "gpu"])
+    gpu_gan = parse_train_args(SuperresTask, [*base, "--variant", "gan", "--preset", "gpu"])
+    assert gpu_psnr.steps == 200000 and gpu_psnr.lr_decay_start is None
+    assert (gpu_gan.steps, gpu_gan.lr, gpu_gan.lr_decay_start, gpu_gan.blocks) == (100000, 1e-4, 0.5, 16)
 
 
 def test_a_preset_may_only_set_known_options():
