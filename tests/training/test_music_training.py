@@ -14,6 +14,7 @@ from gandemo.checkpoint import load_checkpoint, read_card
 from gandemo.nets.musegan import MuseGenerator
 from gandemo.tasks import music
 from training.cli import main
+from training.loop import Amp
 from training.music import (
     MusicTask,
     doubled,
@@ -338,3 +339,32 @@ def test_key_agreement_is_high_for_one_key_and_low_for_unrelated_ones():
     far[0, 0, :64, [24, 28, 31]] = True  # C major triad, then F# major (no common note)
     far[0, 0, 64:, [30, 34, 37]] = True
     assert key_agreement(far) < 0
+
+
+def test_the_voice_leading_penalty_counts_consecutive_perfects_exactly_on_real_notes(chorales: Path):
+    from gandemo import metrics
+    from training.music import consecutive_perfects
+
+    data = load_chorales(chorales)
+    phr = phrases(data["train"])[:4].copy()
+    steps = np.arange(64) // 4 % 2  # every beat up or down a tone
+    phr[1, 0], phr[1, 3] = 67 + 2 * steps, 60 + 2 * steps  # soprano and bass in parallel fifths
+    phr[2, 1], phr[2, 2] = 72 + 2 * steps, 60 - 10 * steps  # alto and tenor: octave to octave, contrary motion
+    real = to_rolls(phr)
+    lines = metrics.voice_lines(real.flatten(2, 3).numpy().astype(bool), music.LOWEST_PITCH)
+    bad, _ = metrics.parallel_moves(lines)
+    assert bad[1] >= 15 and bad[2] >= 15
+    assert consecutive_perfects(real).tolist() == pytest.approx(bad.tolist())  # one note a voice: exact
+    probs = (0.3 * real + 0.35).requires_grad_(True)  # blurred notes: a smooth number with a gradient
+    consecutive_perfects(probs).sum().backward()
+    assert probs.grad.abs().sum() > 0
+
+
+def test_the_harmonisers_preset_penalises_voice_leading_and_the_composers_does_not(chorales: Path, tmp_path: Path):
+    base = ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY]
+    harm = MusicTask(parse_train_args(MusicTask, [*base, "--variant", "harmonize"]), torch.device("cpu"))
+    comp = MusicTask(parse_train_args(MusicTask, base), torch.device("cpu"))
+    assert harm.voice_leading == 1.0 and harm.hparams["voice_leading"] == 1.0
+    assert comp.voice_leading == 0.0 and "voice_leading" not in comp.hparams
+    losses = harm.train_step(harm.next_batch(), Amp(torch.device("cpu"), enabled=False))
+    assert set(losses) == {"loss_d", "wasserstein", "gp", "perfects", "loss_g"}
