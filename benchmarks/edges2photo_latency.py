@@ -1,15 +1,20 @@
 """Edges → Photo speed, in one run: both endpoints' median latency in-process and via the API,
-and the training step's images/s at the CPU preset.
+live drawing's stroke-to-picture time in a real browser, and the training step's images/s at the
+CPU preset.
 
-The model is the shipped edges2photo checkpoint if there is one; otherwise an untrained U-Net of
-the CPU preset's size (same architecture and cost as the model that will ship: an untrained
-network costs what a trained one does), and the table says so. Inputs are made here: a PIL-drawn
-shoe photo and the tab's own example sketches. Via the API = `python app.py` on a free port (cold
-start measured), called through gradio_client; in-process = the task functions, no HTTP. The
-training step is `benchmarks/train_speed.py`'s `step_seconds` (D step + G step + EMA, the loop's
-numeric path) on A|B pairs drawn here, their edges by the data's own recipe. Prints a table.
+The model is the shipped edges2photo checkpoint if it is of the cpu preset's kind (since v2: a
+colour input and a resize-then-convolve decoder); otherwise an untrained U-Net of that kind (an
+untrained network costs what a trained one does), and the table says so, with the shipped model's
+in-process time beside it. Inputs are made here: a PIL-drawn shoe photo and the tab's own example
+sketches. Via the API = `python app.py` on a free port (cold start measured), called through
+gradio_client; in-process = the task functions, no HTTP. Stroke to picture = headless Chromium
+(Debian's, through Playwright) on that app: strokes drawn with the mouse on the sketchpad, each
+timed from the mouse's release until its new photo is shown (the live event: the canvas's PNG
+uploaded, the private step run, the photo fetched), no button clicked; the browser shares this
+machine's cores with the server. The training step is `step_seconds` (D step + G step + EMA, the
+loop's numeric path) on A|B pairs drawn here, their edges by the data's own recipe. Prints a table.
 
-    .venv/bin/python benchmarks/edges2photo_latency.py [--repeats 7] [--threads 2] [--steps 5]
+    .venv/bin/python benchmarks/edges2photo_latency.py [--repeats 7] [--threads 1] [--strokes 9] [--steps 5]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,17 +33,18 @@ from PIL import Image  # noqa: E402
 
 from benchmarks._server import (  # noqa: E402
     app_model,
-    edges2photo_root,
     median_seconds,
     pair_folder,
     print_table,
     rss_mb,
     running_app,
+    save_stand_in,
     shoe_photo,
     step_seconds,
 )
 
 TASK = "edges2photo"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def on_busy_background(path: Path, out: Path, seed: int = 0) -> Path:
@@ -48,10 +55,76 @@ def on_busy_background(path: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
+def v2_root(tmp: Path) -> tuple[Path | None, str, bool]:
+    """(checkpoint root, None = the app's own; what the model is, in words; whether a shipped model
+    loads): the shipped model if it is of the cpu preset's kind, else an untrained stand-in of that kind."""
+    from gandemo import registry
+    from gandemo.nets.pix2pix import UNetGenerator
+    from gandemo.tasks.edges2photo import COLOUR_PLANES, takes_colour
+    from training.task import task_class
+
+    preset = task_class(TASK).presets["cpu"]
+    shipped = registry.status(TASK) is None
+    if shipped:
+        G = registry.get(TASK)["G"]
+        if takes_colour(G) and getattr(G, "upsample", "transposed") == preset["upsample"]:
+            return None, f"the shipped checkpoint ({registry.checkpoint_dir(TASK)})", True
+    kwargs = {"in_channels": 3 + COLOUR_PLANES, "out_channels": 3, "ngf": preset["ngf"], "depth": 7}
+    kwargs |= {"max_mult": preset["max_mult"], "upsample": preset["upsample"]}
+    G = UNetGenerator(**kwargs).eval()
+    params = save_stand_in(tmp / TASK / "default", TASK, "default", {"G": G}, {"G": kwargs})
+    return (
+        tmp,
+        f"an UNTRAINED U-Net of the cpu preset's kind (colour input, upsample={preset['upsample']}, "
+        f"ngf={preset['ngf']}, max_mult={preset['max_mult']}, {params:.2f} M parameters: the cost of the "
+        "model this preset ships); the shipped checkpoint is not of that kind",
+        shipped,
+    )
+
+
+def stroke_to_picture(url: str, strokes: int) -> list[float]:
+    """Seconds from the mouse's release to the new photo on the page, for `strokes` strokes drawn one
+    after another on the sketchpad (each waits for its photo; a first stroke, the outline, warms up),
+    no button clicked."""
+    from playwright.sync_api import sync_playwright
+
+    src = "() => document.querySelector('#edges-photo img')?.getAttribute('src') || ''"
+    shown = (
+        "old => { const i = document.querySelector('#edges-photo img'); "
+        "return i && i.complete && i.naturalWidth > 0 && i.getAttribute('src') !== old; }"
+    )
+    outline = [(0.3, 0.65), (0.7, 0.65), (0.68, 0.5), (0.5, 0.45), (0.45, 0.3), (0.32, 0.3), (0.3, 0.65)]
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Edges → Photo").click()
+        page.locator("#edges-sketch canvas").first.wait_for(timeout=30_000)
+        page.locator("#edges-sketch button[aria-label='Brush']").click()
+        box = page.locator("#edges-sketch canvas").first.bounding_box()
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        for i in range(strokes + 1):
+            points = outline if i == 0 else [(0.34, 0.62 - 0.025 * i), (0.62, 0.62 - 0.025 * i)]  # seams
+            old = page.evaluate(src)
+            page.mouse.move(x + points[0][0] * w, y + points[0][1] * h)
+            page.mouse.down()
+            for px, py in points[1:]:
+                page.mouse.move(x + px * w, y + py * h, steps=6)
+            page.mouse.up()
+            t0 = time.perf_counter()
+            page.wait_for_function(shown, arg=old, timeout=60_000, polling=5)
+            if i:
+                times.append(time.perf_counter() - t0)
+        browser.close()
+    return times
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--threads", type=int, default=2, help="GANDEMO_THREADS for the server and in-process runs")
+    p.add_argument("--threads", type=int, default=1, help="GANDEMO_THREADS for the server and in-process runs")
+    p.add_argument("--strokes", type=int, default=9, help="strokes timed from release to photo in the browser")
     p.add_argument("--steps", type=int, default=5, help="timed training steps (after 2 warm-up steps)")
     p.add_argument("--pairs", type=int, default=96, help="synthetic A|B pairs to train on (7%% are held out)")
     args = p.parse_args()
@@ -67,7 +140,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        root, what = edges2photo_root(tmp / "checkpoints")
+        root, what, shipped = v2_root(tmp / "checkpoints")
         photo = shoe_photo(tmp / "shoe.jpg")
         busy = on_busy_background(photo, tmp / "busy.jpg")
         sketch = example_sketches(tmp / "sketches")[0]
@@ -80,8 +153,22 @@ def main() -> None:
             rows.append((f"photo_to_edges, 400×300 JPEG, via API (median of {n})", f"{s * 1000:.0f} ms"))
             s = median_seconds(lambda: client.predict(handle_file(str(sketch)), api_name="/edges_to_photo"), n)
             rows.append((f"edges_to_photo, 256×256 sketch, via API (median of {n})", f"{s * 1000:.0f} ms"))
-            rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
+            s = median_seconds(
+                lambda: client.predict(handle_file(str(sketch)), "#b22222", api_name="/edges_to_photo"), n
+            )
+            rows.append((f"edges_to_photo, the same with a colour, via API (median of {n})", f"{s * 1000:.0f} ms"))
             client.close()
+            if Path(CHROMIUM).is_file():
+                times = stroke_to_picture(url, args.strokes)
+                rows.append(
+                    (
+                        f"live drawing: stroke released → its photo shown, headless Chromium (median of {len(times)})",
+                        f"{np.median(times) * 1000:.0f} ms (max {max(times) * 1000:.0f} ms)",
+                    )
+                )
+            else:
+                rows.append(("live drawing: stroke → photo in a browser", f"not measured: no {CHROMIUM}"))
+            rows.append(("server peak RSS after these calls", f"{rss_mb(server.pid, 'VmHWM'):.0f} MB"))
 
         G = app_model(TASK, root, args.threads)
         edges = edges2photo.normalise_sketch(sketch)
@@ -99,6 +186,10 @@ def main() -> None:
             ("tasks.edges2photo.edges_to_photo (normalise + render)", lambda: edges2photo.edges_to_photo(G, sketch)),
         ]:
             rows.append((f"{label}, in-process (median of {n})", f"{median_seconds(fn, n) * 1000:.1f} ms"))
+        if root is not None and shipped:  # the measured model is a stand-in: the shipped one beside it
+            old = app_model(TASK, None, args.threads)
+            s = median_seconds(lambda: edges2photo.render(old, edges2photo.to_batch([edges])), n)
+            rows.append((f"the shipped model's render, 1 photo, in-process (median of {n})", f"{s * 1000:.1f} ms"))
 
         fast_bf16 = loop.cpu_has_fast_bf16()
         data = pair_folder(tmp / "pairs", args.pairs)
