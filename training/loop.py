@@ -515,7 +515,9 @@ class Trainer:
         folder = folder or self.out / "checkpoint"
         models = models or self.inference_models()
         samples = self.task.sample_grid(models)
-        exported = self.task.export_modules(models)
+        # copies: a task's export_modules moves what it gets to the CPU (.cpu() is in place), which took
+        # the live models, and the EMA model the next step updates, off the GPU in the middle of a run
+        exported = self.task.export_modules({k: copy.deepcopy(distributed.unwrap(m)) for k, m in models.items()})
         card = {
             "task": self.task.name,
             "variant": self.task.variant,

@@ -324,3 +324,28 @@ def test_superres_calibration_leaves_every_gpu_generator_alone(tmp_path: Path, m
     picks = [torch.randint(0, len(task.data), (CALIBRATION[1],)) for _ in range(CALIBRATION[0])]
     expected = [random_crops(task.data, idx, task.crop, augment=False)[0] for idx in picks]
     assert all(torch.equal(a, b) for a, b in zip(crops, expected, strict=True))
+
+
+# ---- export --------------------------------------------------------------------------------------
+def test_export_hands_the_task_copies_so_the_live_models_stay_as_they_are(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    tr = trainer(image_folder, tmp_path / "run")
+    tr.train()
+    live = [*tr.task.models.values(), tr.ema.model]
+    given = {}
+    export_modules = FacesTask.export_modules
+
+    def moving(self: FacesTask, models: dict[str, nn.Module]) -> dict:
+        given.update(models)
+        for m in models.values():
+            m.to(torch.float64)  # in place, as .cpu() is: on a GPU run this took the models off the GPU
+        return export_modules(self, models)
+
+    monkeypatch.setattr(FacesTask, "export_modules", moving)
+    tr.export()
+    assert set(given) == {"G", "D"} and not any(m is x for m in given.values() for x in live)
+    assert all(p.dtype == torch.float32 for m in live for p in m.parameters())
+    tr.cfg.steps, tr.cfg.resume = 3, True
+    tr.train()  # the run goes on with its own models, EMA included
+    assert tr.step == 3 and all(p.dtype == torch.float32 for p in tr.ema.model.parameters())
