@@ -67,9 +67,12 @@ non-saturating $-\log D(x, G(x))$, and $D$'s loss is halved (the paper's choice,
 more slowly than $G$).
 
 **U-Net generator.** The encoder halves the picture seven times, 128 → 64 → … → 1
-(Conv-BatchNorm-LeakyReLU), and the decoder doubles it back (ConvTranspose-BatchNorm-ReLU, Tanh at
-the end). **Skip connections** hand each encoder block's output straight to its mirrored decoder
-block (concatenated on channels), so where the edges are reaches the output without squeezing
+(Conv-BatchNorm-LeakyReLU), and the decoder doubles it back (-BatchNorm-ReLU, Tanh at the end):
+with the paper's transposed convolutions, or, against their **checkerboard**, by resizing (nearest
+neighbour) and then convolving (3×3), which treats every output pixel alike (Odena et al., 2016;
+the settings below say which this model uses). **Skip connections** hand each encoder block's
+output straight to its mirrored decoder block (concatenated on channels), so where the edges are
+reaches the output without squeezing
 through the 1×1 bottleneck: the photo lines up with the edges pixel for pixel. The paper keeps
 dropout on at test time as $G$'s only noise; $G$ learns to ignore it, so here dropout acts only
 while training and the same edges always give the same photo.
@@ -89,6 +92,13 @@ edges from a photo", which uses that very recipe) keeps its geometry. The middle
 exactly what the model saw. The recipe expects a shoe on plain white, as in the catalogue photos;
 from a photo on a busy background the shoe is first cut out with GrabCut (colour models of object
 and background, refined by a graph cut), so the background's edges do not reach the model.
+
+**Sketches and colour.** The data's edge maps hold every seam and lace; people draw an outline and
+a few lines. So a model of the second version (the settings below say whether this is one) also
+trained on half of its edge maps redrawn like a drawing (outline only or some interior lines, wobbly, thick or open strokes, thinned as above). And
+edges carry no colour: during training $G$ was told the photo's dominant colour (the median colour
+of the shoe, in CIELAB) for half of the pairs, as three constant input planes and a "given" plane,
+and nothing for the other half, so "automatic" lets it guess and a swatch asks for a colour.
 """
 
 # Both endpoints share one limit of 2, like the faces ones: one request in the model while
@@ -226,6 +236,14 @@ def model_settings(card: dict[str, Any]) -> str:
             f"U-Net depth {g.get('depth', '?')}, first width {g.get('ngf', '?')}, widths capped at "
             f"{g.get('ngf', 0) * g.get('max_mult', 0) or '?'}"
         )
+        upsample = g.get("upsample", "transposed")
+        parts.append(
+            "decoder: resize then 3×3 convolution" if upsample == "resize" else "decoder: transposed convolutions"
+        )
+        if g.get("in_channels", 3) > 3:
+            parts.append("a colour input (hint planes + a 'given' plane)")
+    if hp.get("sketch_p"):
+        parts.append(f"{hp['sketch_p']:.0%} of the training edge maps redrawn like sketches")
     if "ndf" in hp:
         parts.append(f"PatchGAN width {hp['ndf']}, {hp.get('d_layers', '?')} strided layers")
     return settings_markdown(card, parts)
