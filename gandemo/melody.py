@@ -271,5 +271,6 @@ def choose(midi: bytes | None, text: object, example_name: object) -> tuple[Melo
     if example_name not in (None, ""):
         return example(example_name)
     raise InvalidInput(
-        f"no melody given: upload {MIDI_HELP}, or write one as text ({NOTE_HELP}), or choose an example tune"
+        f"no melody given: upload {MIDI_HELP}, or write one as text (e.g. E4/4 E4/4 F4/4 G4/4 | G4/2 E4/2), "
+        "or choose an example tune"
     )
