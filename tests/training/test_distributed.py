@@ -226,7 +226,7 @@ def test_every_task_trains_under_two_processes_and_the_app_loads_what_rank_0_shi
     ranks = spawn([*argv, "--batch-size", "4", "--no-evaluate"], tmp_path, stand_ins=True)  # 2 a process
     assert [r["code"] for r in ranks] == [0, 0]
     keys = ["faces-default", "edges2photo-default", "superres-psnr", "superres-gan", "music-default"]
-    keys.append("anomaly-magnetic_tile")
+    keys += ["music-harmonize", "anomaly-magnetic_tile"]
     assert list(ranks[0]["models"]) == keys == list(ranks[1]["models"])
     for key in keys:
         assert_same(ranks[0]["models"][key], ranks[1]["models"][key])
