@@ -174,3 +174,43 @@ def test_auroc_needs_both_classes_and_matching_finite_scores():
         metrics.auroc([0, 1], [0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match="finite"):
         metrics.auroc([0, 1], [0.2, float("nan")])
+
+
+# ---- Edges → Photo: colour and the checkerboard --------------------------------------------------------
+def test_lab_round_trip_and_delta_e_of_known_colours():
+    rgb = np.array([[255, 255, 255], [0, 0, 0], [178, 34, 34], [26, 58, 139]], np.uint8)
+    lab = metrics.rgb_to_lab(rgb)
+    assert lab[0] == pytest.approx([100, 0, 0], abs=0.5) and lab[1] == pytest.approx([0, 0, 0], abs=0.5)
+    assert np.abs(metrics.lab_to_rgb(lab).astype(int) - rgb).max() <= 1
+    assert metrics.delta_e(rgb, rgb) == pytest.approx(np.zeros(4), abs=1e-9)
+    assert metrics.delta_e(rgb[0], rgb[1]) == pytest.approx(100, abs=0.5)  # white to black: L* alone
+    assert 2 < metrics.delta_e(np.array([178, 34, 34]), np.array([178, 34, 38])) < 5  # a small step is small
+
+
+def test_checkerboard_sees_a_period_2_pattern_whatever_the_content():
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.integers(0, 255, (8, 16, 16, 3)), 8, axis=1), 8, axis=2).astype(np.uint8)
+    board = (np.indices((128, 128)).sum(0) % 2 * 2 - 1)[None, :, :, None] * 3.0  # ±3 grey levels
+    printed = np.clip(smooth + board, 0, 255).astype(np.uint8)
+    plain, found = metrics.checkerboard(smooth), metrics.checkerboard(printed)
+    assert plain.shape == (8,) and (plain < 0.05).all()  # 8x8 blocks have no period-2 part
+    assert found == pytest.approx(np.full(8, 3.0), abs=0.3)  # the pattern's amplitude, in grey levels
+    assert metrics.checkerboard(printed[..., 0]) == pytest.approx(found, abs=0.3)  # greyscale too
+    noise = rng.normal(128, 20, (64, 128, 128, 3)).clip(0, 255).astype(np.uint8)  # a flat spectrum
+    assert 0.6 < metrics.nyquist_spike(noise) < 1.5  # 1 up to the scatter of 64 images' bins
+    assert metrics.nyquist_spike(np.clip(noise + board, 0, 255).astype(np.uint8)) > 5
+
+
+def test_texture_is_zero_on_flat_shapes_and_counts_only_the_mask():
+    flat = np.full((1, 64, 64, 3), 90, np.uint8)
+    stripes = flat.copy()
+    stripes[0, :, ::4] = 200
+    assert metrics.texture(flat) == pytest.approx([0.0], abs=1e-4)
+    assert metrics.texture(stripes)[0] > 10
+    mask = np.zeros((1, 64, 64), bool)
+    mask[0, :, :32] = True
+    half = stripes.copy()
+    half[0, :, 32:] = 90  # stripes only inside the mask
+    assert metrics.texture(half, mask)[0] == pytest.approx(metrics.texture(stripes, mask)[0], rel=0.2)
+    assert metrics.texture(half, ~mask)[0] < 0.1 * metrics.texture(half, mask)[0]  # the blur's reach at the seam
+    assert metrics.texture(np.full((1, 64, 64, 3), 90, np.uint8), mask)[0] == pytest.approx(0.0, abs=1e-4)
