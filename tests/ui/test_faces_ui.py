@@ -14,6 +14,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
+from gandemo.tasks import faces as task
 from gandemo.ui import faces
 from gandemo.ui.app import request_problem, with_defaults
 
@@ -98,3 +99,13 @@ def test_the_tab_shows_the_cards_truncation_sweep_as_a_table():
     assert "| 1 | 59.0 | 0.53 | 0.050 |" in table and "| 0.8 | 50.0 | 0.61 | 0.021 |" in table
     assert table.index("| 1 |") < table.index("| 0.8 |")
     assert faces.truncation_markdown({"metrics": {}}) == ""
+
+
+def test_the_shipped_card_carries_the_sweep_the_tab_shows():
+    card = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "faces" / "default" / "card.json"
+    rows = task.truncation_table(json.loads(card.read_text()))
+    assert [psi for psi, _ in rows] == [1.0, 0.8, 0.6]
+    assert all({"FID", "precision", "recall"} <= set(m) for _, m in rows)
+    # the trade the sweep shows: realism up, variety down as psi falls
+    precision, recall = [m["precision"] for _, m in rows], [m["recall"] for _, m in rows]
+    assert precision == sorted(precision) and recall == sorted(recall, reverse=True)
