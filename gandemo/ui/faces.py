@@ -98,11 +98,14 @@ def truncation_markdown(card: dict[str, Any]) -> str:
     rows = faces.truncation_table(card)
     if not rows:
         return ""
-    lines = ["| ψ | FID ↓ | precision ↑ | recall ↑ |", "|---|---|---|---|"]
+    lines = ["| ψ | FID | precision | recall |", "|---|---|---|---|"]
     for psi, measured in rows:
         cells = [format(measured[k], f) if k in measured else "–" for k, f in _COLUMNS]
         lines.append(f"| {psi:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n*Measured on held-out faces (see the card under How it works).*"
+    return (
+        "\n".join(lines) + "\n\n*Measured on held-out faces: FID lower is better; precision = realism, "
+        "recall = variety (the card under How it works).*"
+    )
 
 
 def random_seed() -> int:
@@ -128,11 +131,11 @@ def _body(ckpt: Checkpoint) -> None:
                 info="1 = full variety; lower = cleaner, more alike faces (also used by the walk)",
                 elem_id="faces-psi",
             )
-            table = truncation_markdown(ckpt.card)
-            if table:
-                gr.Markdown(table, elem_id="faces-truncation-table")
             go = gr.Button("Generate faces", variant="primary")
             grid_file = gr.File(label="Download the grid (PNG)", interactive=False)
+            table = truncation_markdown(ckpt.card)  # below the controls: it informs the slider, never blocks it
+            if table:
+                gr.Markdown(table, elem_id="faces-truncation-table")
         with gr.Column(scale=3):
             # no captions: on 64x64 thumbnails they would cover the faces; the label says the order
             gallery = gr.Gallery(
