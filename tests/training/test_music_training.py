@@ -355,6 +355,10 @@ def test_the_voice_leading_penalty_counts_consecutive_perfects_exactly_on_real_n
     bad, _ = metrics.parallel_moves(lines)
     assert bad[1] >= 15 and bad[2] >= 15
     assert consecutive_perfects(real).tolist() == pytest.approx(bad.tolist())  # one note a voice: exact
+    # resting (every probability 0.05: each voice counts half, scaled up to a sum of 0.1) does not
+    # escape the count: at least a quarter of each pair's faults remains (held notes even count as moves)
+    quiet = consecutive_perfects(real * 0.05)
+    assert (quiet >= 0.25 * torch.tensor(bad, dtype=torch.float)).all() and quiet.sum() > 0.25 * bad.sum()
     probs = (0.3 * real + 0.35).requires_grad_(True)  # blurred notes: a smooth number with a gradient
     consecutive_perfects(probs).sum().backward()
     assert probs.grad.abs().sum() > 0
@@ -364,7 +368,17 @@ def test_the_harmonisers_preset_penalises_voice_leading_and_the_composers_does_n
     base = ["--data", str(chorales), "--out", str(tmp_path / "o"), *TINY]
     harm = MusicTask(parse_train_args(MusicTask, [*base, "--variant", "harmonize"]), torch.device("cpu"))
     comp = MusicTask(parse_train_args(MusicTask, base), torch.device("cpu"))
-    assert harm.voice_leading == 1.0 and harm.hparams["voice_leading"] == 1.0
+    assert harm.voice_leading == 0.5 and harm.hparams["voice_leading"] == 0.5
     assert comp.voice_leading == 0.0 and "voice_leading" not in comp.hparams
     losses = harm.train_step(harm.next_batch(), Amp(torch.device("cpu"), enabled=False))
     assert set(losses) == {"loss_d", "wasserstein", "gp", "perfects", "loss_g"}
+    # the weight: none for the first quarter of the run, then rising to full at half of it
+    harm.total_steps = 100
+    weights = {}
+    for done in (0, 25, 30, 50, 99):
+        harm.steps_done = done
+        weights[done] = harm.voice_leading_weight()
+    assert weights == {0: 0.0, 25: 0.0, 30: pytest.approx(0.1), 50: 0.5, 99: 0.5}
+    assert harm.extra_state()["steps_done"] == 99  # resumed runs keep their place on the ramp
+    harm.load_extra_state({"sampler": harm.sampler.state_dict()})
+    assert harm.steps_done == 0
