@@ -14,8 +14,9 @@ G is used in eval mode (no dropout, BatchNorm statistics re-estimated for the EM
 training edge maps), so a photo depends only on its own edges; see gandemo.tasks.edges2photo.render.
 
 Version 2 (the cpu preset since 2026-12-04) adds three things the paper does not have:
-- `--upsample resize`: the U-Net's decoder resizes then convolves instead of a transposed
-  convolution, against the checkerboard (measured: `gandemo.metrics.checkerboard`, `nyquist_spike`);
+- `--upsample bilinear`: the U-Net's decoder resizes (bilinearly) then convolves instead of a
+  transposed convolution, against the checkerboard (measured: `gandemo.metrics.checkerboard`,
+  `nyquist_spike`; nearest-neighbour resizing, `resize`, still printed one, see gandemo.nets.pix2pix);
 - `--sketch-p`: that share of the training pairs gets its edge map replaced by a drawn-looking one
   (`training.sketches.sketchify`: outline only or a few interior lines, wobbly, thick, open), so a
   person's outline becomes a shoe, not a flat shape;
@@ -166,7 +167,7 @@ class Edges2PhotoTask(ImageTask):
             "ngf": 32,
             "max_mult": 4,
             "ndf": 32,
-            "upsample": "resize",
+            "upsample": "bilinear",
             "sketch_p": 0.5,
             "colour_p": 0.5,
             "eval_every": 1000,
@@ -181,7 +182,7 @@ class Edges2PhotoTask(ImageTask):
             "ngf": 64,
             "max_mult": 4,
             "ndf": 64,
-            "upsample": "resize",
+            "upsample": "bilinear",
             "sketch_p": 0.5,
             "colour_p": 0.5,
             "eval_every": 2500,
