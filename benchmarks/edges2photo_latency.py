@@ -23,7 +23,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -82,10 +81,11 @@ def v2_root(tmp: Path) -> tuple[Path | None, str, bool]:
     )
 
 
-def stroke_to_picture(url: str, strokes: int) -> list[float]:
-    """Seconds from the mouse's release to the new photo on the page, for `strokes` strokes drawn one
-    after another on the sketchpad (each waits for its photo; a first stroke, the outline, warms up),
-    no button clicked."""
+def stroke_to_picture(url: str, strokes: int) -> dict[str, list[float]]:
+    """For `strokes` strokes drawn one after another on the sketchpad (each waits for its photo; a
+    first stroke, the outline, warms up), no button clicked, seconds from the mouse's release to:
+    "upload" the browser's first request (the editor has exported its canvas as PNGs), "join" the
+    live event's queue request (the PNGs are on the server), "shown" the new photo on the page."""
     from playwright.sync_api import sync_playwright
 
     src = "() => document.querySelector('#edges-photo img')?.getAttribute('src') || ''"
@@ -93,8 +93,14 @@ def stroke_to_picture(url: str, strokes: int) -> list[float]:
         "old => { const i = document.querySelector('#edges-photo img'); "
         "return i && i.complete && i.naturalWidth > 0 && i.getAttribute('src') !== old; }"
     )
+    # the page's own clock: when the pointer was released and when each request left
+    spy = (
+        "() => { window.marks = []; document.addEventListener('pointerup', () => window.marks.push(['up', "
+        "performance.now()]), true); const f = window.fetch; window.fetch = (...a) => { window.marks.push("
+        "[String(a[0] && a[0].url || a[0]), performance.now()]); return f(...a); }; }"
+    )
     outline = [(0.3, 0.65), (0.7, 0.65), (0.68, 0.5), (0.5, 0.45), (0.45, 0.3), (0.32, 0.3), (0.3, 0.65)]
-    times = []
+    times: dict[str, list[float]] = {"upload": [], "join": [], "shown": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -102,6 +108,7 @@ def stroke_to_picture(url: str, strokes: int) -> list[float]:
         page.get_by_role("tab", name="Edges → Photo").click()
         page.locator("#edges-sketch canvas").first.wait_for(timeout=30_000)
         page.locator("#edges-sketch button[aria-label='Brush']").click()
+        page.evaluate(spy)
         box = page.locator("#edges-sketch canvas").first.bounding_box()
         x, y, w, h = box["x"], box["y"], box["width"], box["height"]
         for i in range(strokes + 1):
@@ -111,11 +118,15 @@ def stroke_to_picture(url: str, strokes: int) -> list[float]:
             page.mouse.down()
             for px, py in points[1:]:
                 page.mouse.move(x + px * w, y + py * h, steps=6)
+            page.evaluate("() => { window.marks = []; }")
             page.mouse.up()
-            t0 = time.perf_counter()
             page.wait_for_function(shown, arg=old, timeout=60_000, polling=5)
+            marks = page.evaluate("() => window.marks.concat([['shown', performance.now()]])")
+            up = next(t for name, t in marks if name == "up")
             if i:
-                times.append(time.perf_counter() - t0)
+                times["upload"].append((next(t for n, t in marks if "/upload" in n) - up) / 1000)
+                times["join"].append((next(t for n, t in marks if "/queue/join" in n) - up) / 1000)
+                times["shown"].append((marks[-1][1] - up) / 1000)
         browser.close()
     return times
 
@@ -160,10 +171,19 @@ def main() -> None:
             client.close()
             if Path(CHROMIUM).is_file():
                 times = stroke_to_picture(url, args.strokes)
+                k = len(times["shown"])
+                for key, what in (
+                    ("shown", "live drawing: stroke released → its photo shown, headless Chromium"),
+                    ("upload", "… of which the browser exports the canvas (released → first upload)"),
+                    ("join", "… the canvas PNGs reach the server (released → live event sent)"),
+                ):
+                    t = times[key]
+                    rows.append((f"{what} (median of {k})", f"{np.median(t) * 1000:.0f} ms (max {max(t) * 1000:.0f})"))
+                server_part = [a - b for a, b in zip(times["shown"], times["join"], strict=True)]
                 rows.append(
                     (
-                        f"live drawing: stroke released → its photo shown, headless Chromium (median of {len(times)})",
-                        f"{np.median(times) * 1000:.0f} ms (max {max(times) * 1000:.0f} ms)",
+                        f"… the server's part: live event sent → photo shown (median of {k})",
+                        f"{np.median(server_part) * 1000:.0f} ms (max {max(server_part) * 1000:.0f})",
                     )
                 )
             else:

@@ -23,7 +23,7 @@ os.environ.setdefault("GANDEMO_THREADS", "1")  # the app under test sets its own
 TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
 TINY_UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 7, "max_mult": 2}
 # the edges2photo model of the cpu preset's kind since v2: edges + 4 colour planes in, resize-then-convolve
-TINY_EDGES_UNET = TINY_UNET | {"in_channels": 7, "upsample": "resize"}
+TINY_EDGES_UNET = TINY_UNET | {"in_channels": 7, "upsample": "bilinear"}
 
 
 def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) -> Path:

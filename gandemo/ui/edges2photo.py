@@ -95,17 +95,22 @@ and background, refined by a graph cut), so the background's edges do not reach 
 
 **Sketches and colour.** The data's edge maps hold every seam and lace; people draw an outline and
 a few lines. So a model of the second version (the settings below say whether this is one) also
-trained on half of its edge maps redrawn like a drawing (outline only or some interior lines, wobbly, thick or open strokes, thinned as above). And
-edges carry no colour: during training $G$ was told the photo's dominant colour (the median colour
-of the shoe, in CIELAB) for half of the pairs, as three constant input planes and a "given" plane,
-and nothing for the other half, so "automatic" lets it guess and a swatch asks for a colour.
+trained on half of its edge maps redrawn like a drawing (outline only or some interior lines,
+wobbly, thick or open strokes, thinned as above). And edges carry no colour: during training $G$
+was told the photo's dominant colour (the median colour of the shoe, in CIELAB) for half of the
+pairs, as three constant input planes and a "given" plane, and nothing for the other half, so
+"automatic" lets it guess and a swatch asks for a colour.
 """
 
 # Both endpoints share one limit of 2, like the faces ones: one request in the model while
 # another's pictures are decoded, normalised or sent; more would only queue inside torch.
 EDGES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "edges"}
 
-CANVAS = 512  # the sketchpad's canvas, px (an uploaded picture sets its own size)
+# The sketchpad's canvas, px (an uploaded picture sets its own size), shown at PAD_HEIGHT. 256, not 512:
+# with live drawing the browser exports the canvas as PNGs after every stroke, and in headless Chromium
+# on these busy cores that took 300-500 ms at 512 and 55-135 ms at 256; the model sees 128 px anyway.
+CANVAS = 256
+PAD_HEIGHT = 512
 IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
 CUT_OUT_NOTE = (
     "The photo's background is not plain white, unlike the shoe photos the model learnt from, so the "
@@ -236,9 +241,12 @@ def model_settings(card: dict[str, Any]) -> str:
             f"U-Net depth {g.get('depth', '?')}, first width {g.get('ngf', '?')}, widths capped at "
             f"{g.get('ngf', 0) * g.get('max_mult', 0) or '?'}"
         )
+        decoders = {"resize": "nearest-neighbour resize", "bilinear": "bilinear resize"}
         upsample = g.get("upsample", "transposed")
         parts.append(
-            "decoder: resize then 3×3 convolution" if upsample == "resize" else "decoder: transposed convolutions"
+            f"decoder: {decoders[upsample]} then 3×3 convolution"
+            if upsample in decoders
+            else "decoder: transposed convolutions"
         )
         if g.get("in_channels", 3) > 3:
             parts.append("a colour input (hint planes + a 'given' plane)")
@@ -265,13 +273,13 @@ def _body(ckpt: Checkpoint) -> None:
                 label="Your sketch (black strokes on white) or an edge map",
                 type="filepath",
                 sources=("upload", "clipboard"),
-                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=4),
-                eraser=gr.Eraser(default_size=12),
+                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=3),
+                eraser=gr.Eraser(default_size=8),
                 layers=False,
                 transforms=(),
                 canvas_size=(CANVAS, CANVAS),
                 format="png",
-                height=CANVAS,
+                height=PAD_HEIGHT,
                 elem_id="edges-sketch",
             )
             with gr.Row(visible=colour_model):  # a model trained without colour hints gets no swatch

@@ -133,17 +133,18 @@ def test_gradients_reach_the_generator_through_the_discriminator():
 
 def test_resize_then_convolve_decoder_is_an_option_and_the_default_is_unchanged():
     """The default keeps the transposed convolutions and their state_dict names (shipped edges and
-    anomaly cards list no `upsample`); "resize" doubles by nearest-neighbour resizing and a 3x3 conv."""
+    anomaly cards list no `upsample`); "resize" / "bilinear" double by resizing and a 3x3 conv."""
     old = UNetGenerator(ngf=4, max_mult=2)
     assert old.upsample == "transposed"
     assert any(isinstance(m, nn.ConvTranspose2d) for m in old.modules())
-    new = UNetGenerator(ngf=4, max_mult=2, upsample="resize")
+    new = UNetGenerator(ngf=4, max_mult=2, upsample="bilinear")
+    assert new.state_dict().keys() == UNetGenerator(ngf=4, max_mult=2, upsample="resize").state_dict().keys()
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in new.modules())
     assert sum(isinstance(m, nn.Upsample) for m in new.modules()) == 7  # one per doubling, 1 -> 128
     assert new(torch.zeros(2, 3, 128, 128)).shape == (2, 3, 128, 128)
     assert sum(p.numel() for p in UNetGenerator(upsample="resize").parameters()) == 2_434_723
     with pytest.raises(ValueError, match="upsample must be one of"):
-        UNetGenerator(upsample="bilinear")
+        UNetGenerator(upsample="bicubic")
 
 
 def test_a_resize_decoder_prints_no_checkerboard_on_a_constant_input():
@@ -153,7 +154,7 @@ def test_a_resize_decoder_prints_no_checkerboard_on_a_constant_input():
 
     torch.manual_seed(0)
     x = torch.ones(1, 3, 128, 128)  # blank white paper (zeros would leave every zero-bias layer at 0)
-    for upsample, expect_pattern in (("transposed", True), ("resize", False)):
+    for upsample, expect_pattern in (("transposed", True), ("resize", False), ("bilinear", False)):
         G = UNetGenerator(ngf=8, max_mult=2, upsample=upsample).eval()
         with torch.no_grad():
             y = ((G(x)[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float64)

@@ -112,7 +112,7 @@ def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(pairs: Pa
     )
     assert "dominant colour" in card["data"]["augmentation"]
     # the cpu preset's v2 model: resize-then-convolve decoder, edges + 4 colour planes in, D sees them too
-    assert card["arch"]["G"]["kwargs"]["upsample"] == "resize" and card["arch"]["G"]["kwargs"]["in_channels"] == 7
+    assert card["arch"]["G"]["kwargs"]["upsample"] == "bilinear" and card["arch"]["G"]["kwargs"]["in_channels"] == 7
     assert state["models"]["D"]["net.0.weight"].shape[1] == 7 + 3
     assert card["hyperparameters"]["sketch_p"] == 0.5 and card["hyperparameters"]["colour_p"] == 0.5
     assert "cGAN" in card["objective"] and card["image_size"] == 128

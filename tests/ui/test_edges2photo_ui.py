@@ -137,10 +137,14 @@ def test_how_it_works_names_the_objective_and_the_card_settings():
     text = ui.model_settings(card)
     assert "λ = 100" in text and "widths capped at 128" in text and "PatchGAN width 32" in text
     assert "transposed convolutions" in text and "colour input" not in text
-    card["arch"]["G"]["kwargs"] |= {"upsample": "resize", "in_channels": 7}
+    card["arch"]["G"]["kwargs"] |= {"upsample": "bilinear", "in_channels": 7}
     card["hyperparameters"]["sketch_p"] = 0.5
     text = ui.model_settings(card)
-    assert "resize then 3×3 convolution" in text and "colour input" in text and "50% of the training edge maps" in text
+    assert (
+        "bilinear resize then 3×3 convolution" in text
+        and "colour input" in text
+        and "50% of the training edge maps" in text
+    )
     assert ui.model_settings({}) == ""
     assert "70×70" in ui.HOW_IT_WORKS and "14×14" in ui.HOW_IT_WORKS and r"\lambda = 100" in ui.HOW_IT_WORKS
 
