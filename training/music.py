@@ -17,7 +17,8 @@ The objective is WGAN-GP (Gulrajani et al. 2017), as the MuseGAN paper: per gene
     critic minimises  D(G(z)) - D(x) + lambda * (|grad D(x_hat)|_2 - 1)^2,   lambda = 10,
 with x_hat a random point on the line between a real and a generated piece; then G minimises
 -D(G(z)). Adam lr 1e-3, betas (0.5, 0.9) (MuseGAN's settings). G sees and is judged on its note
-probabilities (sigmoid outputs); at inference they are thresholded at 0.5 (gandemo.tasks.music).
+probabilities (sigmoid outputs); at inference each voice sings its most probable pitch
+(gandemo.tasks.music.decode).
 On top of the paper: an EMA of G (exported in its place) with its BatchNorm statistics
 re-estimated on latents, and the transposition augmentation. `--binary ste` shows the critic the
 thresholded notes instead, with straight-through gradients (the deterministic binary neurons of
@@ -92,8 +93,7 @@ EVAL_SEED = 99_991  # latents of the in-run evaluation (the same every time)
 VOICE_LEADING_RAMP = (0.25, 0.5)  # the voice-leading penalty rises from 0 to its weight over these shares of the run
 INFERENCE = (
     f"G in eval mode (BatchNorm statistics re-estimated for the EMA weights on {CALIBRATION[0] * CALIBRATION[1]} "
-    "latents); in each voice at each step the most probable pitch sounds if its probability is >= 0.5, else "
-    "the voice rests (one note at a time in a voice)"
+    "latents); in each voice at each 16th its most probable pitch sounds (one note at a time in a voice)"
 )
 
 

@@ -5,11 +5,12 @@ MIDI and measured with the MuseGAN paper's metrics beside the same numbers for h
 A piece is a binary piano roll (4 tracks, 64 sixteenth-note steps = 4 bars of 4/4, 48 pitches =
 MIDI 36..83, C2..B5), the range of the JSB chorales (36..81) with room to transpose.
 `render(G, z)` is the one way pieces are made (the app, training's sample grids and the
-evaluation all call it): G gives each note a probability and a note is on where it is at least
-`THRESHOLD` = 0.5, the hard threshold the MuseGAN paper uses at test time. A threshold, not
-Bernoulli sampling: the piece is a fixed function of the seed (the same seed is the same piece)
-and no note is switched on by chance, which would scatter short stray notes through the voices.
-`compose(...)` is the whole click: checks, render, MIDI, audio, picture and metrics.
+evaluation all call it): G gives each note a probability and each voice sings, at each 16th, its
+most probable pitch (`decode`). Not Bernoulli sampling: the piece is a fixed function of the seed
+(the same seed is the same piece) and no note is switched on by chance, which would scatter short
+stray notes through the voices. `compose(...)` is the whole click: checks, render, MIDI, audio,
+picture and metrics; `harmonize(...)` the harmoniser's, which writes alto, tenor and bass under a
+given melody.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ TRACK_COLOURS = ((214, 39, 40), (255, 127, 14), (44, 160, 44), (31, 119, 180))  
 N_BARS, STEPS_PER_BAR, STEPS_PER_BEAT = 4, 16, 4
 N_STEPS = N_BARS * STEPS_PER_BAR
 LOWEST_PITCH, N_PITCHES = 36, 48  # C2..B5
-THRESHOLD = 0.5
 MIN_NOTE_STEPS = 2  # a "qualified" note lasts at least an eighth (see gandemo.metrics.qualified_note_rate)
 SEED_MAX = 2**31 - 1
 TEMPO_MIN, TEMPO_MAX, DEFAULT_TEMPO = 30, 240, 80
@@ -123,12 +123,13 @@ def flatten_bars(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 
 def decode(probs: torch.Tensor) -> torch.Tensor:
-    """Note probabilities (..., pitches) -> notes, bool, one at a time in each voice: at each step
-    only the voice's most probable pitch, and only where it is at least THRESHOLD (else the voice
-    rests). A voice is a sung line; thresholding every pitch on its own let the composer sound two
-    notes within a voice in 6 % of its steps."""
-    best, idx = probs.max(-1, keepdim=True)
-    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, idx, best >= THRESHOLD)
+    """Note probabilities (..., pitches) -> notes, bool: at each step each voice sings its most
+    probable pitch, one note at a time. Measured on the shipped models: the MuseGAN paper's
+    threshold (every pitch at 0.5 or more) let the composer sound two notes within a voice in 6 %
+    of its steps; keeping only the most probable of those still left the voices resting in 5-10 %
+    of the steps (the chorales: 0.4 %), audible gaps, so no threshold is kept."""
+    idx = probs.argmax(-1, keepdim=True)
+    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, idx, True)
 
 
 @torch.inference_mode()
@@ -307,13 +308,6 @@ def compose(
     seed, tempo, bars = check_seed(seed), check_tempo(tempo), check_bars(bars)
     programs, mutes = check_programs(programs), check_mutes(mutes)
     roll = np.concatenate(list(render(G, phrase_latents(seed, bars // N_BARS, G))), axis=1)
-    heard = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i] and roll[i].any()]
-    if not heard:
-        silent = [TRACKS[i] for i in range(len(TRACKS)) if not mutes[i]]
-        raise InvalidInput(
-            f"the piece of seed {seed} has no notes in the voices left on ({', '.join(silent)}): "
-            "unmute another voice or try another seed"
-        )
     midi = to_midi(roll, tempo, programs)
     sound = audio.render_audio(midi, seconds(tempo, roll.shape[1]), mute=mutes, engine=engine)
     length = "" if bars == N_BARS else f", {bars} bars"

@@ -83,9 +83,10 @@ Wasserstein distance between chorales and generated pieces; unlike the original 
 discriminator, which saturates once real and fake are easy to tell apart (and binary rolls are
 easy to tell from probabilities), it keeps giving the generator a useful direction.
 
-**From probabilities to notes.** $G$ gives each cell a probability; a note is on where it is at
-least 0.5 (the paper's hard threshold at test time). So the same seed is always the same piece;
-drawing each note at random (Bernoulli) would scatter short stray notes through the voices.
+**From probabilities to notes.** $G$ gives each cell a probability; each voice sings, at each 16th,
+its most probable pitch: one note at a time, as a sung line (the paper's hard threshold, every note at
+0.5 or more, let a voice sound two notes at once in 6 % of its steps). So the same seed is always the
+same piece; drawing each note at random (Bernoulli) would scatter short stray notes through the voices.
 
 **The numbers beside the piece** are the MuseGAN paper's: *empty bars* (share of a voice's bars
 with no note); *pitch classes used per bar* (how many of the 12, in a non-empty bar); *qualified
@@ -116,8 +117,8 @@ the voices $G$ wrote for it must pass for a chorale (WGAN-GP, trained on every 4
 training chorales with its real soprano, in all 12 keys).
 
 **One note at a time.** A sung voice holds one pitch. $G$ gives each pitch a probability; in each
-voice at each 16th only the most probable pitch sounds (if at least 0.5), instead of every pitch
-above 0.5 (which let the composer sound two notes in a voice in 6 % of its steps).
+voice at each 16th only the most probable pitch sounds, instead of every pitch above 0.5 (which
+let the composer sound two notes in a voice in 6 % of its steps).
 
 **Longer melodies** are harmonised phrase by phrase (4 bars each), the phrases sharing the latents
 that set the piece's character. A melody outside the sopranos the model learnt (G3 to B5) is moved
@@ -260,10 +261,10 @@ def harmonize_melody(
     return str(wav), piece.image, str(midi), pd.DataFrame(rows, columns=headers), " ".join(notes)
 
 
-def example_melody(name: Any) -> tuple[str, int]:
+def example_melody(name: Any) -> tuple[str, str]:
     """An example tune's text and tempo, for the text box and the tempo field."""
-    text, tempo = melody.EXAMPLES.get(name, ("", None))
-    return text, tempo
+    text, tempo = melody.EXAMPLES.get(name, ("", ""))
+    return text, str(tempo)
 
 
 def random_seed() -> int:
@@ -403,13 +404,10 @@ def _harmonize_body(ckpt: Checkpoint) -> None:
                 elem_id="harmony-file",
             )
             with gr.Row():
-                # empty by default, so that a MIDI file plays at its own tempo (an API client that leaves
-                # the tempo out gets this default too); choosing an example fills in the example's
-                tempo = gr.Number(
-                    value=None,
-                    precision=0,
-                    label="Tempo (empty: the file's or the example's; text: 80)",
-                    elem_id="harmony-tempo",
+                # text, empty by default, so that a MIDI file plays at its own tempo (an API client that
+                # leaves the tempo out gets this default too); an empty number box would send 0
+                tempo = gr.Textbox(
+                    value="", label="Tempo (empty: the file's or example's; text: 80)", elem_id="harmony-tempo"
                 )
                 seed = gr.Number(value=0, precision=0, label=f"Seed (0–{music.SEED_MAX:,})", elem_id="harmony-seed")
     with gr.Accordion("Instruments", open=False), gr.Row():
@@ -442,4 +440,5 @@ def _harmonize_body(ckpt: Checkpoint) -> None:
     inputs = [upload, text, example, tempo, *programs, seed]
     outputs = [player, roll, midi, table, note]
     go.click(harmonize_melody, inputs, outputs, api_name="harmonize_melody", preprocess=False)
-    example.input(example_melody, [example], [text, tempo], api_visibility="private")
+    # select (a user's choice), not input: the dropdown also reports input when it loses focus
+    example.select(example_melody, [example], [text, tempo], api_visibility="private")

@@ -11,7 +11,7 @@ from gandemo import audio, metrics
 from gandemo.nets.musegan import MuseGenerator
 from gandemo.tasks import music
 from gandemo.validation import InvalidInput
-from tests.conftest import TINY_MUSE, write_tiny_music_checkpoint
+from tests.conftest import write_tiny_music_checkpoint
 
 C4 = 60 - music.LOWEST_PITCH  # pitch index of middle C
 
@@ -118,12 +118,12 @@ def G(tmp_path_factory) -> MuseGenerator:
     return load_checkpoint(write_tiny_music_checkpoint(tmp_path_factory.mktemp("ck")))["G"]
 
 
-def test_decode_sounds_the_most_probable_pitch_of_a_voice_if_it_is_likely_enough():
-    probs = torch.tensor([[0.6, 0.9, 0.7, 0.1], [0.2, 0.4, 0.49, 0.0], [0.5, 0.1, 0.1, 0.1]])
+def test_decode_sounds_the_most_probable_pitch_of_a_voice():
+    probs = torch.tensor([[0.6, 0.9, 0.7, 0.1], [0.2, 0.4, 0.49, 0.0], [0.01, 0.001, 0.002, 0.0]])
     assert music.decode(probs).tolist() == [
         [False, True, False, False],  # three above 0.5: only the most probable sounds
-        [False, False, False, False],  # none reaches 0.5: the voice rests
-        [True, False, False, False],  # exactly 0.5 sounds
+        [False, False, True, False],  # none reaches 0.5: still the most probable
+        [True, False, False, False],  # however unlikely: a voice sings a line, it does not rest
     ]
 
 
@@ -134,8 +134,8 @@ def test_render_sounds_one_note_per_voice_and_one_seed_is_one_piece(G: MuseGener
     with torch.no_grad():
         probs = music.flatten_bars(G.eval()(z)).numpy()
     assert np.array_equal(rolls, music.decode(torch.from_numpy(probs)).numpy())
-    assert rolls.sum(-1).max() == 1  # never two notes at once within a voice
-    assert np.array_equal(rolls.any(-1), probs.max(-1) >= 0.5)
+    assert (rolls.sum(-1) == 1).all()  # one note at a time within a voice, at every step
+    assert np.array_equal(rolls.argmax(-1), probs.argmax(-1))
     assert np.array_equal(music.render(G, z[1:2])[0], rolls[1])  # a piece does not depend on its batch
     one = music.render(G, music.latents(5, 1, G.latent_dim))
     assert np.array_equal(one[0], rolls[0])  # row 0 of seed 5 is the app's seed 5
@@ -204,14 +204,6 @@ def test_bad_inputs_are_refused_in_plain_words(G: MuseGenerator, args, words):
     mutes = rest[1] if len(rest) > 1 else [False] * 4
     with pytest.raises(InvalidInput, match=words):
         music.compose(G, seed, tempo, programs, mutes, engine="sine")
-
-
-def test_a_piece_without_notes_in_the_voices_left_on_is_refused():
-    G = MuseGenerator(**TINY_MUSE).eval()
-    with torch.no_grad():
-        G.semitone_bias.fill_(-20.0)  # every note off
-    with pytest.raises(InvalidInput, match="has no notes in the voices left on"):
-        music.compose(G, 1, 80, music.DEFAULT_PROGRAMS, [False] * 4, engine="sine")
 
 
 def test_metrics_table_puts_the_piece_beside_the_model_and_the_held_out_chorales():
