@@ -93,7 +93,8 @@ EVAL_SEED = 99_991  # latents of the in-run evaluation (the same every time)
 VOICE_LEADING_RAMP = (0.25, 0.5)  # the voice-leading penalty rises from 0 to its weight over these shares of the run
 INFERENCE = (
     f"G in eval mode (BatchNorm statistics re-estimated for the EMA weights on {CALIBRATION[0] * CALIBRATION[1]} "
-    "latents); in each voice at each 16th its most probable pitch sounds (one note at a time in a voice)"
+    "latents); one note at a time in each voice: at each 16th its most probable pitch where that is >= 0.5, "
+    "else it holds its last such pitch (no rests)"
 )
 
 

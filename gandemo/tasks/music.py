@@ -50,6 +50,7 @@ METRIC_LABELS = {
     "tonal_distance": "tonal distance between voices",
 }
 RATES = {"empty_bars", "qualified_notes", "polyphony"}  # shown as percentages
+SURE = 0.5  # a voice sings a new pitch where it is at least this probable (`decode`)
 # the harmoniser (variant "harmonize") writes alto, tenor and bass under a given soprano; its figures
 # (gandemo.metrics.harmony_metrics), as a harmony teacher would mark a four-part setting
 HARMONIZE = "harmonize"
@@ -123,13 +124,22 @@ def flatten_bars(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 
 def decode(probs: torch.Tensor) -> torch.Tensor:
-    """Note probabilities (..., pitches) -> notes, bool: at each step each voice sings its most
-    probable pitch, one note at a time. Measured on the shipped models: the MuseGAN paper's
-    threshold (every pitch at 0.5 or more) let the composer sound two notes within a voice in 6 %
-    of its steps; keeping only the most probable of those still left the voices resting in 5-10 %
-    of the steps (the chorales: 0.4 %), audible gaps, so no threshold is kept."""
-    idx = probs.argmax(-1, keepdim=True)
-    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, idx, True)
+    """Note probabilities (..., steps, pitches) -> notes, bool, one at a time in each voice: at a
+    step where the voice's most probable pitch is at least SURE (0.5) it sings that pitch; at any
+    other step it holds the pitch of its last sure step (before the first one: the first one's; a
+    voice never sure at all sings its most probable pitch). Measured on the shipped models: the
+    MuseGAN paper's threshold (every pitch at 0.5 or more) let the composer sound two notes within a
+    voice in 6 % of its steps; the most probable pitch where it is sure, silence elsewhere, left
+    the voices resting in 5-10 % of their steps (the chorales: 0.4 %); the most probable pitch
+    everywhere put stray notes at the bottom of the range where the model meant silence."""
+    best, idx = probs.max(-1)  # (..., steps)
+    sure = best >= SURE
+    steps = torch.arange(idx.shape[-1], device=idx.device).expand_as(idx)
+    last = torch.cummax(torch.where(sure, steps, -1), -1).values
+    following = torch.cummin(torch.where(sure, steps, idx.shape[-1]).flip(-1), -1).values.flip(-1)
+    source = torch.where(last >= 0, last, torch.where(following < idx.shape[-1], following, steps))
+    pitch = idx.gather(-1, source)
+    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, pitch.unsqueeze(-1), True)
 
 
 @torch.inference_mode()
@@ -156,7 +166,7 @@ def render(
                 m = mel[i : i + batch]
                 bars = m.reshape(len(m), -1, STEPS_PER_BAR, m.shape[-1]).float().to(device)
                 probs = G(z[i : i + batch].to(device), bars)
-            notes = flatten_bars(decode(probs.float()).cpu())
+            notes = decode(flatten_bars(probs.float()).cpu())  # across bar lines: a held note continues
             out.append(notes if mel is None else torch.cat([mel[i : i + batch, None], notes], 1))
     finally:
         G.train(was_training)

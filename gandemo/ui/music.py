@@ -83,10 +83,12 @@ Wasserstein distance between chorales and generated pieces; unlike the original 
 discriminator, which saturates once real and fake are easy to tell apart (and binary rolls are
 easy to tell from probabilities), it keeps giving the generator a useful direction.
 
-**From probabilities to notes.** $G$ gives each cell a probability; each voice sings, at each 16th,
-its most probable pitch: one note at a time, as a sung line (the paper's hard threshold, every note at
-0.5 or more, let a voice sound two notes at once in 6 % of its steps). So the same seed is always the
-same piece; drawing each note at random (Bernoulli) would scatter short stray notes through the voices.
+**From probabilities to notes.** $G$ gives each cell a probability. Each voice sings one note at a
+time, as a sung line: at each 16th its most probable pitch where that is at least 0.5, and where it is
+not, it holds its last note (the paper's hard threshold, every note at 0.5 or more, let a voice sound
+two notes at once in 6 % of its steps, and left gaps where none reached 0.5). So the same seed is
+always the same piece; drawing each note at random (Bernoulli) would scatter short stray notes
+through the voices.
 
 **The numbers beside the piece** are the MuseGAN paper's: *empty bars* (share of a voice's bars
 with no note); *pitch classes used per bar* (how many of the 12, in a non-empty bar); *qualified
@@ -117,8 +119,9 @@ the voices $G$ wrote for it must pass for a chorale (WGAN-GP, trained on every 4
 training chorales with its real soprano, in all 12 keys).
 
 **One note at a time.** A sung voice holds one pitch. $G$ gives each pitch a probability; in each
-voice at each 16th only the most probable pitch sounds, instead of every pitch above 0.5 (which
-let the composer sound two notes in a voice in 6 % of its steps).
+voice at each 16th only the most probable pitch sounds (where none reaches 0.5 the voice holds its
+last note), instead of every pitch above 0.5, which let the composer sound two notes in a voice in
+6 % of its steps.
 
 **Longer melodies** are harmonised phrase by phrase (4 bars each), the phrases sharing the latents
 that set the piece's character. A melody outside the sopranos the model learnt (G3 to B5) is moved

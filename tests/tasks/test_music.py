@@ -118,13 +118,22 @@ def G(tmp_path_factory) -> MuseGenerator:
     return load_checkpoint(write_tiny_music_checkpoint(tmp_path_factory.mktemp("ck")))["G"]
 
 
-def test_decode_sounds_the_most_probable_pitch_of_a_voice():
-    probs = torch.tensor([[0.6, 0.9, 0.7, 0.1], [0.2, 0.4, 0.49, 0.0], [0.01, 0.001, 0.002, 0.0]])
-    assert music.decode(probs).tolist() == [
-        [False, True, False, False],  # three above 0.5: only the most probable sounds
-        [False, False, True, False],  # none reaches 0.5: still the most probable
-        [True, False, False, False],  # however unlikely: a voice sings a line, it does not rest
-    ]
+def test_decode_sings_the_sure_pitch_and_holds_it_where_the_model_is_unsure():
+    probs = torch.tensor(
+        [
+            [0.2, 0.4, 0.3, 0.0],  # unsure before any sure step: the first sure step's pitch
+            [0.6, 0.9, 0.7, 0.1],  # three above 0.5: only the most probable sounds
+            [0.2, 0.4, 0.49, 0.0],  # none reaches 0.5: the last sure pitch is held, not a rest
+            [0.01, 0.001, 0.002, 0.0],  # however unlikely everything is: still held
+            [0.5, 0.1, 0.1, 0.1],  # exactly 0.5 is sure
+        ]
+    )
+    assert music.decode(probs).int().argmax(-1).tolist() == [1, 1, 1, 1, 0]
+    assert (music.decode(probs).sum(-1) == 1).all()
+    never_sure = torch.tensor([[0.1, 0.3], [0.2, 0.1]])
+    assert music.decode(never_sure).int().argmax(-1).tolist() == [1, 0]  # its most probable pitch
+    batch = torch.stack([probs, probs.flip(0)])  # (voices, steps, pitches): each voice on its own
+    assert music.decode(batch)[1].int().argmax(-1).tolist() == [0, 0, 0, 1, 1]
 
 
 def test_render_sounds_one_note_per_voice_and_one_seed_is_one_piece(G: MuseGenerator):
@@ -135,7 +144,8 @@ def test_render_sounds_one_note_per_voice_and_one_seed_is_one_piece(G: MuseGener
         probs = music.flatten_bars(G.eval()(z)).numpy()
     assert np.array_equal(rolls, music.decode(torch.from_numpy(probs)).numpy())
     assert (rolls.sum(-1) == 1).all()  # one note at a time within a voice, at every step
-    assert np.array_equal(rolls.argmax(-1), probs.argmax(-1))
+    sure = probs.max(-1) >= music.SURE
+    assert np.array_equal(rolls.argmax(-1)[sure], probs.argmax(-1)[sure])
     assert np.array_equal(music.render(G, z[1:2])[0], rolls[1])  # a piece does not depend on its batch
     one = music.render(G, music.latents(5, 1, G.latent_dim))
     assert np.array_equal(one[0], rolls[0])  # row 0 of seed 5 is the app's seed 5
