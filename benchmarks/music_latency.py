@@ -57,7 +57,7 @@ def harmonize_parts(n: int) -> list[tuple[str, str]]:
         tune, tempo = melody.example(name)
         t1 = time.perf_counter()
         model_in, _, _ = music.melody_rolls(tune, music.octave_shift(*tune.pitch_range))
-        rolls = music.render(H, music.phrase_latents(i, len(model_in), H), model_in)
+        music.render(H, music.phrase_latents(i, len(model_in), H), model_in)
         t2 = time.perf_counter()
         piece = music.harmonize(H, tune, tempo, music.DEFAULT_PROGRAMS, i)  # the whole of it, G included
         t3 = time.perf_counter()
@@ -65,7 +65,7 @@ def harmonize_parts(n: int) -> list[tuple[str, str]]:
         t4 = time.perf_counter()
         if i:  # the first is a warm-up
             parts.setdefault("reading the melody (melody.example)", []).append(t1 - t0)
-            parts.setdefault(f"G over the tune's phrases ({len(rolls)}), music.render", []).append(t2 - t1)
+            parts.setdefault("G over the tune's 2-4 phrases, music.render", []).append(t2 - t1)
             parts.setdefault("**harmonize: G, MIDI, audio, picture, figures**", []).append(t3 - t2)
             parts.setdefault("WAV encoding", []).append(t4 - t3)
     return [
@@ -152,7 +152,7 @@ def main() -> None:
             seed = next(seeds)
             t_all = time.perf_counter()
             roll = timed(
-                "G + threshold (music.render)", lambda s=seed: music.render(G, music.latents(s, 1, G.latent_dim))[0]
+                "G + decoding (music.render)", lambda s=seed: music.render(G, music.latents(s, 1, G.latent_dim))[0]
             )
             if not roll.any():
                 continue
