@@ -67,7 +67,7 @@ from training.augment import parse_policy
 from training.data import EpochSampler
 from training.loop import Amp, recalibrate_batchnorm
 from training.steps import dcgan_step, pix2pix_step
-from training.task import ImageTask
+from training.task import ImageTask, portable_card
 
 Z_DIM = 100
 SAMPLES = 8  # items per row of the sample grid
@@ -770,29 +770,21 @@ class AnomalyTask(ImageTask):
             models["G"] = recalibrate_batchnorm(
                 models["G"], [torch.randn(size, Z_DIM, generator=gen) for _ in range(batches)], self.device
             )
-        out = {
-            "G": (models["G"].cpu(), self.g_kwargs),
-            "D": (models["D"].cpu(), self.d_kwargs),
-            "E": (models["E"].cpu(), self.e_kwargs),
-        }
+        kwargs = {"G": self.g_kwargs, "D": self.d_kwargs, "E": self.e_kwargs}
         self._inpaint_choice = {}
         if self.done <= self.gan_steps + self.encoder_steps:  # the inpainter has not trained: it does not ship
             models = {k: v for k, v in models.items() if k not in ("I", "C")}
         else:
             self._scoring, stats, tried = self.choose_scoring(models)
-            models = {**models, "N": stats}
+            models = {**models, "N": stats.to(task._device(models["I"]))}
             self._inpaint_choice = scoring_record(tried)
-            out |= {
-                "I": (models["I"].cpu(), self.i_kwargs),
-                "C": (models["C"].cpu(), self.c_kwargs),
-                "N": (models["N"].cpu(), {"size": task.INPAINT_SIZE}),
-            }
+            kwargs |= {"I": self.i_kwargs, "C": self.c_kwargs, "N": {"size": task.INPAINT_SIZE}}
         # the trivial baseline's statistics ship too, so the app can show its heatmap beside the GAN's
         baseline = task.PixelStatsBaseline.fit(np.stack([task.baseline_input(img) for img in self._originals]))
         models = {**models, "B": baseline.to_module()}
-        out["B"] = (models["B"], {"size": task.BASELINE_SIZE, "channels": 3})
-        self._calibration = self.calibration(models)
-        return out
+        kwargs["B"] = {"size": task.BASELINE_SIZE, "channels": 3}
+        self._calibration = self.calibration(models)  # on the run's device; the loop handed copies to move
+        return {name: (models[name].cpu(), kw) for name, kw in kwargs.items()}
 
     def card_fields(self) -> dict[str, Any]:
         inpaint = {}
@@ -1034,7 +1026,7 @@ class AnomalyTask(ImageTask):
         calibration["baseline"] = task.calibrate(b_scores, full, *fpr)
         samples = Image.open(folder / "samples.png").copy() if (folder / "samples.png").is_file() else None
         pictures = {p.name: Image.open(p).copy() for p in folder.glob("*.png") if p.name != "samples.png"}
-        save_checkpoint(folder, models, card, samples=samples, pictures=pictures)
+        save_checkpoint(folder, models, portable_card(card), samples=samples, pictures=pictures)
         print(f"rescored {folder}: {settings}, val AUROC {block['inpaint']['val_auroc']}", file=sys.stderr)
 
     @staticmethod
