@@ -9,9 +9,9 @@ in-process time beside it. Inputs are made here: a PIL-drawn shoe photo and the 
 sketches. Via the API = `python app.py` on a free port (cold start measured), called through
 gradio_client; in-process = the task functions, no HTTP. Stroke to picture = headless Chromium
 (Debian's, through Playwright) on that app: strokes drawn with the mouse on the sketchpad, each
-timed from the mouse's release until its new photo is shown (the live event: the canvas's PNG
-uploaded, the private step run, the photo fetched), no button clicked; the browser shares this
-machine's cores with the server. The training step is `step_seconds` (D step + G step + EMA, the
+timed from the mouse's release until its new photo is shown (the live event: the canvas's PNG sent
+as a data URL, the private step run, the photo fetched), no button clicked; the browser shares
+this machine's cores with the server. The training step is `step_seconds` (D step + G step + EMA, the
 loop's numeric path) on A|B pairs drawn here, their edges by the data's own recipe. Prints a table.
 
     .venv/bin/python benchmarks/edges2photo_latency.py [--repeats 7] [--threads 1] [--strokes 9] [--steps 5]
@@ -85,10 +85,10 @@ def v2_root(tmp: Path) -> tuple[Path | None, str, bool]:
 def stroke_to_picture(url: str, strokes: int, quiet: float = 2.0) -> dict[str, list[float]]:
     """For `strokes` strokes drawn one after another on the sketchpad (a first stroke, the outline,
     warms up), no button clicked, seconds from the mouse's release to "shown": the LAST new photo
-    (the editor also announces a stroke while it is being drawn, so a photo of the half-drawn
-    stroke may come first; a stroke is done when no new photo came for `quiet` seconds), and to
-    "join": the last live event sent before it (the canvas exported as PNGs and uploaded: the
-    browser's part). "server" = shown - join: the server's answer and the photo's download."""
+    (a stroke is done when no new photo came for `quiet` seconds: Gradio's image editor, which the
+    tab used before, also announced half-drawn strokes), and to "join": the last live event sent
+    before it (the browser's part). "server" = shown - join: the server's answer and the photo's
+    download."""
     from playwright.sync_api import sync_playwright
 
     # the page's own clock: the pointer's release, each request, each photo loaded
@@ -107,7 +107,6 @@ def stroke_to_picture(url: str, strokes: int, quiet: float = 2.0) -> dict[str, l
         page.goto(url)
         page.get_by_role("tab", name="Edges → Photo").click()
         page.locator("#edges-sketch canvas").first.wait_for(timeout=30_000)
-        page.locator("#edges-sketch button[aria-label='Brush']").click()
         page.evaluate(spy)
         box = page.locator("#edges-sketch canvas").first.bounding_box()
         x, y, w, h = box["x"], box["y"], box["width"], box["height"]
@@ -181,7 +180,7 @@ def main() -> None:
                 k = len(times["shown"])
                 for key, label in (
                     ("shown", "live drawing: stroke released → its photo shown, headless Chromium"),
-                    ("join", "… of which the browser's part: canvas exported and uploaded, live event sent"),
+                    ("join", "… of which the browser's part: the canvas's PNG made, live event sent"),
                     ("server", "… and the server's part: live event sent → photo shown"),
                 ):
                     t = times[key]

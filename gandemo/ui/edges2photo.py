@@ -5,9 +5,14 @@ Both endpoints take a plain image and hand it, raw (`preprocess=False`), to the 
 (`gandemo.imaging.load_image`: pixel cap, any mode, transparency on white) and checks, never to
 Gradio's: a corrupt, empty, huge or blank picture gets the task's own plain message and the next
 request is served. Their input is the "What goes in" image. The sketchpad reaches it through a
-private step that passes on its composite (a PNG the browser's canvas made, decoded by Gradio's
-image editor); an example or an extracted edge map is put there directly. So the page and an API
-client go through the same door.
+private step that passes on its drawing (a PNG the page's canvas made, sent as a data URL);
+an example, an uploaded sketch or an extracted edge map is put there directly. So the page and an
+API client go through the same door.
+
+The sketchpad is a plain 2-D canvas in a `gr.HTML` (pen, three widths, eraser, undo, clear), not
+Gradio's image editor: for live drawing the editor exported its WebGL canvas as three PNGs and
+uploaded them twice after every stroke, about 0.9 s in headless Chromium on these cores, where the
+canvas's own `toDataURL` sent with the event takes a few milliseconds.
 
 `edges_to_photo(image[, colour])`: the colour is an optional second input ("automatic", the default,
 or "#rrggbb"), so a call with the image alone answers as it always did. The page follows the pen:
@@ -18,6 +23,8 @@ leave one pending request, never a queue); the button stays for API users and fo
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ from PIL import Image, ImageDraw
 
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
+from gandemo.imaging import load_image
 from gandemo.tasks import TaskSpec, edges2photo
 from gandemo.ui.common import (
     EXAMPLES_ROOT,
@@ -33,6 +41,7 @@ from gandemo.ui.common import (
     draw_examples,
     endpoint,
     how_it_works,
+    output_path,
     result_image,
     settings_markdown,
     task_tab,
@@ -43,8 +52,8 @@ from gandemo.validation import InvalidInput
 
 INTRO = (
     "Sketch a shoe and a Pix2Pix model this project trained on shoe photos draws it as a photo, "
-    "following your pen as you draw. Draw the outline with the black brush (pick its size in the brush "
-    "menu; undo and clear are above the canvas), upload an edge map, or start from a photo of a shoe "
+    "following your pen as you draw. Draw the outline with the black pen (its width, an eraser, undo and "
+    "clear are above the canvas), upload a sketch or an edge map, or start from a photo of a shoe "
     "(plain white around it works best, like the photos it learnt from; a busy background is cut away "
     "first). Edges carry no colour: leave it to the model, or pick one."
 )
@@ -106,9 +115,8 @@ pairs, as three constant input planes and a "given" plane, and nothing for the o
 # another's pictures are decoded, normalised or sent; more would only queue inside torch.
 EDGES_CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "edges"}
 
-# The sketchpad's canvas, px (an uploaded picture sets its own size), shown at PAD_HEIGHT. 256, not 512:
-# with live drawing the browser exports the canvas as PNGs after every stroke, and in headless Chromium
-# on these busy cores that took 300-500 ms at 512 and 55-135 ms at 256; the model sees 128 px anyway.
+# The sketchpad's canvas, px, shown up to PAD_HEIGHT wide: the model sees 128 px anyway, and a
+# smaller canvas is a smaller PNG to send after every stroke.
 CANVAS = 256
 PAD_HEIGHT = 512
 IMAGE_HEIGHT = 256  # the pictures beside it, px (128x128 pictures shown at twice their size)
@@ -163,25 +171,117 @@ def chosen_colour(automatic: bool, picked: str | None) -> str:
     return edges2photo.AUTOMATIC if automatic or not picked else picked
 
 
-def sketch_input(value: dict[str, Any] | None) -> str | None:
-    """The sketchpad's value {background, layers, composite} (files) -> the picture to convert:
-    the composite (the strokes over the background; transparent where nothing was drawn, which
-    load_image takes as white), else the background. None when the pad is empty, which
-    `edges_to_photo` then answers in plain words."""
+PAD_PREFIX = "data:image/png;base64,"
+PAD_MAX_CHARS = 4_000_000  # a 256x256 drawing is a few kB; a hand-made request may not be megabytes
+
+
+def pad_picture(value: Any) -> str | None:
+    """The sketchpad's value (the PNG data URL its canvas made) -> the PNG saved as a file (the "What
+    goes in" picture); None when the pad has sent nothing yet. Anything else is refused in plain words."""
     if not value:
         return None
-    return value.get("composite") or value.get("background")
+    if not isinstance(value, str) or not value.startswith(PAD_PREFIX) or len(value) > PAD_MAX_CHARS:
+        raise InvalidInput("the sketchpad sent something that is not a drawing (a PNG data URL)")
+    try:
+        png = base64.b64decode(value[len(PAD_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("the sketchpad's drawing could not be read (broken base64)") from None
+    path = output_path("sketch.png")
+    path.write_bytes(png)
+    return str(path)
 
 
-def _live_from_pad(value: dict[str, Any] | None, colour: Any) -> tuple[Any, Any, Any]:
+@endpoint
+def pad_input(value: Any) -> str | None:
+    """The button's first step: the pad's drawing as the "What goes in" picture (None: an empty pad,
+    which `edges_to_photo` then answers in plain words)."""
+    return pad_picture(value)
+
+
+@endpoint
+def _live_from_pad(value: Any, colour: Any) -> tuple[Any, Any, Any]:
     """The pad's drawing -> (what goes in, the edges, the photo), for the live event."""
-    source = sketch_input(value)
-    return (source, *live_photo(source, colour))
+    source = pad_picture(value)
+    return (source, *live_photo.__wrapped__(source, colour))
 
 
-def _to_sketchpad(image: Any) -> Any:
-    """An extracted edge map or a clicked example, as the sketchpad's new picture (to draw on)."""
-    return _file(image)
+def _to_pad(image: Any) -> str:
+    """An extracted edge map, an uploaded sketch or a clicked example, as the pad's new picture (a PNG
+    data URL, at most CANVAS on its long side: the pad draws it fitted and centred, to draw on)."""
+    import io
+
+    picture = load_image(_file(image))
+    picture.thumbnail((CANVAS, CANVAS), Image.Resampling.NEAREST)  # keeps 1-px lines black
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return PAD_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# The pad: a 2-D canvas of CANVAS px shown at PAD_HEIGHT, white paper, black pen. Each finished stroke,
+# undo or clear puts the canvas into the component's value and triggers `input`; a picture the server
+# puts into the value (an example, an upload, an extracted edge map) is drawn onto the canvas, fitted.
+PAD_HTML = f"""
+<div class="pad">
+  <div class="tools">
+    <select data-act="size" aria-label="Pen width"><option value="2">thin</option>
+      <option value="3" selected>medium</option><option value="6">thick</option></select>
+    <button data-act="erase" aria-label="Eraser" type="button">eraser</button>
+    <button data-act="undo" aria-label="Undo" type="button">undo</button>
+    <button data-act="clear" aria-label="Clear" type="button">clear</button>
+  </div>
+  <canvas width="{CANVAS}" height="{CANVAS}" aria-label="Sketchpad: draw a shoe"></canvas>
+</div>
+"""
+PAD_CSS = f"""
+.pad canvas {{ width: 100%; max-width: {PAD_HEIGHT}px; aspect-ratio: 1; border: 1px solid #ccc;
+  background: #fff; touch-action: none; cursor: crosshair; display: block; }}
+.pad .tools {{ display: flex; gap: 6px; margin-bottom: 6px; }}
+.pad .tools button {{ border: 1px solid #ccc; border-radius: 4px; padding: 2px 10px; background: #fff; }}
+.pad .tools button.on {{ background: #ddd; }}
+"""
+PAD_JS = """
+const c = element.querySelector('canvas');
+const g = c.getContext('2d', {willReadFrequently: true});
+const S = c.width;
+let down = false, last = null, sent = '', erase = false, width = 3;
+const undo = [];
+const blank = () => { g.fillStyle = '#fff'; g.fillRect(0, 0, S, S); };
+const snap = () => { undo.push(g.getImageData(0, 0, S, S)); if (undo.length > 30) undo.shift(); };
+const send = () => { sent = c.toDataURL('image/png'); props.value = sent; trigger('input'); };
+const at = e => { const r = c.getBoundingClientRect();
+  return [(e.clientX - r.left) * S / r.width, (e.clientY - r.top) * S / r.height]; };
+const line = (a, b) => { g.beginPath(); g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); g.stroke(); };
+blank();
+c.addEventListener('pointerdown', e => {
+  if (e.button !== 0) return;
+  down = true; c.setPointerCapture(e.pointerId); snap(); last = at(e);
+  g.strokeStyle = erase ? '#fff' : '#000'; g.lineWidth = erase ? 4 * width : width;
+  g.lineCap = 'round'; g.lineJoin = 'round'; line(last, last);
+});
+c.addEventListener('pointermove', e => { if (!down) return; const p = at(e); line(last, p); last = p; });
+const end = () => { if (!down) return; down = false; send(); };
+c.addEventListener('pointerup', end);
+c.addEventListener('pointercancel', end);
+element.querySelector('[data-act=size]').addEventListener('change', e => { width = +e.target.value; });
+element.querySelector('[data-act=erase]').addEventListener('click', e => {
+  erase = !erase; e.currentTarget.classList.toggle('on', erase); });
+element.querySelector('[data-act=undo]').addEventListener('click', () => {
+  if (undo.length) { g.putImageData(undo.pop(), 0, 0); send(); } });
+element.querySelector('[data-act=clear]').addEventListener('click', () => { snap(); blank(); send(); });
+watch('value', () => {
+  const v = props.value;
+  if (!v || v === sent) return;
+  const img = new Image();
+  img.onload = () => {
+    snap(); blank();
+    const k = Math.min(S / img.width, S / img.height), w = img.width * k, h = img.height * k;
+    g.imageSmoothingEnabled = false;
+    g.drawImage(img, (S - w) / 2, (S - h) / 2, w, h);
+    sent = c.toDataURL('image/png');
+  };
+  img.src = v;
+});
+"""
 
 
 # ---- examples: shoes drawn by this code, never taken from the data set -----------------------------
@@ -214,11 +314,6 @@ def _heel(d: ImageDraw.ImageDraw) -> None:
 
 
 EXAMPLES = {"sneaker": _sneaker, "boot": _boot, "high heel": _heel}
-
-
-def blank_sheet(folder: Path = EXAMPLES_DIR) -> Path:
-    """The sketchpad's starting sheet: white, CANVAS x CANVAS, drawn by the app (like the examples)."""
-    return draw_examples(folder, {"blank sheet": lambda d: None}, "L", (CANVAS, CANVAS), 255)[0]
 
 
 def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
@@ -265,22 +360,14 @@ def _body(ckpt: Checkpoint) -> None:
     colour_model = edges2photo.takes_colour(ckpt["G"])
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
-            sketch = gr.ImageEditor(
-                # A blank sheet to start from, not an empty editor: Gradio 6's editor skips the first edit
-                # event of an empty pad (it takes it for its own loading), which would swallow the first
-                # stroke; with a sheet loaded, that event is the sheet's and every stroke is announced.
-                value={"background": str(blank_sheet()), "layers": [], "composite": None},
-                label="Your sketch (black strokes on white) or an edge map",
-                type="filepath",
-                sources=("upload", "clipboard"),
-                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=3),
-                eraser=gr.Eraser(default_size=8),
-                layers=False,
-                transforms=(),
-                canvas_size=(CANVAS, CANVAS),
-                format="png",
-                height=PAD_HEIGHT,
+            gr.Markdown("**Your sketch** (black strokes on white): the photo follows as you draw")
+            sketch = gr.HTML(
+                value="",
+                html_template=PAD_HTML,
+                css_template=PAD_CSS,
+                js_on_load=PAD_JS,
                 elem_id="edges-sketch",
+                apply_default_css=False,
             )
             with gr.Row(visible=colour_model):  # a model trained without colour hints gets no swatch
                 automatic = gr.Checkbox(
@@ -305,6 +392,8 @@ def _body(ckpt: Checkpoint) -> None:
                 )
                 edges_out = result_image("Edges as the model saw them", "edges-normalised", IMAGE_HEIGHT)
                 photo_out = result_image("The photo (128×128 PNG)", "edges-photo", IMAGE_HEIGHT)
+            with gr.Accordion("Upload a sketch or an edge map", open=False):
+                drawing_in = upload_image("A sketch or an edge map (dark lines on white)", IMAGE_HEIGHT)
             with gr.Accordion("Start from a photo", open=False):
                 photo_in = upload_image(
                     "A photo of a shoe (best on plain white; a busy background is cut away)", IMAGE_HEIGHT
@@ -321,8 +410,8 @@ def _body(ckpt: Checkpoint) -> None:
 
     # Both endpoints take the "What goes in" image raw (preprocess=False): the file reaches load_image,
     # which answers a corrupt, empty or huge one in plain words. The sketchpad's drawing gets there
-    # through a private step (Gradio's editor decodes the canvas's PNG: not reachable from the API).
-    convert.click(sketch_input, [sketch], [input_img], api_visibility="private").success(
+    # through a private step (the page's canvas as a PNG data URL: not an API input).
+    convert.click(pad_input, [sketch], [input_img], api_visibility="private").success(
         edges_to_photo,
         [input_img, colour],
         [edges_out, photo_out],
@@ -330,12 +419,11 @@ def _body(ckpt: Checkpoint) -> None:
         preprocess=False,
         **EDGES_CONCURRENCY,
     )
-    # Live: each change of the pad (a stroke, an undo, a clear, an upload) re-draws the photo. One
-    # private event does both steps (one round trip), "always_last" keeps at most one request of a
-    # session pending (the latest drawing), and no progress overlay flickers over the pictures.
+    # Live: each stroke, undo or clear on the pad re-draws the photo (the pad triggers `input`; a picture
+    # the server puts there does not). One private event does both steps (one round trip),
+    # "always_last" keeps at most one request of a session pending (the latest drawing), and no
+    # progress overlay flickers over the pictures.
     live = {"trigger_mode": "always_last", "show_progress": "hidden", "api_visibility": "private"}
-    # `input`, not `change`: measured in Chromium, the editor announces every stroke as `input`, but
-    # `change` only for some of them.
     sketch.input(_live_from_pad, [sketch, colour], [input_img, edges_out, photo_out], **live, **EDGES_CONCURRENCY)
     # The colour follows the same way: the controls set the endpoint's input, then the picture is re-drawn.
     for control in (automatic, picker):
@@ -347,9 +435,11 @@ def _body(ckpt: Checkpoint) -> None:
     found = extract.click(
         photo_to_edges, [photo_in], [input_img], api_name="photo_to_edges", preprocess=False, **EDGES_CONCURRENCY
     )
-    # An example or an extracted edge map is converted as it is (a training-like map keeps its
-    # geometry pixel for pixel) and also put on the sketchpad, to draw on and convert again.
-    for loaded in (examples.load_input_event.then, found.success):
+    # An uploaded sketch lands in "What goes in" like an example.
+    uploaded = drawing_in.upload(_file, [drawing_in], [input_img], preprocess=False, api_visibility="private")
+    # An example, an upload or an extracted edge map is converted as it is (a training-like map keeps
+    # its geometry pixel for pixel) and also put on the sketchpad, to draw on and convert again.
+    for loaded in (examples.load_input_event.then, found.success, uploaded.success):
         loaded(
             edges_to_photo,
             [input_img, colour],
@@ -358,4 +448,4 @@ def _body(ckpt: Checkpoint) -> None:
             api_visibility="private",
             **EDGES_CONCURRENCY,
         )
-        loaded(_to_sketchpad, [input_img], [sketch], preprocess=False, api_visibility="private")
+        loaded(_to_pad, [input_img], [sketch], preprocess=False, api_visibility="private")

@@ -40,7 +40,6 @@ def test_an_empty_sketchpad_gets_a_plain_message(page):
 
 def test_a_stroke_drawn_with_the_mouse_becomes_edges_and_a_photo(page, screenshot):
     _open_tab(page)
-    page.locator("#edges-sketch button[aria-label='Brush']").click()
     box = page.locator("#edges-sketch canvas").first.bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + 0.2 * w, y + 0.7 * h)
@@ -71,7 +70,6 @@ def test_the_photo_follows_the_pen_without_a_click(page, screenshot):
     """Each stroke re-draws the photo by itself (the live event); the second stroke changes it again."""
     page.reload()
     _open_tab(page)
-    page.locator("#edges-sketch button[aria-label='Brush']").click()
     before = page.evaluate(_SRC.format(sel="#edges-normalised"))
     _stroke(page, [(0.3, 0.65), (0.7, 0.65), (0.68, 0.5), (0.5, 0.45), (0.45, 0.3), (0.32, 0.3), (0.3, 0.65)])
     t0 = time.monotonic()
@@ -89,9 +87,28 @@ def test_the_photo_follows_the_pen_without_a_click(page, screenshot):
 def test_picking_a_colour_redraws_the_photo(page):
     page.reload()
     _open_tab(page)
-    page.locator("#edges-sketch button[aria-label='Brush']").click()
     before = page.evaluate(_SRC.format(sel="#edges-photo"))
     _stroke(page, [(0.3, 0.65), (0.7, 0.65), (0.55, 0.4), (0.35, 0.35), (0.3, 0.65)])
     auto = _wait_for_new_image(page, "#edges-photo", before)
     page.locator("#edges-colour-auto input").uncheck()  # "automatic" off: the swatch's colour is asked for
     _wait_for_new_image(page, "#edges-photo", auto)
+
+
+_INK = (
+    "() => { const c = document.querySelector('#edges-sketch canvas'); const d = c.getContext('2d')"
+    ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4) "
+    "n += d[i] < 128; return n; }"
+)
+
+
+def test_an_example_goes_onto_the_pad_and_clear_empties_it(page):
+    page.reload()
+    _open_tab(page)
+    assert page.evaluate(_INK) == 0  # blank paper
+    page.locator(".gallery-item").nth(0).click()
+    page.wait_for_function(f"({_INK})() > 100", timeout=30_000)  # the sneaker is drawn onto the canvas
+    page.locator("#edges-sketch button[aria-label='Clear']").click()
+    page.wait_for_function(f"({_INK})() === 0", timeout=10_000)
+    # a clear is a change of the drawing too: the blank sheet leaves no photo (and no error toast)
+    page.wait_for_function("() => !document.querySelector('#edges-photo img')", timeout=30_000)
+    assert page.get_by_text("Error").count() == 0

@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
 from gandemo.ui import edges2photo as ui
+from gandemo.validation import InvalidInput
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +112,35 @@ def test_bad_inputs_get_the_apps_own_message_and_the_next_request_is_served(
     assert _pixels(photo).shape == (128, 128, 3)
 
 
-def test_the_sketchpad_hands_over_its_composite_else_its_background():
-    assert ui.sketch_input({"background": "bg.png", "layers": ["l.png"], "composite": "c.png"}) == "c.png"
-    assert ui.sketch_input({"background": "bg.png", "layers": [], "composite": None}) == "bg.png"
-    assert ui.sketch_input({"background": None, "layers": [], "composite": None}) is None
-    assert ui.sketch_input(None) is None
+def _data_url(path: Path) -> str:
+    import base64
+
+    return ui.PAD_PREFIX + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def test_the_sketchpad_hands_over_its_drawing_as_a_png(sketch: Path):
+    path = ui.pad_picture(_data_url(sketch))
+    assert Path(path).read_bytes() == sketch.read_bytes()
+    assert ui.pad_picture("") is None and ui.pad_picture(None) is None
+    for bad in ("data:image/jpeg;base64,AAAA", ui.PAD_PREFIX + "***", 5, ui.PAD_PREFIX + "A" * ui.PAD_MAX_CHARS):
+        with pytest.raises(InvalidInput, match="sketchpad"):
+            ui.pad_picture(bad)
+    with pytest.raises(gr.Error, match="sketchpad"):
+        ui.pad_input("not a data URL")
     with pytest.raises(gr.Error, match="nothing to convert"):
-        ui.edges_to_photo(None)
+        ui.edges_to_photo(ui.pad_input(""))
+
+
+def test_a_picture_goes_onto_the_pad_fitted_to_its_canvas(tmp_path: Path, sketch: Path):
+    import base64
+    import io
+
+    url = ui._to_pad(str(sketch))  # 300x200 -> at most 256 on its long side, as a PNG data URL
+    picture = Image.open(io.BytesIO(base64.b64decode(url[len(ui.PAD_PREFIX) :])))
+    assert url.startswith(ui.PAD_PREFIX) and picture.size == (256, 171)
+    Image.new("L", (128, 128), 255).save(tmp_path / "small.png")
+    small = ui._to_pad(str(tmp_path / "small.png"))
+    assert Image.open(io.BytesIO(base64.b64decode(small[len(ui.PAD_PREFIX) :]))).size == (128, 128)
 
 
 def test_examples_are_drawn_by_the_app_and_each_gives_a_photo(tmp_path: Path, checkpoint_root: Path, use_checkpoints):
@@ -205,8 +228,9 @@ def test_drawing_live_shows_nothing_for_an_empty_or_blank_pad_and_refuses_the_re
     (tmp_path / "text.png").write_text("not a picture")
     with pytest.raises(gr.Error, match="not a readable image"):
         ui.live_photo(str(tmp_path / "text.png"))
-    path, edges2, _ = ui._live_from_pad({"background": None, "layers": [], "composite": str(sketch)}, "automatic")
-    assert path == str(sketch) and np.array_equal(np.asarray(edges2), np.asarray(edges))
+    path, edges2, _ = ui._live_from_pad(_data_url(sketch), "#b22222")
+    assert Path(path).read_bytes() == sketch.read_bytes() and np.array_equal(np.asarray(edges2), np.asarray(edges))
+    assert ui._live_from_pad("", "automatic") == (None, None, None)  # nothing drawn yet
 
 
 def test_a_model_without_colour_input_keeps_working_and_refuses_a_colour(tmp_path: Path, use_checkpoints, sketch: Path):
