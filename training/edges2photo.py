@@ -16,7 +16,9 @@ training edge maps), so a photo depends only on its own edges; see gandemo.tasks
 Version 2 (the cpu preset since 2026-12-04) adds three things the paper does not have:
 - `--upsample bilinear`: the U-Net's decoder resizes (bilinearly) then convolves instead of a
   transposed convolution, against the checkerboard (measured: `gandemo.metrics.checkerboard`,
-  `nyquist_spike`; nearest-neighbour resizing, `resize`, still printed one, see gandemo.nets.pix2pix);
+  `nyquist_spike`; nearest-neighbour resizing, `resize`, still printed one, see gandemo.nets.pix2pix),
+  and `--d-blur` low-passes D's input before its strided convolutions, whose gradients carry a
+  period-2 pattern G otherwise learns to print;
 - `--sketch-p`: that share of the training pairs gets its edge map replaced by a drawn-looking one
   (`training.sketches.sketchify`: outline only or a few interior lines, wobbly, thick, open), so a
   person's outline becomes a shoe, not a flat shape;
@@ -168,6 +170,7 @@ class Edges2PhotoTask(ImageTask):
             "max_mult": 4,
             "ndf": 32,
             "upsample": "bilinear",
+            "d_blur": True,
             "sketch_p": 0.5,
             "colour_p": 0.5,
             "eval_every": 1000,
@@ -183,6 +186,7 @@ class Edges2PhotoTask(ImageTask):
             "max_mult": 4,
             "ndf": 64,
             "upsample": "bilinear",
+            "d_blur": True,
             "sketch_p": 0.5,
             "colour_p": 0.5,
             "eval_every": 2500,
@@ -208,6 +212,11 @@ class Edges2PhotoTask(ImageTask):
             "--upsample",
             choices=UNetGenerator.UPSAMPLE,
             help="U-Net decoder: transposed convolutions (the paper) or resize then convolve (no checkerboard)",
+        )
+        parser.add_argument(
+            "--d-blur",
+            action=argparse.BooleanOptionalAction,
+            help="low-pass D's input before each strided conv (its gradients then carry no period-2 pattern)",
         )
         parser.add_argument(
             "--sketch-p", type=float, help="share of training pairs whose edges are redrawn like a sketch (0: none)"
@@ -248,6 +257,8 @@ class Edges2PhotoTask(ImageTask):
             "max_mult": int(args.max_mult),
         } | ({"upsample": args.upsample} if args.upsample and args.upsample != "transposed" else {})
         self.d_kwargs = {"in_channels": cond + 3, "ndf": int(args.ndf), "layers": int(args.d_layers)}
+        if args.d_blur:
+            self.d_kwargs["blur"] = True
         betas = (0.5, 0.999)  # the paper's
         self.hparams = {
             "batch_size": args.batch_size,
@@ -264,6 +275,7 @@ class Edges2PhotoTask(ImageTask):
             "upsample": args.upsample or "transposed",
             **{k: v for k, v in self.g_kwargs.items() if "channels" not in k and k != "upsample"},
             **({"ndf": self.d_kwargs["ndf"], "d_layers": self.d_kwargs["layers"]} if self.gan else {}),
+            **({"d_blur": bool(args.d_blur)} if self.gan else {}),
         }
         self.load_images(args, flip=bool(args.flip))
         self.held = self.held_out(max(self.eval_n, SAMPLES))  # the sample grid's pairs and the in-run FID's

@@ -162,3 +162,26 @@ def test_a_resize_decoder_prints_no_checkerboard_on_a_constant_input():
         inner = y[16:112, 16:112]
         score = float(metrics.checkerboard(inner[None])[0])
         assert (score > 0.05) == expect_pattern, (upsample, score)  # measured: 0.29 and 1e-7 grey levels
+
+
+def test_a_blurred_discriminator_loads_unblurred_weights_and_sends_no_pi_pi_gradient():
+    """blur=True low-passes the input of each strided conv with a fixed binomial filter: no new
+    weights (a D saved without it loads), a wider window, the same logits' grid; and the gradient
+    it sends to the image has no (pi, pi) component, where a strided conv's gradient has one."""
+    plain, blurred = PatchDiscriminator(ndf=4), PatchDiscriminator(ndf=4, blur=True)
+    assert not PatchDiscriminator(ndf=4).blur  # default: today's D (the anomaly inpainter's critic)
+    blurred.load_state_dict(plain.state_dict())
+    assert blurred.state_dict().keys() == plain.state_dict().keys()
+    assert (plain.receptive_field, blurred.receptive_field) == (70, 84)
+    torch.manual_seed(0)
+    cond = torch.rand(4, 3, 128, 128)
+    powers = []
+    for D in (plain, blurred):
+        image = torch.rand(4, 3, 128, 128).requires_grad_(True)
+        out = D(cond, image)
+        assert out.shape == (4, 1, 14, 14)
+        out.mean().backward()
+        g = image.grad.sum(1).numpy()
+        power = (np.abs(np.fft.fft2(g - g.mean(axis=(1, 2), keepdims=True))) ** 2).mean(0)
+        powers.append(power[64, 64] / power.mean())
+    assert powers[0] > 0.05 and powers[1] < 1e-4 * powers[0]

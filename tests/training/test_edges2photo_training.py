@@ -115,6 +115,7 @@ def test_two_steps_train_both_players_and_export_a_loadable_checkpoint(pairs: Pa
     assert card["arch"]["G"]["kwargs"]["upsample"] == "bilinear" and card["arch"]["G"]["kwargs"]["in_channels"] == 7
     assert state["models"]["D"]["net.0.weight"].shape[1] == 7 + 3
     assert card["hyperparameters"]["sketch_p"] == 0.5 and card["hyperparameters"]["colour_p"] == 0.5
+    assert card["hyperparameters"]["d_blur"] is True
     assert "cGAN" in card["objective"] and card["image_size"] == 128
     assert card["training"]["lr_decay_start"] == 0.5
     # samples: 6 rows (edges | output | silhouette | output | output told the colour | truth) of the
