@@ -467,12 +467,19 @@ def music_metric_gap(generated: dict[str, dict[str, float]], reference: dict[str
     of their track means, as a relative error for pitch classes per bar and tonal distance (whose
     scales differ) and as a plain difference of shares for the three rates (whose chorale values
     can be 0). A metric that is NaN on either side (e.g. no note at all) counts as 1."""
+    pairs = [(name, generated[name]["mean"], reference[name]["mean"]) for name in MUSIC_METRICS]
+    return _mean_gap(pairs, relative={"pitch_classes_per_bar", "tonal_distance"})
+
+
+def _mean_gap(pairs: list[tuple[str, float, float]], relative: set[str]) -> float:
+    """The mean over (name, generated, reference) of |generated - reference|, relative to the reference for
+    the `relative` names (counts whose scales differ), plain for the others (shares that can be 0); a NaN on
+    either side counts as 1."""
     gaps = []
-    for name in MUSIC_METRICS:
-        g, r = generated[name]["mean"], reference[name]["mean"]
+    for name, g, r in pairs:
         if not (np.isfinite(g) and np.isfinite(r)):
             gaps.append(1.0)
-        elif name in ("pitch_classes_per_bar", "tonal_distance"):
+        elif name in relative:
             gaps.append(abs(g - r) / max(abs(r), 1e-9))
         else:
             gaps.append(abs(g - r))
@@ -564,16 +571,8 @@ def harmony_gap(generated: dict[str, float], reference: dict[str, float]) -> flo
     """One number for how far generated harmony is from reference harmony on HARMONY_METRICS (lower
     is better): the mean of |generated - reference|, relative for pitch classes together and notes
     at once (counts), plain for the two shares. NaN on either side counts as 1."""
-    gaps = []
-    for name in HARMONY_METRICS:
-        g, r = generated[name], reference[name]
-        if not (np.isfinite(g) and np.isfinite(r)):
-            gaps.append(1.0)
-        elif name in ("pitch_classes_together", "notes_at_once"):
-            gaps.append(abs(g - r) / max(abs(r), 1e-9))
-        else:
-            gaps.append(abs(g - r))
-    return float(np.mean(gaps))
+    pairs = [(name, generated[name], reference[name]) for name in HARMONY_METRICS]
+    return _mean_gap(pairs, relative={"pitch_classes_together", "notes_at_once"})
 
 
 # ---- Edges → Photo: colour (CIELAB) and the checkerboard of stride-2 upsampling -------------------

@@ -330,6 +330,20 @@ def choose_scoring(
     return settings, best["_stats"], [{k: v for k, v in t.items() if k != "_stats"} for t in tried]
 
 
+def calibrate_baseline(
+    baseline: task.PixelStatsBaseline, normal: list[Image.Image], image_fpr: float, pixel_fpr: float
+) -> dict[str, Any]:
+    """The trivial baseline's thresholds from normal images, as every method's are (task.calibrate)."""
+    scores, pixels = baseline.score(np.stack([task.baseline_input(img) for img in normal]))
+    full = [task.to_original_size(h, img.size) for h, img in zip(pixels, normal, strict=True)]
+    return task.calibrate(scores, full, image_fpr, pixel_fpr)
+
+
+def stats_pick(n: int) -> torch.Tensor:
+    """Which of n training images the residual statistics are fitted on: at most STATS_IMAGES, evenly spaced."""
+    return torch.linspace(0, n - 1, min(n, STATS_IMAGES)).round().long()
+
+
 def scoring_record(tried: list[dict[str, Any]]) -> dict[str, Any]:
     """What the card says of the choice: how it was made, the chosen setting's val/ AUROCs and the runners-up."""
     grid = ", ".join(f"{k} {v}" for k, v in SCORING_GRID.items())
@@ -668,43 +682,12 @@ class AnomalyTask(ImageTask):
             self._val_cache = (x, np.array([i.anomalous for i in items]), masks)
         return self._val_cache
 
-    def _smoothed_heat(self, models: dict[str, nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The inpainter's smoothed heatmaps (not z-scored) of images x at 128², in batches of 64, and the
-        images' scores from them."""
-        raw_block = self.inpaint_block(normalise=False)
-        heat = torch.cat(
-            [torch.from_numpy(task.inpaint(models, x[part], raw_block).heat) for part in task.chunks(len(x), 64)]
-        )
-        return heat, task.top_mean(heat, raw_block["top"])
-
-    def fit_residual_stats(self, models: dict[str, nn.Module]) -> ResidualStats:
-        """The inpainter's smoothed heatmap over train/good (at most STATS_IMAGES of them, evenly spaced):
-        its per-pixel mean and spread."""
-        pick = torch.linspace(0, len(self.data_hi) - 1, min(len(self.data_hi), STATS_IMAGES)).round().long()
-        heat, _ = self._smoothed_heat(models, self.data_hi.batch(pick))
-        return ResidualStats(task.INPAINT_SIZE).fit(heat)
-
-    def inpaint_scores(self, models: dict[str, nn.Module]) -> dict[str, Any]:
-        """Image and pixel AUROC on val/ of the inpainter's heatmap, plain and z-scored (on 128² masks):
-        one inpainting pass over val/, both scorings derived from it."""
-        x, labels, masks = self._val_set()
-        stats = self.fit_residual_stats(models)
-        truth = np.concatenate([m.ravel() for m in masks])
-        plain, plain_scores = self._smoothed_heat(models, x)
-        with torch.no_grad():
-            z = stats(plain)
-        out: dict[str, Any] = {}
-        for tag, heat, scores in (("z", z, task.top_mean(z, task.INPAINT_TOP)), ("plain", plain, plain_scores)):
-            out[f"image_auroc_{tag}"] = metrics.auroc(labels, scores.numpy())
-            out[f"pixel_auroc_{tag}"] = metrics.auroc(truth, heat.numpy().ravel())
-        out["stats"] = stats
-        return out
-
-    def choose_scoring(self, models: dict[str, nn.Module]) -> tuple[dict[str, Any], ResidualStats, list[dict]]:
+    def choose_scoring(
+        self, models: dict[str, nn.Module], grid: dict[str, list[Any]] = SCORING_GRID
+    ) -> tuple[dict[str, Any], ResidualStats, list[dict]]:
         """`choose_scoring` on this run's val/ and (at most STATS_IMAGES) training images."""
         x, labels, masks = self._val_set()
-        pick = torch.linspace(0, len(self.data_hi) - 1, min(len(self.data_hi), STATS_IMAGES)).round().long()
-        return choose_scoring(models, self.data_hi.batch(pick), x, labels, masks)
+        return choose_scoring(models, self.data_hi.batch(stats_pick(len(self.data_hi))), x, labels, masks, grid)
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
         """From stage 3 on: the inpainter's image and pixel AUROC on val/, z-scored and plain; before it, the
@@ -712,10 +695,21 @@ class AnomalyTask(ImageTask):
         keys = ["image_auroc_z", "pixel_auroc_z", "image_auroc_plain", "pixel_auroc_plain"]
         if self.done <= self.gan_steps + self.encoder_steps:
             return {**dict.fromkeys(keys, float("nan")), self.eval_key: 1.0}
-        found = self.inpaint_scores(models)
-        out = {k: round(float(found[k]), 4) for k in keys}
-        best = max(("z", "plain"), key=lambda t: (found[f"image_auroc_{t}"], found[f"pixel_auroc_{t}"]))
-        out[self.eval_key] = round(1 - (found[f"image_auroc_{best}"] + found[f"pixel_auroc_{best}"]) / 2, 4)
+        # the default scoring, z-scored (the default floor) and plain: two points of the export's grid
+        grid = {
+            "cells": [list(task.INPAINT_CELLS)],
+            "sigma": [task.INPAINT_SIGMA],
+            "floor": [0.01, None],
+            "top": [task.INPAINT_TOP],
+            "self_normalise": [False],
+        }
+        _, _, tried = self.choose_scoring(models, grid)  # best first
+        found = {"z" if t["floor"] is not None else "plain": t for t in tried}
+        out = {
+            f"{kind}_auroc_{tag}": found[tag][f"{kind}_auroc"] for tag in ("z", "plain") for kind in ("image", "pixel")
+        }
+        out = {k: out[k] for k in keys}
+        out[self.eval_key] = round(1 - (tried[0]["image_auroc"] + tried[0]["pixel_auroc"]) / 2, 4)
         return out
 
     def calibration(self, models: dict[str, nn.Module]) -> dict[str, Any]:
@@ -757,9 +751,7 @@ class AnomalyTask(ImageTask):
             print(f"calibrated {method} on {len(x)} normal images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         if "B" in models:  # the baseline's thresholds, from the same normal images, the same way
             baseline = task.PixelStatsBaseline.from_module(models["B"])
-            scores, pixels = baseline.score(np.stack([task.baseline_input(img) for img in self._val_originals]))
-            full = [task.to_original_size(h, size) for h, size in zip(pixels, self.val.sizes, strict=True)]
-            out["baseline"] = task.calibrate(scores, full, self.image_fpr, self.pixel_fpr)
+            out["baseline"] = calibrate_baseline(baseline, self._val_originals, self.image_fpr, self.pixel_fpr)
         return out
 
     def export_modules(self, models: dict[str, nn.Module]) -> dict[str, tuple[nn.Module, dict]]:
@@ -1000,7 +992,7 @@ class AnomalyTask(ImageTask):
         train_paths = list_images(data / "train" / "good")
         train_images, train_paths = decode(train_paths)
         train = ModelImages(train_images, train_paths, task.INPAINT_SIZE, channels)
-        pick = torch.linspace(0, len(train) - 1, min(len(train), STATS_IMAGES)).round().long()
+        pick = stats_pick(len(train))
         items = mvtec_items(data, "val")
         originals, _ = decode([i.path for i in items])
         val = ModelImages(originals, [i.path for i in items], task.INPAINT_SIZE, channels).batch(slice(None))
@@ -1021,9 +1013,7 @@ class AnomalyTask(ImageTask):
         scores, heat = task.score_batches("inpaint", models, val[~torch.from_numpy(labels)], block=block["inpaint"])
         full = [task.to_original_size(h, img.size) for h, img in zip(heat, good, strict=True)]
         calibration["inpaint"] = task.calibrate(scores, full, *fpr)
-        b_scores, b_pixels = baseline.score(np.stack([task.baseline_input(img) for img in good]))
-        full = [task.to_original_size(h, img.size) for h, img in zip(b_pixels, good, strict=True)]
-        calibration["baseline"] = task.calibrate(b_scores, full, *fpr)
+        calibration["baseline"] = calibrate_baseline(baseline, good, *fpr)
         samples = Image.open(folder / "samples.png").copy() if (folder / "samples.png").is_file() else None
         pictures = {p.name: Image.open(p).copy() for p in folder.glob("*.png") if p.name != "samples.png"}
         save_checkpoint(folder, models, portable_card(card), samples=samples, pictures=pictures)

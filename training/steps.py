@@ -22,27 +22,9 @@ def dcgan_step(
     policy: tuple[str, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """One D step then one G step of the DCGAN game with softplus losses (D: minimax, G: non-saturating),
-    DiffAugment `policy` on everything D sees. Returns the detached losses and D's mean outputs."""
-    aug = lambda x: diff_augment(x, policy)  # noqa: E731
-    D.requires_grad_(True)
-    with amp.autocast():
-        fake = G(z)
-        logit_real = amp.fp32(D(aug(real)))
-        logit_fake = amp.fp32(D(aug(fake.detach())))
-        loss_d = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
-    amp.step(loss_d, optimizers["D"])
-
-    D.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-    with amp.autocast():
-        loss_g = F.softplus(-amp.fp32(D(aug(fake)))).mean()
-    amp.step(loss_g, optimizers["G"])
-
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "D(x)": torch.sigmoid(logit_real.detach()).mean(),
-        "D(G(z))": torch.sigmoid(logit_fake.detach()).mean(),
-    }
+    DiffAugment `policy` on everything D sees. Returns the detached losses and D's mean outputs.
+    `gan_step` with its defaults, the one implementation."""
+    return gan_step(G, D, optimizers, real, z, amp, augment=lambda x: diff_augment(x, policy))
 
 
 LOSSES = ("nonsaturating", "hinge")
@@ -90,7 +72,7 @@ def gan_step(
     """`dcgan_step` with choices: D then G, `augment` on everything D sees, the `loss` ("nonsaturating" or
     "hinge") and lazy R1 (StyleGAN2): on steps where `step` % `r1_every` == 0, D's loss gains
     r1_gamma / 2 * r1_every * R1 on the augmented real images (every r1_every-th step, weighted up to the
-    same strength on average, for 1/r1_every of the cost). With the defaults it is `dcgan_step` op for op.
+    same strength on average, for 1/r1_every of the cost). With the defaults it is DCGAN's step (`dcgan_step`).
     Returns the detached losses, D's mean outputs (sigmoid of the logits) and "r1" on the steps it was computed."""
     aug = augment or (lambda x: x)
     regularise = r1_gamma > 0 and step % r1_every == 0

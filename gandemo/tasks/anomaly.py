@@ -366,7 +366,7 @@ def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str
     (`self_normalise`: `against_itself`); the score is the mean of its top pixels."""
     cfg = inpaint_settings(block)
     t0 = time.perf_counter()
-    inpainter = models["I"]
+    inpainter = _inpainter(models)
     with _frozen(inpainter), torch.no_grad():
         x = x.to(_device(inpainter))
         raw, redrawn = inpaint_heat(inpainter, x, cfg["cells"], cfg["sets"])
@@ -388,11 +388,18 @@ def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str
     )
 
 
+def _inpainter(models: Mapping[str, nn.Module]) -> nn.Module:
+    """The checkpoint's inpainter, or InvalidInput saying which methods this checkpoint has instead."""
+    if "I" not in models:
+        raise InvalidInput("this category's model has no inpainter yet: choose the encoder or the latent search")
+    return models["I"]
+
+
 def input_shape(models: Mapping[str, nn.Module], method: str, card: Mapping[str, Any]) -> tuple[int, int]:
     """(side, channels) of the images `method`'s models take: the inpainter's (side from the card; the
     U-Net itself takes any multiple of 128), or G's for f-AnoGAN/AnoGAN."""
     if method == "inpaint":
-        return inpaint_settings(settings(card).get("inpaint"))["image_size"], int(models["I"].out_channels)
+        return inpaint_settings(settings(card).get("inpaint"))["image_size"], int(_inpainter(models).out_channels)
     G = models["G"]
     return int(G.image_size), int(G.channels)
 
@@ -411,8 +418,6 @@ def run_method(
     card's `anomaly.inpaint` settings; `sigma` is the f-AnoGAN methods' smoothing)."""
     method = check_method(method)
     if method == "inpaint":
-        if "I" not in models:
-            raise InvalidInput("this category's model has no inpainter yet: choose the encoder or the latent search")
         return inpaint(models, x, block)
     if method == "encoder":
         return encode(models["G"], models["D"], models["E"], x, sigma=sigma)
@@ -576,8 +581,6 @@ def detect(
     entry = thresholds(card, method)
     if entry is None:
         raise InvalidInput(f"this model has no calibrated thresholds for {method}: re-export it with training")
-    if method == "inpaint" and "I" not in models:
-        raise InvalidInput("this category's model has no inpainter yet: choose the encoder or the latent search")
     x, original = prepare(image, *input_shape(models, method, card))
     found = run_method(
         method,

@@ -149,6 +149,14 @@ def shortfall(card: dict[str, Any]) -> str:
     return text
 
 
+def _photo(image: Any, category: str) -> Image.Image:
+    """The uploaded photo, decoded and checked, or InvalidInput saying what was wrong."""
+    source = image_source(image)
+    if source is None:
+        raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
+    return task.check_image(source)
+
+
 @endpoint
 def detect_anomaly(
     image: Any,
@@ -163,10 +171,7 @@ def detect_anomaly(
     category = task.check_category(category, spec.variants)
     method = task.check_method(method)
     iterations = task.check_iterations(iterations)
-    source = image_source(image)
-    if source is None:
-        raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
-    original = task.check_image(source)  # decoded and checked before any model work
+    original = _photo(image, category)  # decoded and checked before any model work
     ckpt = registry.get(TASK, category)
     _thresholds(ckpt, category, method)
     if method != "latent_search":  # one batch of passes: no need to wait for the long-job slot
@@ -195,10 +200,7 @@ def compare_baseline(image: Any, category: Any) -> tuple[Image.Image, Image.Imag
     photo -> (heatmap overlay, mask, the normal images' mean, score, verdict), thresholds calibrated on
     the same normal validation images as the GAN's."""
     category = task.check_category(category, TASKS[TASK].variants)
-    source = image_source(image)
-    if source is None:
-        raise InvalidInput(f"no image was given: upload a photo of a {category.replace('_', ' ')}")
-    original = task.check_image(source)
+    original = _photo(image, category)
     ckpt = registry.get(TASK, category)
     found = task.detect_baseline(ckpt.modules, ckpt.card, original)
     return found.overlay, found.mask, found.reconstruction, found.score, found.verdict

@@ -286,11 +286,7 @@ def model_settings(card: dict[str, Any]) -> str:
         )
     if "d_width" in hp:
         parts.append(f"critic width {hp['d_width']}")
-    if "n_critic" in hp:
-        parts.append(f"{hp['n_critic']} critic steps per G step, λ = {hp.get('gp_weight', '?'):g}")
-    if "transpose" in hp:
-        parts.append(f"transposition {hp['transpose']}")
-    return settings_markdown(card, parts)
+    return settings_markdown(card, parts + _training_parts(hp))
 
 
 def build(spec: TaskSpec) -> None:
@@ -367,6 +363,16 @@ def _compose_body(ckpt: Checkpoint) -> None:
     examples.load_input_event.then(compose_music, inputs, outputs, preprocess=False, api_visibility="private")
 
 
+def _training_parts(hp: dict[str, Any]) -> list[str]:
+    """What both music models' settings say of their WGAN-GP training: critic steps, λ, transposition."""
+    parts = []
+    if "n_critic" in hp:
+        parts.append(f"{hp['n_critic']} critic steps per G step, λ = {hp.get('gp_weight', '?'):g}")
+    if "transpose" in hp:
+        parts.append(f"transposition {hp['transpose']}")
+    return parts
+
+
 def harmonize_settings(card: dict[str, Any]) -> str:
     """The harmoniser's settings from its card, as one Markdown paragraph ('' if it has none)."""
     hp, g = card_settings(card)
@@ -376,11 +382,7 @@ def harmonize_settings(card: dict[str, Any]) -> str:
             f"alto, tenor and bass generators of {g.get('width', '?')} features per voice, a melody encoder of "
             f"{g.get('cond_width', '?')} features at each resolution, latents of {g.get('z_dim', '?')} numbers"
         )
-    if "n_critic" in hp:
-        parts.append(f"{hp['n_critic']} critic steps per G step, λ = {hp.get('gp_weight', '?'):g}")
-    if "transpose" in hp:
-        parts.append(f"transposition {hp['transpose']}")
-    return settings_markdown(card, parts)
+    return settings_markdown(card, parts + _training_parts(hp))
 
 
 def _harmonize_body(ckpt: Checkpoint) -> None:
