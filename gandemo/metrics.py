@@ -295,6 +295,21 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(y, s))
 
 
+def mean_iou(predicted: list[np.ndarray], truth: list[np.ndarray]) -> float:
+    """The mean over images with a non-empty true mask of |predicted ∩ truth| / |predicted ∪ truth|
+    (binary masks of the same shape per image): how well a detector's defect mask overlaps the defect."""
+    ious = []
+    for p, t in zip(predicted, truth, strict=True):
+        p, t = np.asarray(p, bool), np.asarray(t, bool)
+        if p.shape != t.shape:
+            raise ValueError(f"mask shapes differ: {p.shape} vs {t.shape}")
+        if t.any():
+            ious.append((p & t).sum() / (p | t).sum())
+    if not ious:
+        raise ValueError("no image has a non-empty true mask")
+    return float(np.mean(ious))
+
+
 # ---- music: the MuseGAN paper's objective metrics (Dong et al., AAAI 2018, section "Objective Metrics") -
 # Computed here rather than by a library: pypianoroll 1.0.4 (the paper author's, and its current
 # source) gets several wrong on hand-made rolls (its chroma folds pitches by tens, so a C major triad

@@ -214,3 +214,17 @@ def test_texture_is_zero_on_flat_shapes_and_counts_only_the_mask():
     assert metrics.texture(half, mask)[0] == pytest.approx(metrics.texture(stripes, mask)[0], rel=0.2)
     assert metrics.texture(half, ~mask)[0] < 0.1 * metrics.texture(half, mask)[0]  # the blur's reach at the seam
     assert metrics.texture(np.full((1, 64, 64, 3), 90, np.uint8), mask)[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_mean_iou_is_the_overlap_of_masks_over_images_with_a_defect():
+    from gandemo.metrics import mean_iou
+
+    truth = [np.zeros((4, 4), bool), np.zeros((4, 4), bool), np.zeros((4, 4), bool)]
+    truth[1][0, :] = True  # 4 defect pixels
+    truth[2][:, 0] = True
+    pred = [np.ones((4, 4), bool), np.zeros((4, 4), bool), np.zeros((4, 4), bool)]
+    pred[1][0, :2] = True  # half of the defect, nothing else: 2 / 4
+    pred[2][:2, :2] = True  # 2 of the 4 defect pixels and 2 others: 2 / 6
+    assert mean_iou(pred, truth) == pytest.approx((2 / 4 + 2 / 6) / 2)  # the image without a defect is left out
+    with pytest.raises(ValueError, match="no image has a non-empty true mask"):
+        mean_iou(pred[:1], truth[:1])

@@ -339,6 +339,12 @@ def calibrate_baseline(
     return task.calibrate(scores, full, image_fpr, pixel_fpr)
 
 
+def mask_iou(maps: list[np.ndarray], masks: list[np.ndarray], which: np.ndarray, entry: dict[str, Any]) -> float:
+    """Mean IoU with the true masks of the images `which`, of the binary masks the app shows for them."""
+    t = float(entry["pixel_threshold"])
+    return metrics.mean_iou([maps[i] > t for i in which], [masks[i] for i in which])
+
+
 def stats_pick(n: int) -> torch.Tensor:
     """Which of n training images the residual statistics are fitted on: at most STATS_IMAGES, evenly spaced."""
     return torch.linspace(0, n - 1, min(n, STATS_IMAGES)).round().long()
@@ -935,6 +941,7 @@ class AnomalyTask(ImageTask):
                 "timed": len(timing),
             }
             print(f"{method}: {time.perf_counter() - tm:.0f} s", file=sys.stderr)
+        b_entry = task.thresholds(card, "baseline")
         b_image = metrics.auroc(labels, b_scores)
         b_pixel = metrics.auroc(np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in b_maps]))
         baseline_method = (
@@ -956,7 +963,17 @@ class AnomalyTask(ImageTask):
                 f"masks over all pixels of the {len(items)} val images, normal ones included; baseline: its "
                 "per-pixel z-score map",
             }
-            t = (task.thresholds(card, method) or {}).get("image_threshold")
+            entry = task.thresholds(card, method) or {}
+            if "pixel_threshold" in entry:
+                bad = np.flatnonzero(labels)
+                result[f"mask IoU, {label}"] = {
+                    "model": round(mask_iou(f["maps"], masks, bad, entry), 4),
+                    "baseline": round(mask_iou(b_maps, masks, bad, b_entry), 4) if b_entry else None,
+                    "method": f"mean over the {len(bad)} defective val images with a non-empty mask of the IoU of "
+                    "the app's mask (heatmap > the card's pixel threshold) with the true mask; baseline: its own "
+                    "mask at its own calibrated pixel threshold",
+                }
+            t = entry.get("image_threshold")
             if t is not None:
                 flagged = f["scores"] > t
                 result[f"flagged at the card's threshold, {label}"] = {

@@ -336,6 +336,7 @@ def test_evaluate_measures_the_inpainter_at_its_own_size_and_holds_it_to_the_cat
     card = read_card(folder)
     m, aims = card["metrics"], card["aims"]
     assert 0 <= m["image AUROC, inpaint"]["model"] <= 1 and 0 <= m["pixel AUROC, inpaint"]["model"] <= 1
+    assert 0 <= m["mask IoU, inpaint"]["model"] <= 1 and 0 <= m["mask IoU, inpaint"]["baseline"] <= 1
     assert aims["aim"].startswith("inpaint: image AUROC >= 0.75")  # magnetic_tile's aim
     assert set(aims["pixel_auroc"]) == {"inpaint", "encoder"}
     assert aims["met"] == (not aims["shortfalls"]) and len(aims["why"]) <= 2
