@@ -410,6 +410,9 @@ class AnomalyTask(ImageTask):
         },
     }
 
+    # a longer run moves the stages' boundaries: the encoder's and the inpainter's steps change with --steps
+    resume_free = frozenset({"encoder_steps", "inpaint_steps"})
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         # no super(): flips are one of this task's per-category augmentations (--augment), not a switch
@@ -485,6 +488,9 @@ class AnomalyTask(ImageTask):
         )
         self.kappa = float(args.kappa)
         self.search_iterations = task.check_iterations(args.search_iterations)
+        # the score's weight and the search's settings: written into the card and used to calibrate it,
+        # the same values the app then reads back from the card (gandemo.tasks.anomaly.search_settings)
+        self.scoring = task.search_settings(None)
         self.sigma = float(args.heatmap_sigma)
         self.image_fpr, self.pixel_fpr = float(args.image_fpr), float(args.pixel_fpr)
         self.progress = bool(args.progress)
@@ -651,8 +657,8 @@ class AnomalyTask(ImageTask):
         n = min(SAMPLES, len(self.val))
         x = self.val.batch(slice(0, n))
         G = models["G"]
-        with task._frozen(G), torch.no_grad():
-            samples = G(self.sample_z[:n].to(task._device(G))).float().cpu()
+        with task.frozen(G), torch.no_grad():
+            samples = G(self.sample_z[:n].to(task.device_of(G))).float().cpu()
         rec = task.encode(models["G"], models["D"], models["E"], x).reconstruction
         rows = [samples, x, rec]
         if self.done > self.gan_steps + self.encoder_steps:  # the inpainter has trained: its redrawing, at 64²
@@ -744,6 +750,7 @@ class AnomalyTask(ImageTask):
                 sigma=self.sigma,
                 progress=advance,
                 block=self.inpaint_block(),
+                scoring=self.scoring,
             )
             bar.close()
             full = [task.to_original_size(h, size) for h, size in zip(heat, self.val.sizes, strict=True)]
@@ -774,7 +781,7 @@ class AnomalyTask(ImageTask):
             models = {k: v for k, v in models.items() if k not in ("I", "C")}
         else:
             self._scoring, stats, tried = self.choose_scoring(models)
-            models = {**models, "N": stats.to(task._device(models["I"]))}
+            models = {**models, "N": stats.to(task.device_of(models["I"]))}
             self._inpaint_choice = scoring_record(tried)
             kwargs |= {"I": self.i_kwargs, "C": self.c_kwargs, "N": {"size": task.INPAINT_SIZE}}
         # the trivial baseline's statistics ship too, so the app can show its heatmap beside the GAN's
@@ -818,12 +825,12 @@ class AnomalyTask(ImageTask):
             "image_size": self.image_size,
             "anomaly": {
                 "category": self.variant,
-                "lambda": task.LAMBDA,
+                "lambda": self.scoring["lambda"],
                 "score": "A(x) = (1 - lambda) R(x) + lambda D(x); R = mean |x - G(z)| (0-1 pixel units), "
                 "D = mean |f(x) - f(G(z))| over D's last hidden layer",
                 "search_iterations": self.search_iterations,
-                "search_lr": task.SEARCH_LR,
-                "search_candidates": task.SEARCH_CANDIDATES,
+                "search_lr": self.scoring["search_lr"],
+                "search_candidates": self.scoring["search_candidates"],
                 "heatmap_sigma": self.sigma,
                 **inpaint,
                 "calibration": getattr(self, "_calibration", {}),
@@ -921,12 +928,13 @@ class AnomalyTask(ImageTask):
                 batch=args.batch,
                 progress=advance,
                 block=block.get("inpaint"),
+                scoring=block,
             )
             bar.close()
             maps = [task.to_original_size(h, img.size) for h, img in zip(heat, originals, strict=True)]
             timing = [
                 task.run_method(
-                    method, models, x[i : i + 1], iterations, sigma=sigma, block=block.get("inpaint")
+                    method, models, x[i : i + 1], iterations, sigma=sigma, block=block.get("inpaint"), scoring=block
                 ).seconds
                 for i in range(min(len(x), max(1, args.timing_n)))
             ]
@@ -1072,7 +1080,13 @@ class AnomalyTask(ImageTask):
             f = found[method]
             train_x = ModelImages(train_images, train_paths, *task.input_shape(models, method, card)).batch(slice(None))
             train_scores, train_heat = task.score_batches(
-                method, models, train_x, iterations, sigma=float(block["heatmap_sigma"]), block=block.get("inpaint")
+                method,
+                models,
+                train_x,
+                iterations,
+                sigma=float(block["heatmap_sigma"]),
+                block=block.get("inpaint"),
+                scoring=block,
             )
             s = f["scores"]
             tr, good, bad = float(np.median(train_scores)), float(np.median(s[~labels])), float(np.median(s[labels]))

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,11 @@ class RunConfig:
     eval_every: int = 0  # steps between the task's in-run evaluations (0: never)
     progress: bool = True
     command: str = ""
+    # the run's resolved configuration (training.run.resolved_config): saved with the state, checked on
+    # resume, shown in the card; `overrides` may differ from the saved one (--override), `resume_free` always
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    resume_free: frozenset[str] = frozenset()
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -273,6 +278,10 @@ class Trainer:
         self.state_path = self.out / STATE
         self._stop_signal: int | None = None
         self._requested: int | None = None  # a signal not yet agreed on by every process (DDP)
+        # the run's configuration: this command's, checked against a saved one (a Trainer built without one,
+        # as tests build it, has its preset)
+        self.config = dict(cfg.config) or {"preset": cfg.preset}
+        self.changes: dict[str, list[Any]] = {}  # option -> [saved, now] where a resume changed it
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -281,6 +290,7 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "preset": self.cfg.preset,
+            "config": self.config,
             "models": {k: m.state_dict() for k, m in self.task.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.task.optimizers.items()},
             "ema": self.ema.state_dict() if self.ema else None,
@@ -313,6 +323,7 @@ class Trainer:
         state = torch.load(self.state_path, map_location="cpu", weights_only=True)
         if state["task"] != self.task.name:
             raise SystemExit(f"{self.state_path} belongs to task {state['task']!r}, not {self.task.name!r}")
+        self.check_config(state)
         for k, m in self.task.models.items():
             m.load_state_dict(state["models"][k])
         for k, o in self.task.optimizers.items():
@@ -331,6 +342,26 @@ class Trainer:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.sessions = list(state.get("sessions", []))
         self.evaluations = list(state.get("evaluations", []))
+
+    def check_config(self, state: dict[str, Any]) -> None:
+        """Stop a resume whose command changes the run's saved configuration, naming each option with its
+        saved and new value, unless the option is free to change (`cfg.resume_free`) or was let through
+        with --override; what did change is kept in `self.changes` (recorded in the session). A state
+        written before configurations were saved recorded only its preset: that alone is checked, and this
+        command's configuration is saved from now on."""
+        saved = state.get("config") or {"preset": state.get("preset", self.cfg.preset)}
+        changes = config_changes(saved, self.config)
+        refused = {k: v for k, v in changes.items() if k not in self.cfg.resume_free and k not in self.cfg.overrides}
+        if refused:
+            lines = "\n".join(
+                f"  --{k.replace('_', '-')}: saved {old!r}, now {new!r}" for k, (old, new) in refused.items()
+            )
+            raise SystemExit(
+                f"{self.state_path} was trained with another configuration:\n{lines}\n"
+                f"give the run's own values to continue it, or --override {','.join(refused)} to change them "
+                "(recorded in the run's sessions and card)"
+            )
+        self.changes = {k: [old, new] for k, (old, new) in changes.items()}
 
     def prepare(self) -> None:
         """Resume if asked; refuse to silently overwrite an existing run."""
@@ -365,6 +396,8 @@ class Trainer:
             "device": str(self.cfg.device),
             "precision": self.amp.description,
         } | ({"processes": self.replica.world, "parallel": self.replica.description} if self.replica else {})
+        if self.changes:  # what this resume changed of the saved configuration: [saved, now]
+            session["changed"] = self.changes
         self.sessions.append(session)
         session_start = self.elapsed
         last_save = time.monotonic()
@@ -535,6 +568,8 @@ class Trainer:
                 "ema_decay": self.ema.decay if self.ema else None,
                 "lr_decay_start": self.cfg.lr_decay_start,
                 "seed": self.cfg.seed,
+                # every option's value (preset + options + defaults); a resume's changes are in "sessions"
+                "config": self.config,
                 # the code and command that started the run (each resume is in "sessions")
                 "commit": self.sessions[0]["commit"] if self.sessions else git_commit(),
                 "command": self.sessions[0]["command"] if self.sessions else self.cfg.command,
@@ -624,6 +659,13 @@ def _interp(x: Any, xp: list[float], fp: list[float]) -> np.ndarray:
         y = np.where(x < xp[0], fp[0] + (x - xp[0]) * lo, y)
         y = np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * hi, y)
     return y
+
+
+def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """option -> (saved, now) for every option whose value differs between two configurations. An option
+    only one of them has is not a change: a state saved before an option existed, or by a command that
+    did not know it, says nothing about it."""
+    return {k: (saved[k], now[k]) for k in saved if k in now and saved[k] != now[k]}
 
 
 def has_batchnorm(model: nn.Module) -> bool:

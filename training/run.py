@@ -12,11 +12,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from gandemo.tasks import TASKS
-from training.task import TrainTask, portable_command, task_class
+from training.task import TrainTask, portable_command, repo_path, task_class
 
 
 def train_parser(cls: type[TrainTask]) -> argparse.ArgumentParser:
@@ -44,6 +45,16 @@ def train_parser(cls: type[TrainTask]) -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     run.add_argument("--amp", choices=["auto", "off"], default="auto", help=amp_help())
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
+    run.add_argument(
+        "--override",
+        type=option_names,
+        action="extend",
+        default=[],
+        metavar="OPT[,OPT]",
+        help="with --resume: let these options differ from the run's saved configuration (e.g. lr,batch_size or "
+        "preset); the change is recorded in the run's sessions and card. Without it a changed option stops the "
+        f"resume. Free to change on resume: {', '.join(sorted(RESUME_FREE))}",
+    )
     shared = p.add_argument_group("shared training options (default: the preset's value)")
     shared.add_argument("--steps", type=int, help="total steps of the run")
     shared.add_argument("--batch-size", type=int, help="items per step")
@@ -62,6 +73,36 @@ def train_parser(cls: type[TrainTask]) -> argparse.ArgumentParser:
     )
     cls.add_arguments(p)
     return p
+
+
+# Parsed options that steer this process, not what the run trains: never part of the run's configuration.
+NOT_CONFIG = frozenset({"out", "resume", "export", "export_only", "override"})
+# Options a resume may change without --override: how long and how often (steps, saves, samples, in-run
+# evaluations), this machine's threads and precision (each session records its own), the progress bar, and
+# the starting checkpoint (--init: read at step 0 only; a resume's weights come from its state).
+RESUME_FREE = frozenset({"steps", "threads", "progress", "save_every", "sample_every", "eval_every", "amp", "init"})
+
+
+def option_names(text: str) -> list[str]:
+    """ "lr,batch-size" -> ["lr", "batch_size"]: option names as `--override` takes them (dashes or not)."""
+    return [name.strip().lstrip("-").replace("-", "_") for name in text.split(",") if name.strip()]
+
+
+def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's one resolved configuration: every option's value after the preset and the defaults
+    (`parse_train_args`), as plain JSON values (paths as `repo_path` writes them, tuples as lists). Saved
+    in state.pt, checked on --resume (`training.loop.config_changes`) and shown in the card."""
+    return {k: _plain(v) for k, v in sorted(vars(args).items()) if k not in NOT_CONFIG}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return repo_path(value)  # the same run from another checkout or machine reads the same
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def amp_help() -> str:
@@ -116,6 +157,9 @@ def train_main(name: str, argv: list[str]) -> int:
         progress=args.progress,
         # recorded in the card: with paths relative to the repository, not where this machine keeps them
         command=portable_command("python -m training " + shlex.join([name, *argv])),
+        config=resolved_config(args),
+        overrides=tuple(args.override),
+        resume_free=RESUME_FREE | cls.resume_free,
     )
     task = cls(args, device)
     trainer = Trainer(task, cfg)

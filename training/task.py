@@ -115,6 +115,9 @@ class TrainTask(ABC):
     # variant -> the variant whose exported checkpoint it starts from, passed as `--init DIR`
     # (superres: gan fine-tunes psnr); `python -m training all` trains that one first
     starts_from: ClassVar[dict[str, str]] = {}
+    # options of this task a --resume may change without --override (training.run.RESUME_FREE lists the
+    # shared ones: steps, threads, ...), e.g. how long each of its stages lasts
+    resume_free: ClassVar[frozenset[str]] = frozenset()
     ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
     # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
     # decides which evaluated step is exported to <out>/best (lower is better).

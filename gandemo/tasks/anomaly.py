@@ -180,7 +180,7 @@ def heatmap(x: torch.Tensor, reconstruction: torch.Tensor, sigma: float = HEATMA
 
 
 @contextmanager
-def _frozen(*modules: nn.Module) -> Iterator[None]:
+def frozen(*modules: nn.Module) -> Iterator[None]:
     """Modules in eval mode without weight gradients for a block, then as they were (the trainer's
     live models are calibrated with this; the app's are frozen already)."""
     saved = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
@@ -195,7 +195,8 @@ def _frozen(*modules: nn.Module) -> Iterator[None]:
                 p.requires_grad_(flag)
 
 
-def _device(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
+    """The device a module's weights are on (where its inputs must go)."""
     return next(module.parameters()).device
 
 
@@ -204,8 +205,8 @@ def encode(
 ) -> Scores:
     """f-AnoGAN: z = E(x) in one pass, then the score and the heatmap. x (N, C, S, S) in [-1, 1]."""
     t0 = time.perf_counter()
-    device = _device(G)
-    with _frozen(G, D, E), torch.inference_mode():
+    device = device_of(G)
+    with frozen(G, D, E), torch.inference_mode():
         x = x.to(device)
         z = E(x)
         g = G(z)
@@ -235,8 +236,8 @@ def latent_search(
     iterations = check_iterations(iterations)
     threads = check_threads(threads)
     t0 = time.perf_counter()
-    device = _device(G)
-    with torch_threads(threads), _frozen(G, D):
+    device = device_of(G)
+    with torch_threads(threads), frozen(G, D):
         x = x.to(device)
         with torch.no_grad():
             fx = D.features(x)
@@ -367,8 +368,8 @@ def inpaint(models: Mapping[str, nn.Module], x: torch.Tensor, block: Mapping[str
     cfg = inpaint_settings(block)
     t0 = time.perf_counter()
     inpainter = _inpainter(models)
-    with _frozen(inpainter), torch.no_grad():
-        x = x.to(_device(inpainter))
+    with frozen(inpainter), torch.no_grad():
+        x = x.to(device_of(inpainter))
         raw, redrawn = inpaint_heat(inpainter, x, cfg["cells"], cfg["sets"])
         heat = smooth(raw, cfg["sigma"])
         if cfg["normalise"] and "N" in models:
@@ -413,15 +414,42 @@ def run_method(
     progress: Progress | None = None,
     threads: int | None = None,
     block: Mapping[str, Any] | None = None,
+    scoring: Mapping[str, Any] | None = None,
 ) -> Scores:
     """The one dispatch to every method, for the app, calibration and evaluation alike (`block`: the
-    card's `anomaly.inpaint` settings; `sigma` is the f-AnoGAN methods' smoothing)."""
+    card's `anomaly.inpaint` settings; `sigma` is the f-AnoGAN methods' smoothing; `scoring`: the card's
+    `lambda`, `search_lr` and `search_candidates`, see `search_settings`: the values a card's thresholds
+    were calibrated with, so the app scores as calibration did)."""
     method = check_method(method)
     if method == "inpaint":
         return inpaint(models, x, block)
+    s = search_settings(scoring)
     if method == "encoder":
-        return encode(models["G"], models["D"], models["E"], x, sigma=sigma)
-    return latent_search(models["G"], models["D"], x, iterations, sigma=sigma, progress=progress, threads=threads)
+        return encode(models["G"], models["D"], models["E"], x, lam=s["lambda"], sigma=sigma)
+    return latent_search(
+        models["G"],
+        models["D"],
+        x,
+        iterations,
+        lam=s["lambda"],
+        sigma=sigma,
+        lr=s["search_lr"],
+        candidates=s["search_candidates"],
+        progress=progress,
+        threads=threads,
+    )
+
+
+def search_settings(scoring: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The score's weight `lambda` and the latent search's `search_lr` and `search_candidates` of a card's
+    `anomaly` block; what a card leaves out takes today's constants (every shipped card records the same
+    values, so shipped checkpoints answer exactly as before these were read)."""
+    scoring = scoring or {}
+    return {
+        "lambda": float(scoring.get("lambda", LAMBDA)),
+        "search_lr": float(scoring.get("search_lr", SEARCH_LR)),
+        "search_candidates": int(scoring.get("search_candidates", SEARCH_CANDIDATES)),
+    }
 
 
 def to_original_size(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -525,7 +553,7 @@ class Detection:
 def settings(card: Mapping[str, Any]) -> dict[str, Any]:
     """The card's anomaly settings (`anomaly` block written by training), with the defaults."""
     block = dict(card.get("anomaly") or {})
-    block.setdefault("lambda", LAMBDA)
+    block.update(search_settings(block))
     block.setdefault("heatmap_sigma", HEATMAP_SIGMA)
     block.setdefault("search_iterations", SEARCH_ITERATIONS)
     return block
@@ -591,6 +619,7 @@ def detect(
         progress=progress,
         threads=threads,
         block=block.get("inpaint"),
+        scoring=block,
     )
     title = METHOD_TITLES[method] + (f", {n_iter} iterations" if method == "latent_search" else "")
     verdict = verdict_text(float(found.score[0]), entry, method, n_iter if method == "latent_search" else None)
@@ -735,12 +764,14 @@ def score_batches(
     batch: int = 64,
     progress: Progress | None = None,
     block: Mapping[str, Any] | None = None,
+    scoring: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores (N,) and heatmaps (N, S, S) at the model's resolution of many images, in batches
-    (calibration and evaluation). `progress(done, total)` after each batch."""
+    (calibration and evaluation; `block`, `scoring` as `run_method`'s). `progress(done, total)` after
+    each batch."""
     scores, heats = [], []
     for part in chunks(len(x), batch):
-        found = run_method(method, models, x[part], iterations, sigma=sigma, block=block)
+        found = run_method(method, models, x[part], iterations, sigma=sigma, block=block, scoring=scoring)
         scores.append(found.score.numpy())
         heats.append(found.heat)
         if progress is not None:

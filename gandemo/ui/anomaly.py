@@ -242,7 +242,7 @@ def generated_normal(G: torch.nn.Module, seed: int = 0, size: int = EXAMPLE_SIZE
     normal product as this model draws it (never a photo from the data set)."""
     z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
-        x = task.to_display(G(z.to(task._device(G))).float().cpu())[0]
+        x = task.to_display(G(z.to(task.device_of(G))).float().cpu())[0]
     arr = x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(arr).resize((size, size), Image.Resampling.LANCZOS)
 

@@ -137,6 +137,29 @@ def test_the_search_verdict_says_nothing_extra_at_the_calibrated_count(tiny):
     assert task.settings(tiny.card)["search_iterations"] == TINY_ANOMALY_SEARCH
 
 
+def test_scoring_uses_the_cards_lambda_search_rate_and_candidates(tiny):
+    """`lambda`, `search_lr` and `search_candidates` in the card are what detect scores with; a card without
+    them scores with today's constants (so the shipped cards, which record those values, answer as before)."""
+    image = np.full((16, 16, 3), 60, np.uint8)
+    bare = {**tiny.card, "anomaly": {k: v for k, v in tiny.card["anomaly"].items() if k not in ("lambda", "search_lr")}}
+    plain = {**tiny.card, "anomaly": {**tiny.card["anomaly"], "lambda": task.LAMBDA, "search_lr": task.SEARCH_LR}}
+    for method in ("encoder", "latent_search"):
+        before = task.detect(tiny.modules, bare, image, method, 3).score
+        assert task.detect(tiny.modules, plain, image, method, 3).score == before
+        changed = {**tiny.card, "anomaly": {**tiny.card["anomaly"], "lambda": 0.9, "search_lr": 0.2}}
+        assert task.detect(tiny.modules, changed, image, method, 3).score != before
+    # and what detect reads is what latent_search is given
+    x = task.prepare(image, 16, 3)[0][None]
+    direct = task.latent_search(tiny["G"], tiny["D"], x, 3, lam=0.9, lr=0.2, candidates=4).score
+    card = {**tiny.card, "anomaly": {**tiny.card["anomaly"], "lambda": 0.9, "search_lr": 0.2, "search_candidates": 4}}
+    assert float(direct[0]) == pytest.approx(task.detect(tiny.modules, card, image, "latent_search", 3).score)
+    assert task.search_settings(None) == {
+        "lambda": task.LAMBDA,
+        "search_lr": task.SEARCH_LR,
+        "search_candidates": task.SEARCH_CANDIDATES,
+    }
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
