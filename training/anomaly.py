@@ -56,7 +56,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gandemo import metrics
-from gandemo.checkpoint import arch_entry, load_checkpoint, save_checkpoint, update_card
+from gandemo.checkpoint import Checkpoint, arch_entry, load_checkpoint, save_checkpoint
 from gandemo.imaging import ImageInputError, list_images, load_image, make_grid, tensor_to_pils
 from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
@@ -65,6 +65,7 @@ from gandemo.tasks import anomaly as task
 from training import distributed
 from training.augment import parse_policy
 from training.data import EpochSampler
+from training.evaluation import Evaluation
 from training.loop import Amp, recalibrate_batchnorm
 from training.steps import dcgan_step, pix2pix_step
 from training.task import ImageTask, portable_card
@@ -872,15 +873,18 @@ class AnomalyTask(ImageTask):
 
     @classmethod
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+        """--rescore first rewrites the checkpoint's scoring (`rescore`); then the shared driver."""
+        if args.rescore and not args.dry_run:
+            cls.rescore(Path(args.checkpoint), Path(args.data))
+        return super().evaluate_checkpoint(args)
+
+    @classmethod
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
         """Measured on val/ (normal and defective images, never trained on): image AUROC (is the image
         defective?) and pixel AUROC (is this pixel defective? all pixels of all val images, normal
         ones included, against the masks) of both methods and of the trivial baseline, and seconds
         per image as the app runs it (one image at a time). Also writes `aims` into the card: whether
         each method reaches 0.90 image AUROC and beats the baseline, and the measured evidence why not."""
-        t0 = time.time()
-        if args.rescore and not args.dry_run:
-            cls.rescore(Path(args.checkpoint), Path(args.data))
-        ckpt = load_checkpoint(args.checkpoint)
         models, card = ckpt.modules, ckpt.card
         block = task.settings(card)
         iterations = task.check_iterations(args.iterations or block["search_iterations"])
@@ -996,13 +1000,9 @@ class AnomalyTask(ImageTask):
                 f"{torch.get_num_threads()} torch thread(s), model time only (as the app runs it)",
             }
         aims = cls._aims(found, b_image, models, card, Path(args.data), labels, iterations)
-        if args.preview:
-            _preview(args.preview, originals, masks, labels, found, card)
-        if not args.dry_run:
-            update_card(args.checkpoint, aims=aims)
-        print(f"aims met: {aims['met']}", *aims["shortfalls"], *aims["why"], sep="\n  ", file=sys.stderr)
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        preview = _preview(originals, masks, labels, found, card) if args.preview else None
+        note = "\n  ".join([f"aims met: {aims['met']}", *aims["shortfalls"], *aims["why"]])
+        return Evaluation(result, preview, f"image | truth | {' | '.join(found)}", {"aims": aims}, [note])
 
     @staticmethod
     def rescore(folder: Path, data: Path) -> None:
@@ -1144,13 +1144,12 @@ def _timed(fn: Any) -> float:
 
 
 def _preview(
-    path: Path,
     originals: list[Image.Image],
     masks: list[np.ndarray],
     labels: np.ndarray,
     found: dict[str, dict[str, Any]],
     card: dict[str, Any],
-) -> None:
+) -> Image.Image:
     """Up to 8 defective val images as columns; rows: image | true mask | each method's overlay."""
     idx = np.flatnonzero(labels)[:: max(1, int(labels.sum()) // 8)][:8]
     size = originals[0].size
@@ -1163,5 +1162,4 @@ def _preview(
         t = (task.thresholds(card, method) or {}).get("pixel_threshold", float(np.quantile(f["maps"][0], 0.99)))
         for i in idx:
             cells.append(task.overlay(originals[i], f["maps"][i], t).resize(size))
-    make_grid(cells, ncol=len(idx)).save(path)
-    print(f"image | truth | {' | '.join(found)} -> {path}", file=sys.stderr)
+    return make_grid(cells, ncol=len(idx))

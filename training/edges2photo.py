@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from PIL import Image
 from torch import nn
 
 from gandemo import metrics
-from gandemo.checkpoint import load_checkpoint
+from gandemo.checkpoint import Checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils, tensor_to_uint8
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks.edges2photo import (
@@ -60,6 +59,7 @@ from gandemo.tasks.edges2photo import (
 )
 from training.augment import add_policy_argument, parse_policy
 from training.data import EpochSampler, ImageSet
+from training.evaluation import Evaluation, checkpoint_of
 from training.inception import inception_features
 from training.loop import Amp
 from training.sketches import SILHOUETTE_WIDTH, silhouette_sketch, sketchify
@@ -433,10 +433,7 @@ class Edges2PhotoTask(ImageTask):
 
     @classmethod
     def _other(cls, folder: Path) -> nn.Module:
-        ckpt = load_checkpoint(folder)
-        if ckpt.card.get("task") != cls.name:
-            raise SystemExit(f"{folder} is a {ckpt.card.get('task')!r} checkpoint, not {cls.name}")
-        return ckpt["G"]
+        return checkpoint_of(cls, folder)["G"]
 
     @classmethod
     def _examples_row(cls, nets: dict[str, nn.Module], real: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -461,7 +458,7 @@ class Edges2PhotoTask(ImageTask):
         }
 
     @classmethod
-    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
         """Measured on held-out pairs (never trained on, see training.data.is_holdout): G's photo for
         each held-out edge map against the real photo, by FID (realism of the set), L1, PSNR and SSIM
         (faithfulness to each photo). Beside the model: the mean training photo (the same picture for
@@ -471,8 +468,7 @@ class Edges2PhotoTask(ImageTask):
         photos made from each pair's silhouette outline, `silhouettes`), the checkerboard, and for a
         colour model the colour: ΔE between the photo's dominant colour and the one asked for, and
         FID when told the real colour."""
-        t0 = time.time()
-        G = load_checkpoint(args.checkpoint)["G"]
+        G = ckpt["G"]
         held = load_pairs(args.data, "holdout", cls.holdout_fraction, progress=False)
         train = load_pairs(args.data, "train", cls.holdout_fraction, progress=False)
         n = min(args.n, len(held))
@@ -497,13 +493,11 @@ class Edges2PhotoTask(ImageTask):
         # measured on the 8-bit pictures the app shows
         pictures = {k: _u8(v) for k, v in outputs.items()}
         truth_u8 = _u8(truth)
-        if args.preview:
-            rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), sketches[:SAMPLES]]
-            rows += [*(v[:SAMPLES] for v in drawn.values()), *(v[:SAMPLES] for v in told_other.values())]
-            make_grid(tensor_to_pils(torch.cat([*rows, truth[:SAMPLES]])), ncol=min(n, SAMPLES)).save(args.preview)
-            what = ["edges", *outputs, "silhouettes", *(f"{k} (silhouette)" for k in drawn)]
-            what += [*(f"{k} (told another pair's colour)" for k in told_other), "real photo"]
-            print(f"{' | '.join(what)} -> {args.preview}", file=sys.stderr)
+        rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), sketches[:SAMPLES]]
+        rows += [*(v[:SAMPLES] for v in drawn.values()), *(v[:SAMPLES] for v in told_other.values())]
+        preview = make_grid(tensor_to_pils(torch.cat([*rows, truth[:SAMPLES]])), ncol=min(n, SAMPLES))
+        what = ["edges", *outputs, "silhouettes", *(f"{k} (silhouette)" for k in drawn)]
+        what += [*(f"{k} (told another pair's colour)" for k in told_other), "real photo"]
 
         def as_tensor(u8: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -593,5 +587,4 @@ class Edges2PhotoTask(ImageTask):
             "method": "gandemo.metrics.nyquist_spike on the first row's photos: the mean power spectrum at "
             "(pi, pi), (pi, 0), (0, pi) over its mean in the 7x7 bins around; ~1 = no periodic artefact",
         }
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        return Evaluation(result, preview, " | ".join(what))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,14 @@ from PIL import Image
 from torch import nn
 
 from gandemo import metrics
-from gandemo.checkpoint import load_checkpoint
+from gandemo.checkpoint import Checkpoint
 from gandemo.imaging import make_grid, tensor_to_pils
 from gandemo.nets.dcgan import D_NORMS, Discriminator, Generator
 from gandemo.tasks.faces import generate_faces, latents, psi_key, render, truncate
 from training import distributed
 from training.augment import add_policy_argument, augment, parse_policy
 from training.data import ImageSet
+from training.evaluation import Evaluation
 from training.inception import inception_features
 from training.loop import Amp
 from training.steps import LOSSES, gan_step
@@ -252,7 +252,7 @@ class FacesTask(ImageTask):
         )
 
     @classmethod
-    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
         """Measured on the held-out faces (never trained on, see training.data.is_holdout):
         - FID against the held-out faces (TF-Inception features, training.inception);
         - improved precision and recall (k = 3) in the same features;
@@ -262,8 +262,7 @@ class FacesTask(ImageTask):
         The baseline is a Gaussian in PCA space fitted to the training faces (the classical
         "eigenfaces" generative model); real training faces give the floor every number should
         be read against."""
-        t0 = time.time()
-        G = load_checkpoint(args.checkpoint)["G"]
+        G = ckpt["G"]
         for psi, old in args.compare:  # first: pictures to look at cost seconds, the metrics minutes
             new = make_grid(generate_faces(G, 0, 64, psi), ncol=8)
             path = Path(args.checkpoint) / f"compare_psi{psi:g}.jpg"
@@ -281,10 +280,7 @@ class FacesTask(ImageTask):
             "real": train.batch(torch.randperm(len(train), generator=gen)[:n]),  # what a perfect G would score
         }
         held_x = held.batch(torch.arange(n))
-        if args.preview:
-            grids = [make_grid(tensor_to_pils(x[:32]), ncol=8) for x in sets.values()]
-            make_grid(grids, ncol=len(grids), pad=8).save(args.preview)
-            print(f"model | baseline | real faces -> {args.preview}", file=sys.stderr)
+        grids = [make_grid(tensor_to_pils(x[:32]), ncol=8) for x in sets.values()] if args.preview else []
 
         print(f"Inception features of {n} images x {len(sets) + 1} sets ...", file=sys.stderr)
         held_f = inception_features(held_x, cache=True)
@@ -350,8 +346,8 @@ class FacesTask(ImageTask):
                 "image; a model that copied its training set would be far below the held-out faces",
             },
         }
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        preview = make_grid(grids, ncol=len(grids), pad=8) if grids else None
+        return Evaluation(result, preview, "model | baseline | real faces")
 
 
 def compare_item(text: str) -> tuple[float, Path]:

@@ -46,11 +46,12 @@ from torch import nn
 from tqdm import tqdm
 
 from gandemo import metrics, registry
-from gandemo.checkpoint import load_checkpoint
+from gandemo.checkpoint import Checkpoint, load_checkpoint
 from gandemo.imaging import ImageInputError, list_images, load_image_with_alpha, make_grid
 from gandemo.nets.srgan import SRDiscriminator, SRResNet
 from gandemo.tasks.superres import SCALE, bicubic_array, upscale_array
 from training.data import EpochSampler, is_holdout
+from training.evaluation import Evaluation
 from training.loop import Amp
 from training.task import TrainTask, data_path, repo_path
 
@@ -506,15 +507,11 @@ class SuperresTask(TrainTask):
         parser.add_argument("--preview", type=Path, help="write a PNG: input | bicubic | model | original")
 
     @classmethod
-    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
         """The SRGAN paper's protocol on the held-out photos of --data and on every --hr folder: each
         photo cropped to a multiple of 4, shrunk by bicubic 1/4, upscaled back by the model (the
         app's tiled upscale_array) and by bicubic; PSNR and SSIM on the luma Y with --border px
         shaved, averaged over the photos; beside them the Laplacian detail ratio (sharpness)."""
-        t0 = time.time()
-        ckpt = load_checkpoint(args.checkpoint)
-        if ckpt.card.get("task") != cls.name:
-            raise SystemExit(f"{args.checkpoint} is a {ckpt.card.get('task')!r} checkpoint, not {cls.name}")
         G = ckpt["G"]
         variant = ckpt.card.get("variant", "?")
         held = HRPhotos(args.data, "holdout", cls.holdout_fraction, progress=False)
@@ -560,11 +557,8 @@ class SuperresTask(TrainTask):
                 f"in {time.time() - t:.0f} s",
                 file=sys.stderr,
             )
-        if args.preview:
-            cls._preview(G, sets["held-out"]).save(args.preview)
-            print(f"input | bicubic | model | original -> {args.preview}", file=sys.stderr)
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        preview = cls._preview(G, sets["held-out"]) if args.preview else None
+        return Evaluation(result, preview, "input | bicubic | model | original")
 
     @staticmethod
     def _preview(G: nn.Module, photos: HRPhotos) -> Image.Image:

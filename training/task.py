@@ -17,7 +17,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from PIL import Image
@@ -26,6 +26,10 @@ from torch import nn
 from gandemo.tasks import TASKS
 from training import distributed
 from training.data import EpochSampler, ImageSet
+
+if TYPE_CHECKING:
+    from gandemo.checkpoint import Checkpoint
+    from training.evaluation import Evaluation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The data root the README's commands use (`--data ../shared/datasets/<set>`): cards record a data
@@ -141,7 +145,18 @@ class TrainTask(ABC):
     @classmethod
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         """Measure a checkpoint folder against its baseline: metric name -> {"model": ...,
-        "baseline": ..., "method": "in words"}; written into the card by the caller."""
+        "baseline": ..., "method": "in words"}; written into the card by the caller. The shared driver
+        (`training.evaluation.evaluate`) runs the task's `measure`; a task that overrides this instead
+        (music, until it moves to `measure`) keeps its own skeleton."""
+        from training.evaluation import evaluate  # the driver imports this module
+
+        return evaluate(cls, args)
+
+    @classmethod
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
+        """The task's part of the evaluation: from `ckpt` (checked to be this task's) and the parsed
+        `evaluate` options, the held-out data, the model's and the baseline's outputs and the metric rows,
+        with the preview picture and any other card fields (see `training.evaluation.Evaluation`)."""
         raise NotImplementedError(f"{cls.name} has no evaluation yet")
 
     # ---- the run ------------------------------------------------------------------------------
