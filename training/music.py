@@ -63,6 +63,7 @@ from gandemo.checkpoint import load_checkpoint
 from gandemo.imaging import make_grid
 from gandemo.nets.musegan import MuseCritic, MuseGenerator
 from gandemo.tasks.music import (
+    DRAFTS,
     HARMONIZE,
     HARMONY_LABELS,
     LOWEST_PITCH,
@@ -74,6 +75,8 @@ from gandemo.tasks.music import (
     STEPS_PER_BAR,
     TRACKS,
     WRITTEN,
+    draft_latents,
+    harmonize_phrases,
     latents,
     phrase_latents,
     piano_roll_image,
@@ -95,6 +98,12 @@ INFERENCE = (
     f"G in eval mode (BatchNorm statistics re-estimated for the EMA weights on {CALIBRATION[0] * CALIBRATION[1]} "
     "latents); one note at a time in each voice: at each 16th its most probable pitch where that is >= 0.5, "
     "else it holds its last such pitch (no rests)"
+)
+HARMONIZE_INFERENCE = (
+    f"{INFERENCE}. The app writes each 4-bar phrase in {DRAFTS} drafts (draft 0 from the seed's latents, the "
+    "others with the same static latents and their own temporal ones) and keeps the one with the fewest "
+    "consecutive fifths or octaves, then the most consonant bass (gandemo.tasks.music.harmonize_phrases); "
+    "`evaluate` measures that and the first draft alone (one_draft)"
 )
 
 
@@ -237,6 +246,19 @@ def harmony_reference(test: np.ndarray, owner: np.ndarray, chorales: int) -> dic
         "of another chorale (mismatched: the floor), and each soprano doubled an octave (alto, tenor) and two "
         "octaves (bass) below (doubled); notes at once over alto, tenor and bass",
     }
+
+
+def harmonized_samples(G: nn.Module, valid: np.ndarray) -> Image.Image:
+    """The harmoniser's sample grid, 2 x 2: four validation phrases' sopranos harmonised as the app
+    does (`harmonize_phrases`, the best of DRAFTS drafts) with the app's seeds 0-3."""
+    idx = sample_phrases(len(valid))
+    melodies = flat_rolls(valid[idx])[:, 0]
+    pictures = []
+    for k, (i, s) in enumerate(zip(idx, SAMPLE_SEEDS, strict=False)):
+        roll, chosen = harmonize_phrases(G, melodies[k : k + 1], draft_latents(s, 1, G))
+        title = f"validation phrase {i}, seed {s}, draft {int(chosen[0]) + 1} of {DRAFTS}"
+        pictures.append(piano_roll_image(roll[0], title=title))
+    return make_grid(pictures, 2)
 
 
 def consecutive_perfects(pieces: torch.Tensor) -> torch.Tensor:
@@ -499,11 +521,7 @@ class MusicTask(TrainTask):
         validation phrases' sopranos harmonised with those seeds."""
         G = models["G"]
         if self.harmonize:
-            idx = sample_phrases(len(self.valid))
-            z = torch.cat([latents(s, 1, G.latent_dim) for s in SAMPLE_SEEDS[: len(idx)]])
-            rolls = render(G, z, flat_rolls(self.valid[idx])[:, 0])
-            titles = [f"validation phrase {i}, seed {s}" for i, s in zip(idx, SAMPLE_SEEDS, strict=False)]
-            return make_grid([piano_roll_image(r, title=t) for r, t in zip(rolls, titles, strict=True)], 2)
+            return harmonized_samples(G, self.valid)
         z = torch.cat([latents(s, 1, G.latent_dim) for s in SAMPLE_SEEDS])
         rolls = render(G, z)
         return make_grid([piano_roll_image(r, title=f"seed {s}") for s, r in zip(SAMPLE_SEEDS, rolls, strict=True)], 2)
@@ -569,7 +587,7 @@ class MusicTask(TrainTask):
             },
             "hyperparameters": self.hparams,
             "objective": objective,
-            "inference": INFERENCE,
+            "inference": HARMONIZE_INFERENCE if self.harmonize else INFERENCE,
             "tracks": list(TRACKS),
             "held_out_metrics": {
                 "split": "test",
@@ -594,6 +612,13 @@ class MusicTask(TrainTask):
         parser.add_argument("--n", type=int, default=1000, help="generated pieces (the app's seeds 0..N-1)")
         parser.add_argument(
             "--draws", type=int, default=4, help="harmoniser: each test soprano harmonised with the app's seeds 0..N-1"
+        )
+        parser.add_argument(
+            "--drafts",
+            type=int,
+            default=DRAFTS,
+            help=f"harmoniser: drafts of each phrase, the best kept, as the app does (default {DRAFTS}, the app's); "
+            "the first draft alone is measured beside it (one_draft)",
         )
         parser.add_argument("--preview", type=Path, help="write a PNG: generated | baseline | held-out pieces")
 
@@ -667,20 +692,25 @@ class MusicTask(TrainTask):
 
     @classmethod
     def evaluate_harmonizer(cls, args: argparse.Namespace, G: nn.Module) -> dict[str, dict[str, Any]]:
-        """The harmoniser on the held-out test phrases: each one's real soprano harmonised with the
-        app's seeds 0..draws-1, against the phrase's own lower voices (held_out), a mismatched
-        chorale's (the floor) and the soprano doubled in octaves; the harmony figures, the five
-        MuseGAN metrics and the gap of each set to the chorales."""
+        """The harmoniser on the held-out test phrases: each one's real soprano harmonised as the app
+        does (`harmonize_phrases`: the best of `drafts` drafts) with the app's seeds 0..draws-1, beside
+        the first draft alone (one_draft: the model without the choice), the phrase's own lower voices
+        (held_out), a mismatched chorale's (the floor) and the soprano doubled in octaves; the
+        harmony figures, the five MuseGAN metrics and the gap of each set to the chorales."""
         t0 = time.time()
         data = load_chorales(args.data)
         test, owner = phrases_of(data["test"], hop_bars=N_BARS)
         real = flat_rolls(test)
-        draws = int(args.draws)
-        made = np.concatenate(
-            [render(G, latents(s, 1, G.latent_dim).repeat(len(test), 1), real[:, 0]) for s in range(draws)]
-        )
+        draws, drafts = int(args.draws), int(getattr(args, "drafts", DRAFTS))
+        made, first = [], []
+        for s in range(draws):
+            z = draft_latents(s, 1, G, drafts).expand(drafts, len(test), G.latent_dim)
+            made.append(harmonize_phrases(G, real[:, 0], z)[0])
+            first.append(render(G, z[0], real[:, 0]))
+        made, first = np.concatenate(made), np.concatenate(first)
         sets = {
             "model": made,
+            "one_draft": first,
             "held_out": real,
             "mismatched": flat_rolls(mismatched(test, owner)),
             "doubled": flat_rolls(doubled(test)),
@@ -689,22 +719,29 @@ class MusicTask(TrainTask):
             idx = sample_phrases(len(test))
             pictures = [
                 piano_roll_image(sets[k][i], title=f"{k}: test phrase {i}")
-                for k in ("model", "held_out", "mismatched")
+                for k in ("model", "one_draft", "held_out", "mismatched")
                 for i in idx
             ]
             make_grid(pictures, ncol=len(idx)).save(args.preview)
-            print(f"rows: model (seed 0) | held-out chorale | mismatched -> {args.preview}", file=sys.stderr)
+            print(
+                f"rows: model (seed 0, best of {drafts} drafts) | its first draft | held-out chorale | mismatched "
+                f"-> {args.preview}",
+                file=sys.stderr,
+            )
         how = (
             f"model: each of the {len(test)} non-overlapping phrases of the {len(data['test'])} test chorales "
-            f"harmonised from its own soprano with the app's seeds 0..{draws - 1} ({len(made)} pieces); held_out: "
-            "those phrases as Bach wrote them; mismatched: each soprano over another chorale's alto, tenor and bass "
-            "(the floor); doubled: each soprano doubled an octave (alto, tenor) and two octaves (bass) below"
+            f"harmonised from its own soprano with the app's seeds 0..{draws - 1} ({len(made)} pieces) as the app "
+            f"does: {drafts} drafts of each, the one with the fewest consecutive fifths or octaves kept, then the "
+            "most consonant bass (gandemo.tasks.music.harmonize_phrases); one_draft: the first draft of each alone "
+            "(the model without the choice); held_out: those phrases as Bach wrote them; mismatched: each soprano "
+            "over another chorale's alto, tenor and bass (the floor); doubled: each soprano doubled an octave "
+            "(alto, tenor) and two octaves (bass) below"
         )
         harmony = {k: piece_harmony(v) for k, v in sets.items()}
         result: dict[str, dict[str, Any]] = {}
         for key, label in HARMONY_LABELS.items():
             result[label] = {k: _number(h[key]) for k, h in harmony.items()}
-            result[label] |= {"generated": len(made), "method": f"{HARMONY_METHODS[key]}. {how}"}
+            result[label] |= {"generated": len(made), "drafts": drafts, "method": f"{HARMONY_METHODS[key]}. {how}"}
         measured = {k: piece_metrics(v) for k, v in sets.items()}
         for key, label in METRIC_LABELS.items():
             result[label] = {k: _number(m[key]["mean"]) for k, m in measured.items()}

@@ -10,7 +10,8 @@ most probable pitch (`decode`). Not Bernoulli sampling: the piece is a fixed fun
 (the same seed is the same piece) and no note is switched on by chance, which would scatter short
 stray notes through the voices. `compose(...)` is the whole click: checks, render, MIDI, audio,
 picture and metrics; `harmonize(...)` the harmoniser's, which writes alto, tenor and bass under a
-given melody.
+given melody: each 4-bar phrase in DRAFTS drafts, keeping the one with the best voice leading
+(`harmonize_phrases`, which the evaluation calls too).
 """
 
 from __future__ import annotations
@@ -110,12 +111,19 @@ def phrase_latents(seed: int, count: int, G: nn.Module) -> torch.Tensor:
     piece's character, which sets the key) with temporal latents of its own (how that phrase
     moves), drawn as row i of `latents(seed, count)`."""
     z = latents(seed, count, G.latent_dim)
+    static = static_latents(G)
+    z[1:, static] = z[0, static]
+    return z
+
+
+def static_latents(G: nn.Module) -> torch.Tensor:
+    """bool (G.latent_dim,): where G's latent holds the static parts (shared and private per voice:
+    the piece's character), not the temporal ones (how each phrase moves)."""
     d, k = G.z_dim, G.n_tracks
     static = torch.zeros(G.latent_dim, dtype=torch.bool)
     static[:d] = True
     static[2 * d : (2 + k) * d] = True
-    z[1:, static] = z[0, static]
-    return z
+    return static
 
 
 def flatten_bars(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -330,6 +338,9 @@ def compose(
 # (-6..+5, within the roll). A melody outside moves by whole octaves for the model and back (the
 # key stays, so the harmony is the same); one wider than this range is refused.
 SOPRANO_RANGE = (55, 83)
+# Each phrase is written this many times (drafts differing in their temporal latents) and the one with
+# the best voice leading kept (`best_drafts`). G takes about 30 ms for a 2-4 phrase melody's 8 drafts.
+DRAFTS = 8
 
 
 def octave_shift(low: int, high: int) -> int:
@@ -355,6 +366,8 @@ class Harmonized:
     image: Image.Image
     harmony: dict[str, float]  # gandemo.metrics.harmony_metrics of this piece
     tempo: int | float
+    chosen: tuple[int, ...] = ()  # the draft kept for each phrase (`best_drafts`; 0 = the model's first)
+    drafts: int = 1  # drafts written of each phrase
 
 
 def melody_rolls(melody: Melody, shift: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -380,6 +393,59 @@ def melody_rolls(melody: Melody, shift: int = 0) -> tuple[np.ndarray, np.ndarray
     return model.reshape(phrases, N_STEPS, N_PITCHES), soprano, onsets
 
 
+def draft_latents(seed: int, count: int, G: nn.Module, drafts: int = DRAFTS) -> torch.Tensor:
+    """(drafts, count, G.latent_dim): the latents of `drafts` drafts of each of `count` phrases.
+    Draft 0 is `phrase_latents(seed, count, G)`, the piece the model writes in one go; draft j >= 1
+    of phrase i keeps those static latents (the piece's character is the same in every draft) and
+    draws its temporal ones from (seed, i, j). A fixed function of the seed: one seed, one piece."""
+    if drafts < 1:
+        raise ValueError(f"drafts must be at least 1, got {drafts}")
+    z = phrase_latents(seed, count, G)[None].repeat(drafts, 1, 1)
+    temporal = ~static_latents(G)
+    for j in range(1, drafts):
+        for i in range(count):
+            fresh = torch.from_numpy(np.random.default_rng([seed, i, j]).standard_normal(G.latent_dim)).float()
+            z[j, i, temporal] = fresh[temporal]
+    return z
+
+
+def voice_leading(rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece of rolls (N, 4 voices, steps, pitches): (consecutive fifths or octaves between any two
+    voices, counted; the share of steps where the bass is consonant with the soprano, 0 where they
+    never sound together), as gandemo.metrics counts them (`parallel_moves`, `bass_consonance`)."""
+    lines = metrics.voice_lines(rolls, LOWEST_PITCH)
+    parallels, _ = metrics.parallel_moves(lines)
+    good, both = metrics.bass_consonance(lines)
+    return parallels, np.divide(good, both, out=np.zeros(len(good)), where=both > 0)
+
+
+def best_drafts(drafts: np.ndarray) -> np.ndarray:
+    """drafts (D, M, 4 voices, steps, pitches): D drafts of each of M phrases -> (M,) the draft kept for
+    each phrase, as a composer picks among drafts: the fewest consecutive fifths or octaves, then the
+    most consonant bass (`voice_leading`), then the lowest draft number."""
+    d, m = drafts.shape[:2]
+    parallels, consonance = voice_leading(drafts.reshape(d * m, *drafts.shape[2:]))
+    order = np.lexsort((-consonance.reshape(d, m), parallels.reshape(d, m)), axis=0)  # stable: ties keep order
+    return order[0]
+
+
+def harmonize_phrases(
+    G: nn.Module, melodies: np.ndarray | torch.Tensor, z: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """The harmoniser's one way of writing: melodies (M, 64 steps, pitches) and latents (D drafts, M,
+    G.latent_dim) (`draft_latents`) -> (rolls (M, 4, 64, pitches): each phrase's best draft by
+    `best_drafts`, the soprano exactly its melody; (M,) the draft kept). The app and
+    `python -m training evaluate music` both call this."""
+    mel = np.asarray(melodies).astype(bool)
+    d, m = z.shape[:2]
+    if m != len(mel):
+        raise ValueError(f"latents for {m} phrases but {len(mel)} melodies")
+    made = render(G, z.reshape(d * m, -1), np.tile(mel, (d, 1, 1)))
+    made = made.reshape(d, m, *made.shape[1:])  # draft j of phrase i is row j * m + i
+    chosen = best_drafts(made)
+    return made[chosen, np.arange(m)], chosen
+
+
 def harmonize(
     G: nn.Module,
     melody: Melody,
@@ -387,15 +453,17 @@ def harmonize(
     programs: Sequence[int],
     seed: int,
     engine: str = "auto",
+    drafts: int = DRAFTS,
 ) -> Harmonized:
     """Alto, tenor and bass for a melody (checked inputs): moved into the sopranos' range if need be,
     harmonised phrase by phrase (4 bars each; the phrases share their static latents, so they keep
-    one character), the lower voices silent before the melody's first note and after its last.
-    The MIDI's soprano is the melody's own notes (pitches, onsets on the 16th grid) at `tempo`."""
+    one character; each phrase the best of `drafts` drafts, `harmonize_phrases`), the lower voices
+    silent before the melody's first note and after its last. The MIDI's soprano is the melody's
+    own notes (pitches, onsets on the 16th grid) at `tempo`."""
     low, high = melody.pitch_range
     shift = octave_shift(low, high)
     model_in, soprano, repeated = melody_rolls(melody, shift)
-    phrases = render(G, phrase_latents(seed, len(model_in), G), model_in)  # (phrases, 4, 64, pitches)
+    phrases, chosen = harmonize_phrases(G, model_in, draft_latents(seed, len(model_in), G, drafts))
     roll = np.concatenate(list(phrases), axis=1)[:, : melody.steps]
     roll[0] = soprano
     first, last = melody.notes[0][1], melody.notes[-1][2]
@@ -424,7 +492,8 @@ def harmonize(
     )
     title = f"seed {seed}, {tempo:g} beats per minute{moved}"
     image = piano_roll_image(roll, title=title, lowest_pitch=LOWEST_PITCH - shift, onsets=onsets)
-    return Harmonized(roll, onsets, shift, midi, sound, image, piece_harmony(roll[None]), tempo)
+    harmony = piece_harmony(roll[None])
+    return Harmonized(roll, onsets, shift, midi, sound, image, harmony, tempo, tuple(chosen.tolist()), drafts)
 
 
 # ---- the metrics table ----------------------------------------------------------------------------
@@ -487,32 +556,40 @@ def _fmt_harmony(key: str, value: Any) -> str:
 def harmony_table(piece: dict[str, float], card: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(headers, rows): each harmony figure for this piece, its aim, and as far as the harmoniser's
     card has them: the model's on held-out chorales (written by `python -m training evaluate music`),
-    the chorales' own and the floor of mismatched chorales (`harmony_reference`, at export)."""
+    the chorales' own and the floor of mismatched chorales (`harmony_reference`, at export); where
+    the card has the model's first draft alone (`one_draft`: without the choice among drafts), that
+    too, as the last column."""
     ref = card.get("harmony_reference") or {}
     measured = card.get("metrics") or {}
-    n = (measured.get(HARMONY_LABELS["bass_consonance"]) or {}).get("generated")
+    first = measured.get(HARMONY_LABELS["bass_consonance"]) or {}
+    n, drafts = first.get("generated"), first.get("drafts")
     pieces = ref.get("pieces")
+    model_title = "this model on held-out sopranos"
+    if n:
+        model_title += f" ({n} pieces{f', best of {drafts} drafts' if drafts and drafts > 1 else ''})"
     headers = [
         "figure",
         "this piece",
         "aim",
-        f"this model on held-out sopranos ({n} pieces)" if n else "this model on held-out sopranos",
+        model_title,
         f"held-out chorales ({pieces} phrases)" if pieces else "held-out chorales",
         "mismatched chorales (the floor)",
     ]
+    raw = "one_draft" in first
+    if raw:
+        headers.append("this model's first draft alone (no choice)")
     rows = []
     for key, label in HARMONY_LABELS.items():
         row = measured.get(label) or {}
         chorales = (ref.get("chorales") or {}).get(key, row.get("held_out"))
         floor = (ref.get("mismatched") or {}).get(key, row.get("mismatched"))
-        rows.append(
-            [
-                label,
-                _fmt_harmony(key, piece.get(key)),
-                HARMONY_AIMS[key],
-                _fmt_harmony(key, row.get("model")),
-                _fmt_harmony(key, chorales),
-                _fmt_harmony(key, floor),
-            ]
-        )
+        cells = [
+            label,
+            _fmt_harmony(key, piece.get(key)),
+            HARMONY_AIMS[key],
+            _fmt_harmony(key, row.get("model")),
+            _fmt_harmony(key, chorales),
+            _fmt_harmony(key, floor),
+        ]
+        rows.append(cells + [_fmt_harmony(key, row.get("one_draft"))] * raw)
     return headers, rows

@@ -123,6 +123,12 @@ voice at each 16th only the most probable pitch sounds (where none reaches 0.5 t
 last note), instead of every pitch above 0.5, which let the composer sound two notes in a voice in
 6 % of its steps.
 
+**Drafts.** Like a composer, the tab writes each phrase several times (8 drafts: the same static
+latents, the piece's character, with different temporal ones) and keeps the draft with the fewest
+consecutive fifths or octaves, then the most consonant bass. The same seed always gives the same
+drafts, so the same harmonisation. The table gives the model's figures both ways: the drafts chosen
+so (what you hear) and its first draft alone (the model without the choice).
+
 **Longer melodies** are harmonised phrase by phrase (4 bars each), the phrases sharing the latents
 that set the piece's character. A melody outside the sopranos the model learnt (G3 to B5) is moved
 by whole octaves for the model and the harmony moved back, so your melody keeps its pitches.
@@ -252,7 +258,9 @@ def harmonize_melody(
     notes = [
         f"{tune.source[0].upper()}{tune.source[1:]}: {len(tune.notes)} notes, {tune.bars} bar"
         f"{'s' * (tune.bars > 1)} at {tempo:g} quarter notes per minute, harmonised in {phrases} phrase"
-        f"{'s' * (phrases > 1)} of 4 bars.",
+        f"{'s' * (phrases > 1)} of 4 bars, each the best of {piece.drafts} drafts by its consecutive fifths "
+        f"and octaves, then its bass consonance (draft{'s' * (phrases > 1)} "
+        f"{', '.join(str(c + 1) for c in piece.chosen)} kept).",
         piece.audio.note,
     ]
     if piece.shift:

@@ -354,6 +354,71 @@ def test_the_harmonised_soprano_is_exactly_the_melody_and_the_voices_end_with_it
     assert piece.onsets[0].tolist().count(True) == 4  # C5 C5, and three C5 whole notes after the first
 
 
+def _line_roll(lines: list[list[int]], steps: int = 64) -> np.ndarray:
+    """One 4-voice piece whose voice v sings lines[v][k] (MIDI) over the k-th equal part of the steps."""
+    r = np.zeros((4, steps, music.N_PITCHES), bool)
+    for v, pitches in enumerate(lines):
+        part = steps // len(pitches)
+        for k, pitch in enumerate(pitches):
+            r[v, k * part : (k + 1) * part, pitch - music.LOWEST_PITCH] = True
+    return r
+
+
+def test_the_best_draft_has_the_fewest_consecutive_fifths_or_octaves_then_the_most_consonant_bass():
+    soprano = [72, 74]  # C5 D5
+    fifths = _line_roll([soprano, [67, 69], [60, 62], [53, 55]])  # soprano-bass F3 G3: fifths in parallel
+    clean = _line_roll([soprano, [67, 65], [64, 59], [48, 55]])  # C3 G3: octave to fifth, no parallels
+    dissonant = _line_roll([soprano, [67, 65], [64, 59], [50, 53]])  # D3 F3: a seventh, then a sixth
+    drafts = np.stack([fifths, dissonant, clean, clean])[:, None]  # 4 drafts of one phrase
+    parallels, consonance = music.voice_leading(drafts[:, 0])
+    assert parallels.tolist()[0] > 0 and parallels.tolist()[1:] == [0, 0, 0]
+    assert consonance.tolist() == [1.0, 0.5, 1.0, 1.0]
+    assert music.best_drafts(drafts).tolist() == [2]  # fewest parallels, then consonance, then the first
+    assert music.best_drafts(np.stack([fifths, dissonant])[:, None]).tolist() == [1]  # no parallels beats consonance
+    two_phrases = np.stack([np.stack([clean, fifths]), np.stack([fifths, clean])])  # (2 drafts, 2 phrases)
+    assert music.best_drafts(two_phrases).tolist() == [0, 1]  # each phrase chooses for itself
+
+
+def test_drafts_keep_the_pieces_character_and_draft_0_is_the_seeds_piece(H: MuseGenerator):
+    z = music.draft_latents(5, 3, H, 4)
+    assert z.shape == (4, 3, H.latent_dim)
+    assert torch.equal(z[0], music.phrase_latents(5, 3, H))  # one draft: the model as before
+    static = music.static_latents(H)
+    assert torch.equal(z[:, :, static], z[:1, :, static].expand(4, 3, -1))  # every draft: the same character
+    assert all(not torch.equal(z[j, i, ~static], z[0, i, ~static]) for j in range(1, 4) for i in range(3))
+    assert torch.equal(music.draft_latents(5, 3, H, 4), z)  # a fixed function of the seed
+    assert torch.equal(music.draft_latents(5, 3, H, 8)[:4], z)  # more drafts add to the same ones
+    with pytest.raises(ValueError, match="at least 1"):
+        music.draft_latents(5, 1, H, 0)
+
+
+def test_harmonize_phrases_keeps_the_best_draft_and_the_melody_exactly(H: MuseGenerator):
+    from gandemo import melody
+
+    tune = melody.from_text("G4/4 | C5/4 C5/4 D5/8 E5/8 D5/4 | " + "C5/1 | " * 4 + "E5/2")
+    model_in, _, _ = music.melody_rolls(tune)
+    z = music.draft_latents(11, len(model_in), H, 6)
+    rolls, chosen = music.harmonize_phrases(H, model_in, z)
+    assert rolls.shape == (2, 4, 64, 48) and np.array_equal(rolls[:, 0], model_in)  # the soprano as given
+    every = np.stack([music.render(H, z[j], model_in) for j in range(6)])  # each draft on its own
+    for i in range(2):
+        assert np.array_equal(rolls[i], every[chosen[i], i])
+        parallels, consonance = music.voice_leading(every[:, i])
+        best = min(range(6), key=lambda j: (parallels[j], -consonance[j], j))
+        assert chosen[i] == best
+    again, chosen_again = music.harmonize_phrases(H, model_in, music.draft_latents(11, len(model_in), H, 6))
+    assert np.array_equal(again, rolls) and np.array_equal(chosen_again, chosen)  # same seed, same piece
+    one, kept = music.harmonize_phrases(H, model_in, music.draft_latents(11, len(model_in), H, 1))
+    assert kept.tolist() == [0, 0]
+    assert np.array_equal(one, music.render(H, music.phrase_latents(11, len(model_in), H), model_in))
+    piece = music.harmonize(H, tune, 90, music.DEFAULT_PROGRAMS, 11, engine="sine", drafts=6)
+    assert piece.chosen == tuple(chosen.tolist()) and piece.drafts == 6
+    first, last = tune.notes[0][1], tune.notes[-1][2]
+    assert np.array_equal(piece.roll[1:, first:last], np.concatenate(list(rolls), axis=1)[1:, first:last])
+    with pytest.raises(ValueError, match="latents for 1 phrases but 2 melodies"):
+        music.harmonize_phrases(H, model_in, z[:, :1])
+
+
 def test_a_melody_outside_the_sopranos_range_is_moved_by_octaves_and_back(H: MuseGenerator):
     from gandemo import melody
 
@@ -405,3 +470,9 @@ def test_the_harmony_table_puts_the_piece_beside_its_aim_the_model_the_chorales_
     assert rows[2][1] == "1.0 %" and rows[3][1] == "1.00" and rows[1][3] == "–"
     headers, rows = music.harmony_table(piece, {})
     assert headers[-2] == "held-out chorales" and all(r[-1] == "–" for r in rows)
+    card["metrics"][music.HARMONY_LABELS["bass_consonance"]] |= {"drafts": 8, "one_draft": 0.76}
+    headers, rows = music.harmony_table(piece, card)  # the first draft alone, last, where measured
+    assert headers[3] == "this model on held-out sopranos (1084 pieces, best of 8 drafts)"
+    assert headers[4:] == ["held-out chorales (271 phrases)", "mismatched chorales (the floor)",
+                           "this model's first draft alone (no choice)"]  # fmt: skip
+    assert rows[0][3] == "83.0 %" and rows[0][-1] == "76.0 %" and rows[1][-1] == "–"

@@ -307,8 +307,10 @@ def test_evaluate_measures_the_harmoniser_against_the_chorales_the_floor_and_dou
     data = load_chorales(chorales)
     test = phrases(data["test"], hop_bars=4)
     for label in music.HARMONY_LABELS.values():
-        assert {"model", "held_out", "mismatched", "doubled", "generated", "method"} == m[label].keys()
-        assert m[label]["generated"] == 2 * len(test)
+        assert {"model", "one_draft", "held_out", "mismatched", "doubled", "generated", "drafts", "method"} == m[
+            label
+        ].keys()
+        assert m[label]["generated"] == 2 * len(test) and m[label]["drafts"] == music.DRAFTS
     assert m["bass consonant with the melody"]["doubled"] == 1.0
     assert m["consecutive fifths or octaves (share of moves together)"]["doubled"] == 1.0
     assert m["harmony gap to held-out chorales"]["held_out"] == 0
