@@ -100,7 +100,7 @@ INFERENCE = (
     "else it holds its last such pitch (no rests)"
 )
 HARMONIZE_INFERENCE = (
-    f"{INFERENCE}. The app writes each 4-bar phrase in {DRAFTS} drafts (draft 0 from the seed's latents, the "
+    f"{INFERENCE}. The app writes each 4-bar phrase in {DRAFTS} drafts (the first from the seed's latents, the "
     "others with the same static latents and their own temporal ones) and keeps the one with the fewest "
     "consecutive fifths or octaves, then the most consonant bass (gandemo.tasks.music.harmonize_phrases); "
     "`evaluate` measures that and the first draft alone (one_draft)"
