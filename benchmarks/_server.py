@@ -2,9 +2,10 @@
 
 - the app as a user meets it: `python app.py` started on a free port, its memory and CPU time;
 - timing: the median of repeated calls, one training step of a trainer at the cpu preset;
-- synthetic data in each trainer's layout (images, edges|photo pairs, chorales, an MVTec category);
-- models: an UNTRAINED stand-in of the cpu preset's size where no checkpoint is shipped (an untrained
-  network costs what a trained one does), a checkpoint root with every model, each tab's typical request;
+- each task's part, found by the task's name in `benchmarks/tasks/<name>.py` (no per-task code here):
+  its trainer's data layout, an UNTRAINED stand-in of the cpu preset's size where no checkpoint is
+  shipped (an untrained network costs what a trained one does), its tab's typical request; from these
+  a checkpoint root with every model and every tab's request;
 - clients: a light REST client, and the crowd that `load.py` and `faces_load.py` put on the app;
 - the result as a Markdown table.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 import statistics
@@ -23,10 +25,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import numpy as np
-from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +40,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float = 180) -> None:
+# seconds the app may take to serve its page: 6 s on 2 idle cores, minutes under `nice` beside training runs
+START_TIMEOUT_S = float(os.environ.get("GANDEMO_BENCH_START_TIMEOUT", 900))
+
+
+def wait_for(url: str, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            # a long timeout, not a retry every 2 s: each retry makes a starved server render the page
+            # again, and Gradio's own check of its page (3 s, at launch) then fails and stops the app
+            with urllib.request.urlopen(url, timeout=60) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -139,109 +145,72 @@ def step_seconds(name: str, data: Path, channels_last: bool, bf16: bool, steps: 
     return statistics.median(times), args.batch_size
 
 
-# ---- synthetic data, in each trainer's layout ---------------------------------------------------------
-def synthetic_images(folder: Path, n: int = 160, size: int = 96) -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
-    return folder
+# ---- each task's part, found by its name: benchmarks/tasks/<name>.py ----------------------------------------
+def task_hooks(name: str) -> ModuleType:
+    """The benchmark hooks of task `name` (`benchmarks/tasks/<name>.py`; what they hold: its docstring)."""
+    module_name = f"benchmarks.tasks.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise SystemExit(
+            f"no benchmark hooks for task {name!r}: add benchmarks/tasks/{name}.py (see benchmarks/tasks/__init__.py)"
+        ) from None
 
 
 def task_data(name: str, images: Path) -> Path:
-    """What a trainer's --data reads: the folder of images, or the task's own layout (made here beside
-    it) where a plain folder does not fit."""
-    if name == "edges2photo":  # A|B pairs
-        return pair_folder(images.parent / "pairs", 64)
-    if name == "anomaly":  # one category in the MVTec layout
-        return mvtec_tree(images.parent / "mvtec")
-    if name == "music":  # chorales in the JSB JSON layout
-        return chorale_folder(images.parent / "chorales")
-    return images
+    """What task `name`'s trainer reads as --data: its hooks' `data(images)`, else the plain image
+    folder `images`."""
+    data = getattr(task_hooks(name), "data", None)
+    return data(images) if data else images
 
 
-def shoe_photo(path: Path, seed: int = 0, size: tuple[int, int] = (400, 300)) -> Path:
-    """A shoe-like photo: a coloured silhouette with a sole, a stripe and lace holes, on white."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    body = tuple(int(c) for c in rng.integers(20, 200, 3))
-    top = 0.15 + 0.2 * rng.random()
-    d.polygon(
-        [(0.05 * w, 0.85 * h), (0.95 * w, 0.85 * h), (0.92 * w, 0.6 * h), (0.5 * w, 0.45 * h), (0.4 * w, top * h)]
-        + [(0.08 * w, top * h)],
-        fill=body,
-    )
-    d.rectangle([(0.05 * w, 0.78 * h), (0.95 * w, 0.85 * h)], fill=(235, 235, 225))  # sole
-    d.line([(0.15 * w, 0.65 * h), (0.85 * w, 0.7 * h)], fill=tuple(255 - c for c in body), width=max(2, h // 40))
-    for i in range(4):
-        x, y = 0.42 * w + i * 0.08 * w, 0.5 * h + i * 0.02 * h
-        d.ellipse([(x - 4, y - 4), (x + 4, y + 4)], fill=(250, 250, 250))
-    img.save(path, quality=92)
-    return path
+def every_model_root(folder: Path) -> tuple[Path, list[str]]:
+    """A checkpoint root with a model for every variant of every task: the shipped checkpoint where
+    there is one (linked), else the task's UNTRAINED stand-in of the cpu preset's size (its hooks'
+    `stand_in`: what a trained one costs to load and run). Returns (root, one note per model)."""
+    from gandemo.tasks import TASKS
+
+    shipped_root = ROOT / "assets" / "checkpoints"
+    notes = []
+    for spec in TASKS.values():
+        for variant in spec.variants:
+            shipped, target = shipped_root / spec.name / variant, folder / spec.name / variant
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if (shipped / "card.json").is_file():
+                target.symlink_to(shipped.resolve(), target_is_directory=True)
+                notes.append(f"{spec.name}/{variant}: shipped")
+                continue
+            stand_in = getattr(task_hooks(spec.name), "stand_in", None)
+            if stand_in is None:
+                raise SystemExit(
+                    f"no stand-in for {spec.name}/{variant}: ship its checkpoint or add `stand_in` to "
+                    f"benchmarks/tasks/{spec.name}.py"
+                )
+            notes.append(f"{spec.name}/{variant}: {stand_in(target, variant)}")
+    return folder, notes
 
 
-def pair_folder(folder: Path, n: int) -> Path:
-    """`n` A|B pairs (256x128: edges | photo) of shoe-like photos, the edges by the data's recipe."""
-    from gandemo.tasks import edges2photo
+def tab_requests(root: Path, examples: Path) -> dict[str, tuple[str, tuple]]:
+    """Each tab's main endpoint with a small, typical request: tab -> (api_name, inputs), every input
+    given (as the REST API needs; a Path is a file to upload), from each task's hooks' `request`. The
+    pictures are the app's own examples (drawn by the models under `root`), written into `examples`."""
+    from gandemo.tasks import TASKS
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        photo = edges2photo.prepare_photo(shoe_photo(folder / "photo.tmp.jpg", seed=i, size=(136, 102)))
-        pair = Image.new("RGB", (2 * edges2photo.SIZE, edges2photo.SIZE), "white")
-        pair.paste(edges2photo.photo_to_edges(photo), (0, 0))
-        pair.paste(photo, (edges2photo.SIZE, 0))
-        pair.save(folder / f"{i:04d}.jpg", quality=95)
-    (folder / "photo.tmp.jpg").unlink()
-    return folder
+    return {name: task_hooks(name).request(root, examples) for name in TASKS}
 
 
-def chorale_folder(folder: Path, pieces: int = 60, seed: int = 0) -> Path:
-    """A JSB-layout chorales folder (`Jsb16thSeparated.json`, train/valid/test) of random pieces:
-    4 voices in their ranges moving by small steps, one note a quarter or a half. It costs a
-    trainer what the real chorales cost (the same phrase count per piece and the same rolls)."""
-    import json
+def seed_inputs() -> dict[str, int]:
+    """api_name -> which of its inputs is a seed, from the tasks' hooks (`SEED_INPUT`)."""
+    from gandemo.tasks import TASKS
 
-    rng = np.random.default_rng(seed)
-    ranges = ((60, 81), (52, 74), (46, 69), (36, 66))  # soprano, alto, tenor, bass (the data's own)
-
-    def piece() -> list[list[int]]:
-        steps = 4 * int(rng.integers(40, 70))
-        voices = []
-        for lo, hi in ranges:
-            pitch, line = int(rng.integers(lo + 4, hi - 4)), []
-            while len(line) < steps:
-                pitch = int(np.clip(pitch + rng.integers(-3, 4), lo, hi))
-                line += [pitch] * int(rng.choice([4, 8]))
-            voices.append(line[:steps])
-        return [list(step) for step in zip(*voices, strict=True)]
-
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {split: [piece() for _ in range(n)] for split, n in (("train", pieces), ("valid", 8), ("test", 8))}
-    (folder / "Jsb16thSeparated.json").write_text(json.dumps(data))
-    return folder
-
-
-def plate(path: Path, size: tuple[int, int], seed: int = 0, scratch: bool = True) -> Path:
-    """A grey plate with a soft gradient and noise, and a dark scratch (a stand-in product photo)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    a = np.linspace(90, 150, w)[None, :, None] + rng.normal(0, 6, (h, w, 3))
-    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-    if scratch:
-        ImageDraw.Draw(img).line([(0.2 * w, 0.4 * h), (0.7 * w, 0.55 * h)], fill=(30, 30, 30), width=max(2, w // 60))
-    img.save(path, quality=92)
-    return path
-
-
-def mvtec_tree(folder: Path, n: int = 64, size: int = 128) -> Path:
-    """One anomaly category in the MVTec layout: `n` normal plates to train on, 8 to calibrate on."""
-    for split, count in (("train/good", n), ("val/good", 8)):
-        (folder / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            plate(folder / split / f"{i:03d}.png", (size, size), seed=i, scratch=False)
-    return folder
+    seeded = {}
+    for name in TASKS:
+        hooks = task_hooks(name)
+        if getattr(hooks, "SEED_INPUT", None) is not None:
+            seeded[hooks.API] = hooks.SEED_INPUT
+    return seeded
 
 
 # ---- models: the shipped checkpoint, or an untrained stand-in of the cpu preset's size -----------------
@@ -257,158 +226,6 @@ def app_model(task: str, root: Path | None, threads: int) -> Any:
         os.environ[registry.ENV_ROOT] = str(root)
         registry.clear()
     return registry.get(task)["G"]
-
-
-def save_stand_in(
-    folder: Path, task: str, variant: str, modules: dict[str, Any], kwargs: dict[str, dict], **card: Any
-) -> float:
-    """Write untrained `modules` (their constructor `kwargs` by name) as a checkpoint folder the app
-    loads; returns their parameters in millions."""
-    from gandemo.checkpoint import arch_entry, save_checkpoint
-
-    arch = {name: arch_entry(m, kwargs[name]) for name, m in modules.items()}
-    save_checkpoint(folder, modules, {"task": task, "variant": variant, "arch": arch, "metrics": {}, **card})
-    return sum(p.numel() for m in modules.values() for p in m.parameters()) / 1e6
-
-
-def edges2photo_root(tmp: Path) -> tuple[Path | None, str]:
-    """(checkpoint root to use, None = the app's own; what the edges2photo model is, in words)."""
-    from gandemo import registry
-
-    if registry.status("edges2photo") is None:
-        return None, f"the shipped checkpoint ({registry.checkpoint_dir('edges2photo')})"
-    from gandemo.nets.pix2pix import UNetGenerator
-    from training.task import task_class
-
-    preset = task_class("edges2photo").presets["cpu"]
-    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": preset["ngf"], "depth": 7, "max_mult": preset["max_mult"]}
-    G = UNetGenerator(**kwargs).eval()
-    params = save_stand_in(tmp / "edges2photo" / "default", "edges2photo", "default", {"G": G}, {"G": kwargs})
-    return tmp, (
-        f"NO edges2photo checkpoint is shipped yet: an UNTRAINED U-Net of the cpu preset's size "
-        f"(ngf={kwargs['ngf']}, max_mult={kwargs['max_mult']}, {params:.2f} M parameters; the same cost)"
-    )
-
-
-def music_root(tmp: Path, note_bias: float) -> tuple[Path | None, str]:
-    """(checkpoint root to use, None = the app's own; what the music model is, in words). The stand-in's
-    weights are redrawn at unit gain and its note bias set to `note_bias`, so that it writes about as
-    many notes as a chorale phrase (an untrained G switches every note on or none)."""
-    from gandemo import registry
-
-    if registry.status("music") is None:
-        return None, f"the shipped checkpoint ({registry.checkpoint_dir('music')})"
-    import torch
-
-    from gandemo.nets.musegan import MuseGenerator, TrackLinear
-    from gandemo.tasks import music
-    from training.task import task_class
-
-    preset = task_class("music").presets["cpu"]
-    kwargs = {
-        "n_tracks": len(music.TRACKS),
-        "n_bars": music.N_BARS,
-        "steps_per_bar": music.STEPS_PER_BAR,
-        "n_pitches": music.N_PITCHES,
-        "z_dim": 32,
-        "width": preset["g_width"],
-        "temporal_width": 128,
-    }
-    torch.manual_seed(0)
-    G = MuseGenerator(**kwargs).eval()
-    with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, TrackLinear | torch.nn.Linear):
-                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
-                m.weight.normal_(0, (2 / fan_in) ** 0.5)
-        G.semitone_bias.fill_(note_bias)
-    params = save_stand_in(tmp / "music" / "default", "music", "default", {"G": G}, {"G": kwargs})
-    return tmp, (
-        f"NO music checkpoint is shipped yet: an UNTRAINED G of the cpu preset's size (width {kwargs['width']}, "
-        f"{params:.2f} M parameters; the same cost), weights at unit gain and note bias {note_bias:g} for sparse notes"
-    )
-
-
-def superres_model(checkpoint: Path | None) -> tuple[Any, str, Path | None]:
-    """(G in eval mode, NCHW; what it is, in words; its checkpoint folder or None): `checkpoint`, else
-    the shipped gan one, else an untrained SRResNet of the cpu preset's size."""
-    import torch
-
-    from gandemo import registry
-    from gandemo.checkpoint import load_checkpoint
-
-    folder = checkpoint or registry.checkpoint_dir("superres", "gan")
-    if (folder / "card.json").is_file():
-        return load_checkpoint(folder)["G"], f"checkpoint {folder}", folder
-    if checkpoint:
-        raise SystemExit(f"no checkpoint at {checkpoint}")
-    from gandemo.nets.srgan import SRResNet
-    from training.task import task_class
-
-    preset = task_class("superres").presets["cpu"]
-    kwargs = {"channels": preset["channels"], "blocks": preset["blocks"], "batchnorm": True, "bicubic_skip": True}
-    torch.manual_seed(0)
-    G = SRResNet(**kwargs).eval().requires_grad_(False)
-    params = sum(p.numel() for p in G.parameters()) / 1e6
-    return G, f"NO trained checkpoint: an UNTRAINED SRResNet of the cpu preset's size ({kwargs}, {params:.2f} M)", None
-
-
-def save_superres(G: Any, folder: Path, variant: str) -> None:
-    """Write an upscaler G as a superres checkpoint folder the app loads."""
-    kwargs = {"channels": G.channels, "blocks": G.blocks, "batchnorm": True, "bicubic_skip": G.bicubic_skip}
-    save_stand_in(folder, "superres", variant, {"G": G}, {"G": kwargs})
-
-
-def every_model_root(folder: Path) -> tuple[Path, list[str]]:
-    """A checkpoint root with a model for every variant of every task: the shipped checkpoint where
-    there is one (linked), else an UNTRAINED stand-in of the cpu preset's size (what a trained one
-    costs to load and run). Returns (root, one note per model)."""
-    from gandemo.tasks import TASKS
-
-    shipped_root = ROOT / "assets" / "checkpoints"
-    notes = []
-    for spec in TASKS.values():
-        for variant in spec.variants:
-            shipped, target = shipped_root / spec.name / variant, folder / spec.name / variant
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if (shipped / "card.json").is_file():
-                target.symlink_to(shipped.resolve(), target_is_directory=True)
-                notes.append(f"{spec.name}/{variant}: shipped")
-                continue
-            if spec.name == "edges2photo":
-                edges2photo_root(folder)
-            elif spec.name == "music":
-                music_root(folder, note_bias=-3.75)
-            elif spec.name == "superres":
-                save_superres(superres_model(None)[0], target, variant)
-            else:
-                # none for anomaly: an untrained detector must also be calibrated by the task's own
-                # methods, which are being rewritten (benchmarks/anomaly_speed.py builds its own)
-                raise SystemExit(f"no stand-in for {spec.name}/{variant}: ship its checkpoint or add one here")
-            notes.append(f"{spec.name}/{variant}: UNTRAINED stand-in of the cpu preset's size")
-    return folder, notes
-
-
-def tab_requests(root: Path, examples: Path) -> dict[str, tuple[str, tuple]]:
-    """Each tab's main endpoint with a small, typical request: tab -> (api_name, inputs), every input
-    given (as the REST API needs; a Path is a file to upload). The pictures are the app's own
-    examples (the anomaly one drawn by the model under `root`), written into `examples`."""
-    from gandemo.checkpoint import load_checkpoint
-    from gandemo.tasks import TASKS, music
-    from gandemo.ui import anomaly, edges2photo, superres
-
-    sketch = edges2photo.example_sketches(examples / "edges")[0]
-    picture = superres.example_pictures(examples / "superres")[0]  # 160x120: a small upscale
-    category = TASKS["anomaly"].variants[0]
-    product = anomaly.example_images({category: load_checkpoint(root / "anomaly" / category)}, examples / "anomaly")
-    return {
-        "basics": ("toy_gan", ("gaussian", "normal", "non-saturating", 1e-3, 1e-3, 1, 64, 0, 200, 100)),
-        "faces": ("generate_faces", (42, 16)),
-        "edges2photo": ("edges_to_photo", (sketch,)),
-        "superres": ("upscale", (picture, "gan", False)),
-        "music": ("compose_music", (7, 80, *music.DEFAULT_PROGRAMS, False, False, False, False)),
-        "anomaly": ("detect_anomaly", (product[-1][0], category, "encoder", 200)),
-    }
 
 
 # ---- clients ---------------------------------------------------------------------------------------------
@@ -480,7 +297,6 @@ def _file_urls(value) -> list[str]:
 
 
 # ---- the crowd: concurrent users on loopback -------------------------------------------------------------
-SEEDED = {"generate_faces": 0, "compose_music": 0, "toy_gan": 7}  # which input is the seed
 
 
 @dataclass
@@ -494,6 +310,13 @@ class Tally:
 
     def served(self) -> int:
         return sum(len(v) for v in self.latencies.values())
+
+    def merge(self, other: Tally) -> None:
+        """Add what `other` (a later round) saw."""
+        for api, values in other.latencies.items():
+            self.latencies.setdefault(api, []).extend(values)
+        self.errors += other.errors
+        self.queue_full += other.queue_full
 
 
 def make_client(kind: str, url: str) -> Callable[..., object]:
@@ -513,14 +336,6 @@ def make_client(kind: str, url: str) -> Callable[..., object]:
     return predict
 
 
-def with_seed(api: str, inputs: tuple, seed: int) -> tuple:
-    if api not in SEEDED:
-        return inputs
-    args = list(inputs)
-    args[SEEDED[api]] = seed
-    return tuple(args)
-
-
 def load(
     url: str,
     requests: list[tuple[str, tuple]],
@@ -532,6 +347,7 @@ def load(
     """Run the crowd: `users` clients calling `requests` (api_name, inputs) in turn, each request with a
     new seed, for `seconds` or `max_requests` in all; returns what it saw and the wall time."""
     tally = Tally(latencies={api: [] for api, _ in requests})
+    seeded = seed_inputs()
     deadline = time.monotonic() + seconds
 
     def user(i: int) -> None:
@@ -547,7 +363,7 @@ def load(
             n += 1
             t0 = time.perf_counter()
             try:
-                predict(*with_seed(api, inputs, 1000 * i + n), api_name=api)
+                predict(*with_seed(inputs, seeded.get(api), 1000 * i + n), api_name=api)
                 with tally.lock:
                     tally.latencies[api].append(time.perf_counter() - t0)
             except (QueueError, QueueFull):
@@ -564,6 +380,15 @@ def load(
     for w in workers:
         w.join()
     return tally, time.perf_counter() - t0
+
+
+def with_seed(inputs: tuple, index: int | None, seed: int) -> tuple:
+    """`inputs` with `seed` as input `index` (None: the endpoint takes no seed)."""
+    if index is None:
+        return inputs
+    args = list(inputs)
+    args[index] = seed
+    return tuple(args)
 
 
 def p95(values: list[float]) -> float:

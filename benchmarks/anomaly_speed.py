@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks._server import median_seconds, mvtec_tree, plate, print_table  # noqa: E402
+from benchmarks._server import median_seconds, print_table  # noqa: E402
+from benchmarks.tasks.anomaly import mvtec_tree, plate  # noqa: E402
 
 TASK = "anomaly"
 API_AIM, SEARCH_AIM = 0.3, 10.0  # seconds: Anomaly v2's aims

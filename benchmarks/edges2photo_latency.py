@@ -31,17 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks._server import (  # noqa: E402
-    app_model,
-    median_seconds,
-    pair_folder,
-    print_table,
-    rss_mb,
-    running_app,
-    save_stand_in,
-    shoe_photo,
-    step_seconds,
-)
+from benchmarks._data import save_stand_in  # noqa: E402
+from benchmarks._server import app_model, median_seconds, print_table, rss_mb, running_app, step_seconds  # noqa: E402
+from benchmarks.tasks.edges2photo import pair_folder, shoe_photo  # noqa: E402
 
 TASK = "edges2photo"
 CHROMIUM = "/usr/bin/chromium"

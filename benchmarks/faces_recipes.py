@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks._server import synthetic_images  # noqa: E402
+from benchmarks._data import synthetic_images  # noqa: E402
 from training.loop import RunConfig, Trainer  # noqa: E402
 from training.run import parse_train_args  # noqa: E402
 from training.task import task_class  # noqa: E402

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._server import app_model, chorale_folder, music_root, print_table, rss_mb, running_app, step_seconds  # noqa: E402
+from benchmarks._server import app_model, print_table, rss_mb, running_app, step_seconds  # noqa: E402
+from benchmarks.tasks.music import chorale_folder, music_root  # noqa: E402
 
 TASK = "music"
 

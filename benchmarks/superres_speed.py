@@ -38,7 +38,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks._server import median_seconds, save_superres, superres_model  # noqa: E402
+from benchmarks._server import median_seconds  # noqa: E402
+from benchmarks.tasks.superres import save_superres, superres_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

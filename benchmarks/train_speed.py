@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks._server import step_seconds, synthetic_images, task_data  # noqa: E402
+from benchmarks._data import synthetic_images  # noqa: E402
+from benchmarks._server import step_seconds, task_data  # noqa: E402
 from training import loop  # noqa: E402
 from training.task import trainable_tasks  # noqa: E402
 

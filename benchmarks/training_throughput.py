@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from benchmarks._server import synthetic_images, task_data  # noqa: E402
+from benchmarks._data import synthetic_images  # noqa: E402
+from benchmarks._server import task_data  # noqa: E402
 from gandemo.tasks import TASKS  # noqa: E402
 from training import distributed  # noqa: E402
 from training.loop import RunConfig, Trainer  # noqa: E402
