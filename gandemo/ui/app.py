@@ -4,10 +4,14 @@ will be made, and a tab whose model is missing says so (the other tabs work rega
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import inspect
 import os
 import sys
+import threading
+import time
 from typing import Any
 
 import gradio as gr
@@ -32,6 +36,17 @@ MAX_FILE_SIZE = "64mb"  # uploads above this are refused before they reach the d
 # GAN Basics plot is a PNG of ~100 kB) and its gr.State; every API call without a session is one.
 # Beyond this the least recently used are dropped: such a visitor's next Start begins a new toy game.
 STATE_SESSIONS = 500
+# Finished events whose timings Gradio keeps for its analytics page (its default: 10,000, ~1 kB each)
+ANALYTICS_EVENTS = 500
+# glibc malloc: at most this many arenas (its default is 8 per core: each request thread ends up with
+# its own, and freed memory stays in it), blocks from this size up mapped on their own and given back
+# when freed (glibc otherwise raises the bound up to 32 MB as blocks are freed, so that the buffers of a
+# batch of 64 faces stay in the arenas), and free memory handed back to the system every few seconds.
+MALLOC_ARENAS = 2
+MALLOC_MMAP_BYTES = 1 << 20
+MALLOC_TRIM_EVERY_S = 5.0
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
+_lock = threading.Lock()
 
 
 class Studio(gr.Blocks):
@@ -134,6 +149,98 @@ def threads_from_env() -> int:
     return _whole_number_env(THREADS_ENV, 1, "1 thread")
 
 
+def _libc() -> Any:
+    """glibc, or None where the C library is another (musl, macOS): then the allocator is left as it is."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def bound_allocator() -> bool:
+    """Bound what glibc malloc keeps (MALLOC_ARENAS, MALLOC_MMAP_BYTES); call it before the server's
+    threads start (app.py does, first thing). Returns whether it could (glibc only). Under 20 users the
+    server grew +44 % in the first 40 s and a little every round after without it (docs/hosting.md)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_BYTES)
+    return True
+
+
+def _trim_forever(libc: Any, every_s: float) -> None:
+    while True:
+        time.sleep(every_s)
+        libc.malloc_trim(0)
+
+
+_trimmer: list[threading.Thread] = []
+
+
+def start_trimming(every_s: float = MALLOC_TRIM_EVERY_S) -> threading.Thread | None:
+    """The daemon thread (one per process, however often this is called) that hands the allocator's
+    free memory back to the system every `every_s` seconds (glibc's malloc_trim: free pages inside
+    the arenas too, not only at their top); None where the C library is not glibc."""
+    libc = _libc()
+    if libc is None:
+        return None
+    with _lock:
+        if not _trimmer:
+            _trimmer.append(
+                threading.Thread(target=_trim_forever, args=(libc, every_s), name="malloc-trim", daemon=True)
+            )
+            _trimmer[0].start()
+    return _trimmer[0]
+
+
+class _BlocksWithoutConfigs:
+    """What Gradio's SessionState reads from the app at its start, without the blocks whose configs it
+    would compute up front."""
+
+    def __init__(self, blocks: gr.Blocks) -> None:
+        self.default_config = blocks.default_config
+        self.blocks: dict[int, Any] = {}
+
+
+def lighter_sessions() -> bool:
+    """Make Gradio's per-session state compute its copy of the blocks' configs when it is read (only a
+    deep link reads it) instead of at the session's start: ~500 kB and the get_config of all ~280
+    blocks for every session, and every REST or gradio_client call is a session of its own (the
+    server keeps STATE_SESSIONS of them). What the configs hold, and their order, are unchanged
+    (tests/ui/test_app.py compares both). Returns False, changing nothing, on a Gradio whose
+    SessionState does not look as expected."""
+    from gradio import state_holder
+
+    cls = state_holder.SessionState
+    if getattr(cls, "_gandemo_lazy_configs", False):
+        return True
+    eager_init, components = cls.__init__, cls.__dict__.get("components")
+    if not isinstance(components, property) or "config_values" not in inspect.getsource(eager_init):
+        return False
+
+    def __init__(self: Any, blocks: gr.Blocks) -> None:
+        eager_init(self, _BlocksWithoutConfigs(blocks))
+        self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
+
+    def all_components(self: Any) -> Any:
+        config = self.blocks_config
+        for k in self._config_ids:
+            if k not in self.config_values and k in config.blocks:
+                self.config_values[k] = config.config_for_block(k, [], config.blocks[k])
+        ids = [k for k in self._config_ids if k in self.config_values]
+        ordered = {k: self.config_values[k] for k in ids} | self.config_values
+        self.config_values.clear()
+        self.config_values.update(ordered)
+        return components.fget(self)
+
+    cls.__init__ = __init__
+    cls.components = property(all_components)
+    cls._gandemo_lazy_configs = True
+    return True
+
+
 def build_app() -> gr.Blocks:
     """The app's Blocks; building it loads the shipped models (lazily cached) and changes no
     global settings (torch's thread count is set by `launch`)."""
@@ -169,6 +276,9 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     sets 0.0.0.0), and never makes a public share link unless the caller passes share=True (Gradio
     would make one on its own in a hosted notebook or with GRADIO_SHARE)."""
     torch.set_num_threads(threads_from_env())
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
+    lighter_sessions()
+    start_trimming()
     options = {
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "share": False,

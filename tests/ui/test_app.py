@@ -239,3 +239,39 @@ def test_each_model_is_loaded_once_however_many_tabs_and_requests_use_it(
         anomaly.detect_anomaly(str(picture), category, "encoder", 3)
     every = sorted(p.parent for p in checkpoint_root.glob("*/*/card.json"))
     assert sorted(loads) == every
+
+
+# ---- memory under load: the allocator and Gradio's per-session state ------------------------------------
+def test_the_allocator_is_bounded_and_trimmed_by_one_thread_on_glibc():
+    from gandemo.ui import app
+
+    if app._libc() is None:
+        pytest.skip("not glibc: the allocator is left as it is")
+    assert app.bound_allocator() is True
+    first = app.start_trimming()
+    assert first is not None and first.daemon and first.is_alive()
+    assert app.start_trimming() is first  # one thread however often the app is launched
+
+
+def test_sessions_compute_the_same_block_configs_only_when_read():
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    from gandemo.ui.app import lighter_sessions
+
+    with gr.Blocks() as demo:
+        with gr.Tab("one"):
+            text = gr.Textbox("x", label="words")
+            gr.Number(3, label="n")
+        with gr.Tab("two"):
+            gr.Image(label="picture")
+    config = demo.default_config
+    expected = [config.config_for_block(k, [], b) for k, b in config.blocks.items() if k in demo.blocks]
+    assert lighter_sessions() and lighter_sessions()  # idempotent
+    session = SessionState(demo)
+    assert session.config_values == {}  # nothing computed when a session starts
+    session._update_value_in_config(text._id, "changed")  # what Gradio does with an output
+    got = list(session.components)
+    assert [c["id"] for c in got] == [c["id"] for c in expected]  # all of them, in the blocks' order
+    expected[[c["id"] for c in expected].index(text._id)]["props"]["value"] = "changed"
+    assert got == expected
