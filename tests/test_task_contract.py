@@ -40,3 +40,20 @@ def test_the_app_and_the_trainer_find_a_new_task_by_its_name(sixth_task):
     texts = [str(getattr(b, "value", "")) for b in demo.blocks.values()]
     assert "the Sixth tab's own body" in texts
     assert task_class("sixth") is sixth_task
+
+
+def test_training_all_and_the_test_fixtures_find_a_new_task_by_its_name(sixth_task, tmp_path, monkeypatch):
+    """`python -m training all` asks the task where its data is and which runs it makes; the tests' tiny
+    checkpoints come from the task's own hook: no table to extend in training/all.py or tests/conftest.py."""
+    from tests.conftest import write_tiny_checkpoints
+    from training import all as train_all
+
+    (tmp_path / "sixth").mkdir()
+    assert train_all.find_data(tmp_path, "sixth") == tmp_path / "sixth"  # by default a folder named after it
+    assert sixth_task.planned_runs(tmp_path) == [("default", tmp_path / "sixth", "")]
+    monkeypatch.setattr(sixth_task, "data_layout", ("elsewhere/train",), raising=False)
+    assert sixth_task.planned_runs(tmp_path)[0][2].startswith("no data (looked for")
+    with pytest.raises(NotImplementedError, match="tiny_checkpoints"):
+        write_tiny_checkpoints("sixth", tmp_path)
+    monkeypatch.setattr(sixth_task, "tiny_checkpoints", classmethod(lambda cls, root, seed=0: [root / "sixth"]))
+    assert write_tiny_checkpoints("sixth", tmp_path) == [tmp_path / "sixth"]

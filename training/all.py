@@ -1,8 +1,9 @@
 """`python -m training all --data-root DIR`: train every model of the app in turn, ship each checkpoint
 folder where the app finds it, measure it, and end with a table of what was trained and how it scored.
 
-Each task finds its data under DIR by this layout (the first path that exists; the shared datasets'
-own names are accepted, so `--data-root ../shared/datasets` works as it is):
+Each task finds its data under DIR by its own layout (`TrainTask.data_layout`: the first path that exists,
+else a folder named after the task; the shared datasets' own names are accepted, so
+`--data-root ../shared/datasets` works as it is):
 
     faces/            face photos (or faces/train/)                           -> faces
     edges2shoes/      edges|photo pairs (or edges2shoes_utzap/, or a train/   -> edges2photo
@@ -42,14 +43,6 @@ from training import distributed
 from training.run import parse_train_args, train_main
 from training.task import portable_card, task_class, trainable_tasks
 
-# where each task's --data is under --data-root: the first that exists
-LAYOUT: dict[str, tuple[str, ...]] = {
-    "faces": ("faces/train", "faces"),
-    "edges2photo": ("edges2shoes/train", "edges2shoes", "edges2shoes_utzap/train", "edges2shoes_utzap"),
-    "superres": ("sr_train",),
-    "music": ("music",),
-    "anomaly": ("anomaly",),  # + /<category>: one run per category folder
-}
 MANIFEST = "all.json"
 SUMMARY = "all.md"
 
@@ -111,50 +104,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-# ---- what to train -----------------------------------------------------------------------------
+# ---- what to train -----------------------------------------------------------------------------------
+# Each task says where its data is and which runs it makes of it (`TrainTask.data_layout`, `find_data`,
+# `planned_runs`): a new task needs no line here.
 def find_data(root: Path, task: str) -> Path | None:
-    for rel in LAYOUT.get(task, (task,)):
-        if (root / rel).exists():
-            return root / rel
-    return None
+    return task_class(task).find_data(root)
 
 
 def ordered_variants(task: str) -> list[str]:
     """The catalogue's variants, each after the one it starts from (superres: psnr, then gan)."""
-    first = task_class(task).starts_from
-    out: list[str] = []
-
-    def add(v: str) -> None:
-        if v in first:
-            add(first[v])
-        if v not in out:
-            out.append(v)
-
-    for v in TASKS[task].variants:
-        add(v)
-    return out
+    return task_class(task).ordered_variants()
 
 
 def plan(root: Path) -> list[Item]:
-    """Every trainable task's variants, in the catalogue's order, with their data (or why not)."""
-    items = []
-    for task in trainable_tasks():
-        where = find_data(root, task)
-        looked = ", ".join(str(root / rel) for rel in LAYOUT.get(task, (task,)))
-        if task == "anomaly":  # one folder per category; the category is the variant
-            variants = TASKS[task].variants
-            found = sorted(p for p in where.iterdir() if p.is_dir()) if where and where.is_dir() else []
-            for folder in found:
-                if folder.name in variants:
-                    items.append(Item(task, folder.name, folder))
-                else:
-                    items.append(Item(task, folder.name, None, f"not a catalogue category ({', '.join(variants)})"))
-            if not found:
-                items.append(Item(task, "*", None, f"no category folders in {root / 'anomaly'}"))
-            continue
-        for variant in ordered_variants(task):
-            items.append(Item(task, variant, where, "" if where else f"no data (looked for {looked})"))
-    return items
+    """Every trainable task's runs, in the catalogue's order, with their data (or why not)."""
+    return [
+        Item(task, variant, data, note)
+        for task in trainable_tasks()
+        for variant, data, note in task_class(task).planned_runs(root)
+    ]
 
 
 def selected(item: Item, only: set[str], skip: set[str]) -> bool:

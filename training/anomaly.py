@@ -68,7 +68,7 @@ from training.data import EpochSampler
 from training.evaluation import Evaluation
 from training.loop import Amp, recalibrate_batchnorm
 from training.steps import dcgan_step, pix2pix_step
-from training.task import ImageTask, portable_card
+from training.task import ImageTask, add_options, portable_card, write_tiny
 
 Z_DIM = 100
 SAMPLES = 8  # items per row of the sample grid
@@ -411,24 +411,58 @@ class AnomalyTask(ImageTask):
         },
     }
 
+    @classmethod
+    def planned_runs(cls, root: Path) -> list[tuple[str, Path | None, str]]:
+        """`python -m training all`: one run per category folder under DIR/anomaly, the category its variant."""
+        where = cls.find_data(root)
+        variants = TASKS[cls.name].variants
+        found = sorted(p for p in where.iterdir() if p.is_dir()) if where and where.is_dir() else []
+        runs = [
+            (f.name, f, "")
+            if f.name in variants
+            else (f.name, None, f"not a catalogue category ({', '.join(variants)})")
+            for f in found
+        ]
+        return runs or [("*", None, f"no category folders in {root / 'anomaly'}")]
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        """Every catalogue category's (magnetic_tile greyscale, as its photos are)."""
+        return [
+            write_tiny_checkpoint(root, category, 1 if category == "magnetic_tile" else 3, seed)
+            for category in TASKS[cls.name].variants
+        ]
+
     # a longer run moves the stages' boundaries: the encoder's and the inpainter's steps change with --steps
     resume_free = frozenset({"encoder_steps", "inpaint_steps"})
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         # no super(): flips are one of this task's per-category augmentations (--augment), not a switch
-        parser.add_argument("--image-size", type=int, help="the model's resolution (a power of two >= 16)")
-        parser.add_argument("--ngf", type=int, help="generator width (DCGAN: 64)")
-        parser.add_argument("--ndf", type=int, help="discriminator width (DCGAN: 64)")
-        parser.add_argument("--nef", type=int, help="encoder width")
-        parser.add_argument("--encoder-steps", type=int, help="the N steps before the inpainter's train E (stage 2)")
-        parser.add_argument("--inpaint-steps", type=int, help="the last N steps train the inpainter (stage 3)")
-        parser.add_argument("--inpaint-batch-size", type=int, help="images per step of stage 3")
-        parser.add_argument("--inpaint-ngf", type=int, help="the inpainter's U-Net width (pix2pix: 64)")
-        parser.add_argument("--inpaint-ndf", type=int, help="its PatchGAN critic's width (pix2pix: 64)")
-        parser.add_argument(
-            "--lambda-l1", type=float, default=100.0, help="weight of the inpainter's L1 (pix2pix: 100)"
-        )
+        sizes = {
+            "--image-size": "the model's resolution (a power of two >= 16)",
+            "--ngf": "generator width (DCGAN: 64)",
+            "--ndf": "discriminator width (DCGAN: 64)",
+            "--nef": "encoder width",
+            "--encoder-steps": "the N steps before the inpainter's train E (stage 2)",
+            "--inpaint-steps": "the last N steps train the inpainter (stage 3)",
+            "--inpaint-batch-size": "images per step of stage 3",
+            "--inpaint-ngf": "the inpainter's U-Net width (pix2pix: 64)",
+            "--inpaint-ndf": "its PatchGAN critic's width (pix2pix: 64)",
+            "--search-iterations": (
+                task.SEARCH_ITERATIONS,
+                "latent-search iterations the thresholds are calibrated at (the app's default)",
+            ),
+        }
+        add_options(parser, int, sizes)
+        weights = {
+            "--lambda-l1": (100.0, "weight of the inpainter's L1 (pix2pix: 100)"),
+            "--kappa": (1.0, "weight of izi_f's feature term (paper: 1)"),
+            "--heatmap-sigma": (task.HEATMAP_SIGMA, "heatmap smoothing, px"),
+            "--image-fpr": (task.IMAGE_FPR, "share of normal images flagged"),
+            "--pixel-fpr": (task.PIXEL_FPR, "share of normal pixels flagged"),
+        }
+        add_options(parser, float, weights)
         parser.add_argument(
             "--init",
             type=Path,
@@ -442,20 +476,9 @@ class AnomalyTask(ImageTask):
         parser.add_argument(
             "--diffaugment", help=f"DiffAugment policy for D's inputs (default per category: {DIFFAUGMENT})"
         )
-        parser.add_argument("--kappa", type=float, default=1.0, help="weight of izi_f's feature term (paper: 1)")
-        parser.add_argument(
-            "--search-iterations",
-            type=int,
-            default=task.SEARCH_ITERATIONS,
-            help="latent-search iterations the thresholds are calibrated at (the app's default)",
-        )
-        parser.add_argument("--heatmap-sigma", type=float, default=task.HEATMAP_SIGMA, help="heatmap smoothing, px")
-        parser.add_argument("--image-fpr", type=float, default=task.IMAGE_FPR, help="share of normal images flagged")
-        parser.add_argument("--pixel-fpr", type=float, default=task.PIXEL_FPR, help="share of normal pixels flagged")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.device = device
-        self.variant = args.variant
+        super().__init__(args, device)
         self.folder = Path(args.data)
         categories = TASKS[self.name].variants
         if self.folder.name in categories and self.folder.name != self.variant:
@@ -1163,3 +1186,62 @@ def _preview(
         for i in idx:
             cells.append(task.overlay(originals[i], f["maps"][i], t).resize(size))
     return make_grid(cells, ncol=len(idx))
+
+
+# ---- the tests' tiny checkpoints (TrainTask.tiny_checkpoints) --------------------------------------------
+TINY_SEARCH = 3  # latent-search iterations the tiny cards are calibrated at
+
+
+def write_tiny_checkpoint(root: Path, category: str, channels: int = 3, seed: int = 0) -> Path:
+    """An untrained but valid anomaly checkpoint (16x16 G, D, E of width 4; a 32x32 inpainter I of
+    width 4 with its critic C and residual statistics N; the baseline's statistics B) under
+    `root/anomaly/<category>`, with thresholds calibrated by the task's own code on 4 flat "normal"
+    images (greyscale when channels = 1)."""
+    torch.manual_seed(seed)
+    kw = {"channels": channels, "image_size": 16}
+    i_kw = {"in_channels": channels + 1, "out_channels": channels, "ngf": 4, "depth": 4}
+    c_kw = {"in_channels": 2 * channels + 1, "ndf": 4, "layers": 2}
+    models = {
+        "G": Generator(z_dim=8, ngf=4, **kw).eval(),
+        "D": Discriminator(ndf=4, **kw).eval(),
+        "E": Encoder(z_dim=8, nef=4, **kw).eval(),
+        "I": UNetGenerator(**i_kw).eval(),
+        "C": PatchDiscriminator(**c_kw).eval(),
+        "N": ResidualStats(32),
+    }
+    inpaint = {"image_size": 32, "cells": [8, 16], "sets": 4, "sigma": 1.0, "top": 0.01, "normalise": True}
+    rng = np.random.default_rng(seed)
+    normal = torch.from_numpy(rng.uniform(-0.2, 0.2, (4, channels, 16, 16))).float()
+    normal_hi = torch.from_numpy(rng.uniform(-0.2, 0.2, (4, channels, 32, 32))).float()
+    raw = task.inpaint(models, normal_hi, {**inpaint, "normalise": False})
+    models["N"].fit(torch.from_numpy(raw.heat))
+    calibration = {}
+    for method in task.METHODS:
+        x = normal_hi if method == "inpaint" else normal
+        scores, heat = task.score_batches(method, models, x, TINY_SEARCH, block=inpaint)
+        calibration[method] = task.calibrate(scores, heat)
+    photos = rng.integers(100, 140, (4, 128, 128, 3), dtype=np.uint8)  # the baseline's "normal" images
+    baseline = task.PixelStatsBaseline.fit(photos)
+    models["B"] = baseline.to_module()
+    scores, pixels = baseline.score(photos)
+    calibration["baseline"] = task.calibrate(scores, pixels)
+    calibration["latent_search"]["iterations"] = TINY_SEARCH
+    calibration["how"] = "test: 4 flat images"
+    kwargs = {
+        "G": {"z_dim": 8, "ngf": 4, **kw},
+        "D": {"ndf": 4, **kw},
+        "E": {"z_dim": 8, "nef": 4, **kw},
+        "I": i_kw,
+        "C": c_kw,
+        "N": {"size": 32},
+        "B": {"size": 128, "channels": 3},
+    }
+    return write_tiny(
+        root,
+        "anomaly",
+        category,
+        {k: (models[k], kw) for k, kw in kwargs.items()},
+        "16x16",
+        data_name=category,
+        anomaly={"search_iterations": TINY_SEARCH, "inpaint": inpaint, "calibration": calibration},
+    )

@@ -64,7 +64,7 @@ from training.inception import inception_features
 from training.loop import Amp
 from training.sketches import SILHOUETTE_WIDTH, silhouette_sketch, sketchify
 from training.steps import pix2pix_step
-from training.task import ImageTask
+from training.task import ImageTask, write_tiny
 
 SAMPLES = 8  # held-out pairs in every sample grid (the same ones at every step)
 CALIBRATION = (8, 32)  # batches x edge maps on which the EMA G's BatchNorm statistics are re-estimated
@@ -138,6 +138,13 @@ def with_colour(edges: torch.Tensor, colours: torch.Tensor | None) -> torch.Tens
 
 class Edges2PhotoTask(ImageTask):
     name = "edges2photo"
+    # `python -m training all --data-root DIR`: the shared datasets' own name is accepted too
+    data_layout = ("edges2shoes/train", "edges2shoes", "edges2shoes_utzap/train", "edges2shoes_utzap")
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        return [write_tiny_checkpoint(root, seed)]
+
     image_size = SIZE
     holdout_fraction = 0.07  # ~320 of the 4,550 pairs, for the in-run FID and the card; never trained on
     ema_of = "G"
@@ -234,9 +241,7 @@ class Edges2PhotoTask(ImageTask):
         parser.add_argument("--eval-n", type=int, default=300, help="held-out pairs per in-run evaluation")
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.device = device
-        self.variant = args.variant
-        self.ema_decay = float(args.ema_decay)
+        super().__init__(args, device)
         self.gan = bool(args.gan)
         self.policy = parse_policy(args.diffaugment)
         self.lambda_l1 = float(args.lambda_l1)
@@ -588,3 +593,25 @@ class Edges2PhotoTask(ImageTask):
             "(pi, pi), (pi, 0), (0, pi) over its mean in the 7x7 bins around; ~1 = no periodic artefact",
         }
         return Evaluation(result, preview, " | ".join(what))
+
+
+# ---- the tests' tiny checkpoint (TrainTask.tiny_checkpoints) ---------------------------------------------
+TINY_UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 7, "max_mult": 2}
+# the model of the cpu preset's kind since v2: edges + 4 colour planes in, resize-then-convolve
+TINY_EDGES_UNET = TINY_UNET | {"in_channels": 7, "upsample": "bilinear"}
+
+
+def write_tiny_checkpoint(root: Path, seed: int = 0, kwargs: dict | None = None) -> Path:
+    """An untrained but valid edges2photo checkpoint (U-Net ngf=4; `kwargs` default: TINY_EDGES_UNET, a
+    colour model; TINY_UNET: the first version's kind) under `root/edges2photo/default`."""
+    kwargs = TINY_EDGES_UNET if kwargs is None else kwargs
+    torch.manual_seed(seed)
+    return write_tiny(
+        root,
+        "edges2photo",
+        "default",
+        {"G": (UNetGenerator(**kwargs).eval(), kwargs)},
+        "128x128",
+        hyperparameters={"lambda_l1": 100.0, "ndf": 4, "d_layers": 3, "batch_size": 2, "lr": 2e-4},
+        objective="cGAN (softplus on PatchGAN logits) + lambda * L1",
+    )

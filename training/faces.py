@@ -33,7 +33,7 @@ from training.evaluation import Evaluation
 from training.inception import inception_features
 from training.loop import Amp
 from training.steps import LOSSES, gan_step
-from training.task import ImageTask
+from training.task import ImageTask, add_options, write_tiny
 
 Z_DIM = 100
 EVAL_SEED = 10_000  # samples for metrics come from seeds the app's defaults do not show
@@ -41,6 +41,12 @@ EVAL_SEED = 10_000  # samples for metrics come from seeds the app's defaults do 
 
 class FacesTask(ImageTask):
     name = "faces"
+    data_layout = ("faces/train", "faces")  # `python -m training all --data-root DIR`: DIR/faces[/train]
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        return [write_tiny_checkpoint(root, seed)]
+
     image_size = 64
     holdout_fraction = 0.07  # ~1,000 of the 14,000 faces, for the card's metrics; never trained on
     ema_of = "G"
@@ -104,23 +110,20 @@ class FacesTask(ImageTask):
         v3.add_argument(
             "--d-norm", choices=D_NORMS, default="batch", help="D's normalisation: batch norm, spectral norm or none"
         )
-        v3.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma on real images (0: off)")
-        v3.add_argument("--r1-every", type=int, default=16, help="lazy R1: every N steps, weighted N times")
-        v3.add_argument("--augment-p", type=float, default=1.0, help="share of D's images that DiffAugment changes")
-        v3.add_argument(
-            "--translation", type=float, default=0.125, help="DiffAugment's largest shift, share of the side"
-        )
-        v3.add_argument("--cutout", type=float, default=0.5, help="DiffAugment's cutout square, share of the side")
+        numbers = {
+            "--r1": (0.0, "R1 penalty weight gamma on real images (0: off)"),
+            "--augment-p": (1.0, "share of D's images that DiffAugment changes"),
+            "--translation": (0.125, "DiffAugment's largest shift, share of the side"),
+            "--cutout": (0.5, "DiffAugment's cutout square, share of the side"),
+            "--ema-rampup": (0.05, "EMA warm-up: half-life <= this x steps (0: none)"),
+        }
+        add_options(v3, float, numbers)
+        add_options(v3, int, {"--r1-every": (16, "lazy R1: every N steps, weighted N times")})
         v3.add_argument("--betas", type=betas_pair, default=(0.5, 0.999), help="Adam's beta1,beta2 for G and D")
-        v3.add_argument(
-            "--ema-rampup", type=float, default=0.05, help="EMA warm-up: half-life <= this x steps (0: none)"
-        )
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.device = device
-        self.variant = args.variant
+        super().__init__(args, device)
         self.policy = parse_policy(args.diffaugment)
-        self.ema_decay = float(args.ema_decay)
         self.ema_rampup = float(args.ema_rampup)
         self.eval_n = int(args.eval_n)
         self.loss = args.loss
@@ -415,3 +418,13 @@ def pca_gaussian_samples(train: torch.Tensor, n: int, components: int = 256, see
     coeffs = torch.randn(n, components, generator=gen) * std
     out = x.mean(0) + coeffs @ axes.T
     return out.reshape(n, *train.shape[1:]).clamp(-1, 1)
+
+
+# ---- the tests' tiny checkpoint (TrainTask.tiny_checkpoints) ---------------------------------------------
+TINY_G = {"z_dim": 100, "ngf": 8, "channels": 3}
+
+
+def write_tiny_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid faces checkpoint (ngf=8, 0.2 MB) under `root/faces/default`."""
+    torch.manual_seed(seed)
+    return write_tiny(root, "faces", "default", {"G": (Generator(**TINY_G).eval(), TINY_G)}, "64x64")

@@ -53,7 +53,7 @@ from gandemo.tasks.superres import SCALE, bicubic_array, upscale_array
 from training.data import EpochSampler, is_holdout
 from training.evaluation import Evaluation
 from training.loop import Amp
-from training.task import TrainTask, data_path, repo_path
+from training.task import TrainTask, data_path, repo_path, write_tiny
 
 SAMPLES = 4  # held-out photos in every sample grid (the same ones at every step)
 SAMPLE_CROP = 128  # ... each shown as the central 128x128 of the original and its 4x from 32x32
@@ -176,6 +176,12 @@ def default_init() -> Path:
 
 class SuperresTask(TrainTask):
     name = "superres"
+    data_layout = ("sr_train",)  # `python -m training all --data-root DIR`: DIR/sr_train
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        return write_tiny_checkpoints(root, seed)
+
     holdout_fraction = 0.1  # 32 of sr_train's 290 photos, for the in-run PSNR and the card; never trained on
     ema_of = "G"
     eval_key = "mse_y"  # the gan variant sets None: see the module's docstring
@@ -262,11 +268,9 @@ class SuperresTask(TrainTask):
         )
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.device = device
-        self.variant = args.variant
+        super().__init__(args, device)
         self.gan = self.variant == "gan"
         self.eval_key = "mse_y" if not self.gan else None
-        self.ema_decay = float(args.ema_decay)
         self.crop = int(args.crop)
         if self.crop % 16 or self.crop < 16:
             raise SystemExit(f"--crop must be a positive multiple of 16, got {self.crop}")
@@ -592,3 +596,29 @@ def measure(
             rows.setdefault(prefix + "ssim_y", []).append(metrics.ssim_y(sr, hr, border))
             rows.setdefault(prefix + "detail", []).append(metrics.detail_ratio(sr, hr, border))
     return {k: float(np.mean(v)) for k, v in rows.items()}
+
+
+# ---- the tests' tiny checkpoints (TrainTask.tiny_checkpoints) --------------------------------------------
+TINY_SRRESNET = {"channels": 8, "blocks": 2, "batchnorm": True, "bicubic_skip": True}
+
+
+def write_tiny_checkpoints(root: Path, seed: int = 0) -> list[Path]:
+    """Untrained but valid superres checkpoints (SRResNet of 8 channels x 2 blocks, starting as bicubic
+    plus a little) under `root/superres/gan` and `root/superres/psnr`."""
+    folders = []
+    for i, variant in enumerate(("gan", "psnr")):
+        torch.manual_seed(seed + i)
+        G = SRResNet(**TINY_SRRESNET).eval()
+        folders.append(
+            write_tiny(
+                root,
+                "superres",
+                variant,
+                {"G": (G, TINY_SRRESNET)},
+                "96x96 crops",
+                hyperparameters={"batch_size": 2, "lr": 2e-4, "crop": 96},
+                objective="pixel MSE (SRResNet)" if variant == "psnr" else "content + 0.001 x adversarial",
+                content_loss="pixel MSE" if variant == "psnr" else "a stand-in",
+            )
+        )
+    return folders

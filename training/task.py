@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gandemo.checkpoint import arch_entry, save_checkpoint
 from gandemo.tasks import TASKS
 from training import distributed
 from training.data import EpochSampler, ImageSet
@@ -102,6 +103,32 @@ def portable_card(value: Any, key: str = "") -> Any:
     return value
 
 
+def add_options(parser: argparse.ArgumentParser | Any, kind: type, options: dict[str, str | tuple[Any, str]]) -> None:
+    """Options of one type from a table, `--flag: help` or `--flag: (default, help)`: a task's options read
+    as the list they are. One without a default takes the preset's value (see training.run)."""
+    for flag, spec in options.items():
+        default, text = spec if isinstance(spec, tuple) else (None, spec)
+        parser.add_argument(flag, type=kind, default=default, help=text)
+
+
+def write_tiny(
+    root: Path, name: str, variant: str, models: dict[str, tuple[nn.Module, dict]], resolution: str, **fields: Any
+) -> Path:
+    """A tiny checkpoint (`TrainTask.tiny_checkpoints`) under `root/<name>/<variant>`: `models` as name ->
+    (module, constructor kwargs), a card of the exported kind with zero steps of made-up data, and the
+    task's own `fields`."""
+    card = {
+        "task": name,
+        "variant": variant,
+        "arch": {k: arch_entry(m, kw) for k, (m, kw) in models.items()},
+        "data": {"name": fields.pop("data_name", "test"), "items": 0, "resolution": resolution, "held_out": "none"},
+        "training": {"steps": 0, "wall_time_s": 0, "preset": "test", "device": "cpu"},
+        **fields,
+        "metrics": {},
+    }
+    return save_checkpoint(root / name / variant, {k: m for k, (m, _) in models.items()}, card)
+
+
 class TrainTask(ABC):
     """What a task supplies. Subclasses set the class attributes, build `models` and
     `optimizers` in `__init__(args, device)` and implement the abstract methods.
@@ -122,6 +149,9 @@ class TrainTask(ABC):
     # options of this task a --resume may change without --override (training.run.RESUME_FREE lists the
     # shared ones: steps, threads, ...), e.g. how long each of its stages lasts
     resume_free: ClassVar[frozenset[str]] = frozenset()
+    # where `python -m training all --data-root DIR` finds this task's --data: the first of these paths
+    # under DIR that exists (empty: a folder named after the task)
+    data_layout: ClassVar[tuple[str, ...]] = ()
     ema_of: ClassVar[str | None] = None  # this model gets an EMA copy, exported in its place
     # A task may measure itself during the run (e.g. FID); `eval_key` names the number that
     # decides which evaluated step is exported to <out>/best (lower is better).
@@ -132,6 +162,14 @@ class TrainTask(ABC):
     variant: str = "default"
     ema_decay: float = 0.999
     ema_rampup: float = 0.05  # the EMA's warm-up ramp (training.loop.EMA); 0: none
+
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        """What every task takes from the command line: its device, its variant and the EMA's decay (a
+        subclass then builds `models` and `optimizers`)."""
+        self.device = device
+        self.variant = args.variant
+        if getattr(args, "ema_decay", None) is not None:
+            self.ema_decay = float(args.ema_decay)
 
     # ---- command line (class level: read before any instance exists) ------------------------
     @classmethod  # noqa: B027 - optional hook
@@ -158,6 +196,48 @@ class TrainTask(ABC):
         `evaluate` options, the held-out data, the model's and the baseline's outputs and the metric rows,
         with the preview picture and any other card fields (see `training.evaluation.Evaluation`)."""
         raise NotImplementedError(f"{cls.name} has no evaluation yet")
+
+    # ---- `python -m training all` (class level) ------------------------------------------------
+    @classmethod
+    def find_data(cls, root: Path) -> Path | None:
+        """This task's data under `root` by `data_layout` (the first path that exists), or None."""
+        for rel in cls.data_layout or (cls.name,):
+            if (root / rel).exists():
+                return root / rel
+        return None
+
+    @classmethod
+    def ordered_variants(cls) -> list[str]:
+        """The catalogue's variants, each after the one it starts from (superres: psnr, then gan)."""
+        out: list[str] = []
+
+        def add(v: str) -> None:
+            if v in cls.starts_from:
+                add(cls.starts_from[v])
+            if v not in out:
+                out.append(v)
+
+        for v in TASKS[cls.name].variants:
+            add(v)
+        return out
+
+    @classmethod
+    def planned_runs(cls, root: Path) -> list[tuple[str, Path | None, str]]:
+        """(variant, data, note) of each run `python -m training all` makes of this task from the data
+        root: by default every variant in `ordered_variants` on the data `find_data` finds (None, with a
+        note saying where it looked, when there is none). A task whose data holds one run per folder
+        (anomaly: one per category) overrides it."""
+        data = cls.find_data(root)
+        looked = ", ".join(str(root / rel) for rel in cls.data_layout or (cls.name,))
+        note = "" if data else f"no data (looked for {looked})"
+        return [(variant, data, note) for variant in cls.ordered_variants()]
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        """Untrained but valid checkpoints of every variant under `root/<name>/<variant>`, small and quick
+        to write (a card like an exported one, numbers made up): what the app's tests serve
+        (tests/conftest.py finds this hook by the task's name)."""
+        raise NotImplementedError(f"{cls.name} writes no tiny checkpoints: give TrainTask.tiny_checkpoints")
 
     # ---- the run ------------------------------------------------------------------------------
     @abstractmethod

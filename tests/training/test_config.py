@@ -8,19 +8,9 @@ import pytest
 import torch
 
 from gandemo.checkpoint import load_checkpoint
-from training.cli import main
+from tests.training.test_faces_training import run, state
 from training.faces import FacesTask
 from training.run import RESUME_FREE, option_names, parse_train_args, resolved_config
-
-TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "4", "--no-progress", "--sample-every", "99", "--threads", "1"]
-
-
-def run(data: Path, out: Path, *extra: str) -> int:
-    return main(["faces", "--data", str(data), "--out", str(out), *TINY, *extra])
-
-
-def state(out: Path) -> dict:
-    return torch.load(out / "state.pt", weights_only=True)
 
 
 def test_the_resolved_configuration_is_saved_and_shown_in_the_card(image_folder: Path, tmp_path: Path):
@@ -28,7 +18,7 @@ def test_the_resolved_configuration_is_saved_and_shown_in_the_card(image_folder:
     assert run(image_folder, out, "--steps", "1") == 0
     config = state(out)["config"]
     # preset values, options given and defaults alike, as plain values
-    assert config["preset"] == "cpu" and config["ngf"] == 8 and config["batch_size"] == 4
+    assert config["preset"] == "cpu" and config["ngf"] == 8 and config["batch_size"] == 8
     assert config["lr"] == FacesTask.presets["cpu"]["lr"] and config["seed"] == 0 and config["betas"] == [0.5, 0.999]
     assert str(tmp_path) not in str(config)  # paths as the card writes them, not where this machine keeps them
     assert not {"out", "resume", "export", "export_only", "override"} & set(config)
