@@ -444,12 +444,9 @@ class Edges2PhotoTask(ImageTask):
     def _examples_row(cls, nets: dict[str, nn.Module], real: np.ndarray) -> dict[str, dict[str, Any]]:
         """Texture inside the shoe (`metrics.texture`) of the photos made from the tab's example
         sketches (drawn by the app's code: sneaker, boot, high heel), against held-out real photos."""
-        import tempfile
+        from gandemo.tasks.edges2photo import SKETCHES, example_sketch  # the tab's own drawings, not a copy
 
-        from gandemo.ui.edges2photo import example_sketches  # the tab's own drawings, not a copy
-
-        with tempfile.TemporaryDirectory() as tmp:
-            sketches = to_batch([normalise_sketch(p) for p in example_sketches(Path(tmp))])
+        sketches = to_batch([normalise_sketch(example_sketch(name)) for name in SKETCHES])
         row = {k: round(float(_inner_texture(_u8(render(g, sketches))).mean()), 2) for k, g in nets.items()}
         return {
             "Texture of the tab's example sketches (grey levels)": row

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from gandemo import registry
 from gandemo.checkpoint import Checkpoint
@@ -284,42 +284,14 @@ watch('value', () => {
 """
 
 
-# ---- examples: shoes drawn by this code, never taken from the data set -----------------------------
-def _sneaker(d: ImageDraw.ImageDraw) -> None:
-    d.line([(28, 196), (226, 196), (238, 184), (236, 170), (214, 152)], fill=0, width=4, joint="curve")  # sole, toe
-    d.line([(30, 182), (232, 182)], fill=0, width=4)  # midsole
-    d.line([(28, 196), (26, 132), (44, 108), (76, 106), (96, 124), (128, 116)], fill=0, width=4, joint="curve")
-    d.line([(128, 116), (168, 132), (214, 152)], fill=0, width=4, joint="curve")  # vamp
-    d.line([(96, 124), (122, 160), (168, 170), (214, 152)], fill=0, width=4, joint="curve")  # side panel
-    for x in (112, 128, 144, 160):  # laces
-        d.line([(x, 118 + (x - 112) // 3), (x + 8, 134 + (x - 112) // 3)], fill=0, width=4)
-    d.ellipse([(40, 140), (58, 158)], outline=0, width=4)  # heel logo
-
-
-def _boot(d: ImageDraw.ImageDraw) -> None:
-    d.line([(62, 34), (64, 206), (226, 206), (232, 190), (220, 168), (164, 148), (138, 128)], fill=0, width=4)
-    d.line([(138, 128), (132, 34), (62, 34)], fill=0, width=4)  # shaft front, top opening
-    d.line([(64, 190), (228, 190)], fill=0, width=4)  # sole
-    d.line([(64, 206), (64, 190), (104, 190), (104, 206)], fill=0, width=4)  # heel block
-    d.line([(98, 34), (100, 120)], fill=0, width=4)  # zip
-    d.line([(132, 90), (150, 146)], fill=0, width=4)  # ankle seam
-
-
-def _heel(d: ImageDraw.ImageDraw) -> None:
-    outline = [(46, 92), (54, 118), (70, 132), (120, 168), (170, 192), (220, 200), (238, 196), (240, 184)]
-    d.line(outline + [(226, 172), (190, 158), (150, 140)], fill=0, width=4, joint="curve")  # heel, sole, toe, vamp
-    d.line([(150, 140), (100, 124), (70, 104), (46, 92)], fill=0, width=4, joint="curve")  # the opening
-    d.line([(56, 124), (60, 210), (70, 210), (74, 136)], fill=0, width=4)  # stiletto
-    d.line([(170, 192), (176, 206), (226, 206), (238, 196)], fill=0, width=4, joint="curve")  # sole under the toe
-
-
-EXAMPLES = {"sneaker": _sneaker, "boot": _boot, "high heel": _heel}
+# ---- examples: shoes drawn by the app's code (gandemo.tasks.edges2photo.SKETCHES), never from the data set
+EXAMPLES = edges2photo.SKETCHES
 
 
 def example_sketches(folder: Path = EXAMPLES_DIR) -> list[Path]:
     """The example sketches as PNGs in `folder` (rewritten atomically on every build: another
     process may be reading them), black 4-px strokes on a white 256x256 canvas."""
-    return draw_examples(folder, EXAMPLES, "L", (256, 256), 255)
+    return draw_examples(folder, EXAMPLES, "L", edges2photo.SKETCH_CANVAS, 255)
 
 
 # ---- the tab ----------------------------------------------------------------------------------------
