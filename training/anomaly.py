@@ -40,11 +40,8 @@ model meets its aims (each method >= 0.90 image AUROC and above the baseline), w
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,30 +50,38 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
-from gandemo import metrics
-from gandemo.checkpoint import Checkpoint, arch_entry, load_checkpoint, save_checkpoint
-from gandemo.imaging import ImageInputError, list_images, load_image, make_grid, tensor_to_pils
+from gandemo.checkpoint import Checkpoint, load_checkpoint
+from gandemo.imaging import list_images, make_grid, tensor_to_pils
 from gandemo.nets.anogan import Discriminator, Encoder, Generator, ResidualStats
 from gandemo.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from gandemo.tasks import TASKS
 from gandemo.tasks import anomaly as task
-from training import distributed
+from training import anomaly_evaluation, distributed
+from training.anomaly_data import (
+    AUGMENTS,
+    ModelImages,
+    augment,
+    decode,
+    describe_augment,
+    is_greyscale,
+    load_mask,
+    mvtec_items,
+    parse_augment,
+    random_cell_masks,
+)
+from training.anomaly_evaluation import progress_bar
+from training.anomaly_scoring import SCORING_GRID, calibrate_baseline, choose_scoring, scoring_record, stats_pick
 from training.augment import parse_policy
 from training.data import EpochSampler
 from training.evaluation import Evaluation
 from training.loop import Amp, recalibrate_batchnorm
 from training.steps import dcgan_step, pix2pix_step
-from training.task import ImageTask, add_options, portable_card, write_tiny
+from training.task import ImageTask, add_options, write_tiny
 
 Z_DIM = 100
 SAMPLES = 8  # items per row of the sample grid
 CALIBRATION = (16, 64)  # batches x latents on which G's BatchNorm statistics are re-estimated before stage 2
-AIM_AUROC = 0.90  # image AUROC aim of a category the issue names no aim for
-AIM_IMAGE_AUROC = {"transistor": 0.90, "metal_plate": 0.95, "magnetic_tile": 0.75}  # Anomaly v2's targets on val/
-AIM_PIXEL_AUROC = 0.90
-STATS_IMAGES = 256  # train/good images the inpainter's residual statistics are fitted on (evenly spaced)
 
 # Real-image augmentation per category (comma list of name[:value]); what keeps an image normal:
 #   magnetic_tile: a texture with vertical streaks: mirror images are as normal (no 90° turns);
@@ -93,273 +98,6 @@ DIFFAUGMENT = {
     "metal_plate": "color,translation,cutout",
     "transistor": "color,translation",
 }
-AUGMENTS = ("hflip", "vflip", "rotate", "shift", "brightness")
-
-
-# ---- the MVTec layout ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Item:
-    path: Path
-    defect: str  # "good" or the defect type (its folder's name)
-    mask: Path | None  # ground_truth/<defect>/<stem>_mask.png; None for good images
-
-    @property
-    def anomalous(self) -> bool:
-        return self.defect != "good"
-
-
-def mvtec_items(folder: str | Path, split: str) -> list[Item]:
-    """The images of `folder/split/*/` with their labels and mask files, sorted (good first)."""
-    folder = Path(folder)
-    root = folder / split
-    if not (root / "good").is_dir():
-        raise FileNotFoundError(
-            f"{root / 'good'} is not a folder: --data must be a category folder in the MVTec layout "
-            "(train/good, val/good, val/<defect>, ground_truth/<defect>/<stem>_mask.png)"
-        )
-    kinds = ["good"] + sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "good")
-    items = []
-    for kind in kinds:
-        for path in list_images(root / kind):
-            mask = None
-            if kind != "good":
-                mask = folder / "ground_truth" / kind / f"{path.stem}_mask.png"
-                if not mask.is_file():
-                    raise FileNotFoundError(f"{path} has no mask: expected {mask}")
-            items.append(Item(path, kind, mask))
-    return items
-
-
-def load_mask(item: Item, size: tuple[int, int]) -> np.ndarray:
-    """The item's defect mask as bool (H, W) for an image of `size` = (W, H); all False for good
-    images. A mask of another size is resized with nearest neighbour, as the data's preparation did."""
-    w, h = size
-    if item.mask is None:
-        return np.zeros((h, w), bool)
-    mask = Image.open(item.mask).convert("L")
-    if mask.size != size:
-        mask = mask.resize(size, Image.Resampling.NEAREST)
-    return np.asarray(mask) > 127
-
-
-def is_greyscale(images: list[Image.Image]) -> bool:
-    """Whether every (RGB-decoded) image has R = G = B: a greyscale category gets a 1-channel model."""
-    for img in images:
-        a = np.asarray(img)
-        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])):
-            return False
-    return True
-
-
-class ModelImages:
-    """Images decoded once into memory at the model's input: uint8 (N, C, S, S), prepared by the
-    app's own `gandemo.tasks.anomaly.to_input` (whole image resized, greyscale when C = 1), with
-    their original sizes (heatmaps are mapped back to them)."""
-
-    def __init__(self, originals: list[Image.Image], paths: list[Path], size: int, channels: int) -> None:
-        if not originals:
-            raise FileNotFoundError("no images to load")
-        self.paths = paths
-        self.sizes = [img.size for img in originals]
-        x = torch.stack([task.to_input(img, size, channels) for img in originals])
-        self.images = x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batch(self, indices: torch.Tensor | slice) -> torch.Tensor:
-        return self.images[indices].float().div_(127.5).sub_(1.0)
-
-
-def decode(paths: list[Path], progress: bool = False, desc: str = "decoding") -> tuple[list[Image.Image], list[Path]]:
-    """Decode image files with the app's decoder; unreadable ones are skipped, not fatal."""
-    images, kept = [], []
-    for p in tqdm(paths, desc=desc, disable=not progress, leave=False):
-        try:
-            images.append(load_image(p))
-        except ImageInputError:
-            continue
-        kept.append(p)
-    if not images:
-        raise FileNotFoundError(f"none of the {len(paths)} files could be decoded")
-    return images, kept
-
-
-# ---- real-image augmentation -------------------------------------------------------------------------
-def parse_augment(text: str | None) -> dict[str, float]:
-    """ "hflip,rotate:15,shift:0.04" -> {"hflip": 1.0, "rotate": 15.0, "shift": 0.04}; "none" -> {}.
-    rotate is in degrees (±), shift a fraction of the side (±), brightness a relative change (±)."""
-    if not text or text.strip().lower() == "none":
-        return {}
-    out: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, _, value = part.partition(":")
-        if name not in AUGMENTS:
-            raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTS)}")
-        try:
-            out[name] = float(value) if value else 1.0
-        except ValueError:
-            raise ValueError(f"augmentation {part!r}: the value after ':' must be a number") from None
-        if not math.isfinite(out[name]) or out[name] < 0:
-            raise ValueError(f"augmentation {part!r}: the value must be a finite number >= 0")
-    return out
-
-
-def augment(x: torch.Tensor, spec: dict[str, float]) -> torch.Tensor:
-    """Random flips (each with p = 1/2), a random turn and shift (one resampling, for half of the
-    items; the others stay crisp; reflected borders), and brightness, per item. x in [-1, 1]."""
-    n = len(x)
-    x = x.clone()
-    for name, dim in (("hflip", 3), ("vflip", 2)):
-        if name in spec:
-            m = torch.rand(n) < 0.5
-            x[m] = x[m].flip(dim)
-    deg, frac = spec.get("rotate", 0.0), spec.get("shift", 0.0)
-    if deg or frac:
-        m = torch.rand(n) < 0.5
-        angle = (torch.rand(n) * 2 - 1) * math.radians(deg) * m
-        shift = (torch.rand(n, 2) * 2 - 1) * 2 * frac * m[:, None]  # a fraction of the side; the grid spans 2
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-        moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        x = torch.where(m[:, None, None, None], moved, x)
-    if spec.get("brightness"):
-        b = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * spec["brightness"]
-        x = ((x + 1) * b - 1).clamp(-1, 1)
-    return x
-
-
-def describe_augment(spec: dict[str, float]) -> str:
-    words = {
-        "hflip": lambda v: "left-right flips",
-        "vflip": lambda v: "up-down flips",
-        "rotate": lambda v: f"turns of up to ±{v:g}°",
-        "shift": lambda v: f"shifts of up to ±{v:.0%} of the side",
-        "brightness": lambda v: f"brightness ±{v:.0%}",
-    }
-    return ", ".join(words[k](v) for k, v in spec.items()) or "none"
-
-
-def random_cell_masks(n: int, size: int, cells: tuple[int, ...], sets: int) -> torch.Tensor:
-    """(n, 1, size, size) training masks, 1 = hidden: per image a grid of one of `cells` (chosen at random)
-    whose cells are each hidden with probability 1 / sets, as one of the app's `sets` disjoint masks
-    hides them (gandemo.tasks.anomaly.cell_masks). Drawn with the run's RNG, sharded under DDP."""
-    finest = size // min(cells)
-    which = distributed.randint(0, len(cells), (n,))
-    u = distributed.rand(n, 1, finest, finest)
-    out = torch.empty(n, 1, size, size)
-    for k, cell in enumerate(cells):
-        step = cell // min(cells)
-        hidden = (u[:, :, ::step, ::step] < 1 / sets).float()
-        out[which == k] = hidden.repeat_interleave(cell, 2).repeat_interleave(cell, 3)[which == k]
-    return out
-
-
-# The inpainter's scoring settings tried on val/ at export (the issue: choose the scoring per category on
-# val/ and record the choice): which grids, how much smoothing, whether and how strongly the heatmap is
-# z-scored against normal training images (floor: what is added to the per-pixel std; None = not at all),
-# how many top pixels make the image score, and whether each heatmap is then z-scored against its own pixels
-# (for products that are not aligned). 2 x 2 x 4 x 3 x 2 = 96 settings from one inpainting pass.
-SCORING_GRID: dict[str, list[Any]] = {
-    "cells": [[8, 16, 32], [16, 32]],
-    "sigma": [2.0, 4.0],
-    "floor": [0.005, 0.01, 0.03, None],
-    "top": [0.002, 0.005, 0.02],
-    "self_normalise": [False, True],
-}
-
-
-def choose_scoring(
-    models: dict[str, nn.Module],
-    train: torch.Tensor,
-    val: torch.Tensor,
-    labels: np.ndarray,
-    masks: list[np.ndarray],
-    grid: dict[str, list[Any]] = SCORING_GRID,
-) -> tuple[dict[str, Any], ResidualStats, list[dict[str, Any]]]:
-    """The inpainter's scoring with the best image AUROC + pixel AUROC on val/ (normal and defective images
-    at 128², their masks at 128²), from one inpainting pass per grid over val/ and normal training images
-    (which the per-pixel statistics are fitted on). Returns the settings (the card's `anomaly.inpaint`
-    fields), the fitted statistics (N: all zero mean and unit std when not z-scored) and every setting's
-    measurements, best first."""
-
-    def raw(x: torch.Tensor, cell: int) -> torch.Tensor:  # unsmoothed heat of one grid, in batches of 64
-        block = {"cells": [cell], "sigma": 0.0, "normalise": False}
-        return torch.cat([torch.from_numpy(task.inpaint(models, x[p], block).heat) for p in task.chunks(len(x), 64)])
-
-    cells = sorted({c for group in grid["cells"] for c in group})
-    val_heat, train_heat = {c: raw(val, c) for c in cells}, {c: raw(train, c) for c in cells}
-    truth = np.concatenate([m.ravel() for m in masks])
-    tried: list[dict[str, Any]] = []
-    for group in grid["cells"]:
-        hv = torch.stack([val_heat[c] for c in group]).mean(0)
-        ht = torch.stack([train_heat[c] for c in group]).mean(0)
-        for sigma in grid["sigma"]:
-            sv, st = task.smooth(hv, sigma), task.smooth(ht, sigma)
-            for floor in grid["floor"]:
-                stats = ResidualStats(task.INPAINT_SIZE)
-                if floor is not None:
-                    stats.fit(st, floor=floor)
-                with torch.no_grad():
-                    z = stats(sv) if floor is not None else sv
-                for own in grid["self_normalise"]:
-                    heat = task.against_itself(z) if own else z
-                    pixel = metrics.auroc(truth, heat.numpy().ravel())
-                    for top in grid["top"]:
-                        image = metrics.auroc(labels, task.top_mean(heat, top).numpy())
-                        setting = {"cells": list(group), "sigma": sigma, "floor": floor, "self_normalise": own}
-                        tried.append(
-                            {
-                                **setting,
-                                "top": top,
-                                "image_auroc": round(image, 4),
-                                "pixel_auroc": round(pixel, 4),
-                                "_stats": stats,
-                            }
-                        )
-    tried.sort(key=lambda t: -(t["image_auroc"] + t["pixel_auroc"]))
-    best = tried[0]
-    settings = {
-        "cells": best["cells"],
-        "sigma": best["sigma"],
-        "top": best["top"],
-        "normalise": best["floor"] is not None,
-        "std_floor": best["floor"],
-        "self_normalise": best["self_normalise"],
-    }
-    return settings, best["_stats"], [{k: v for k, v in t.items() if k != "_stats"} for t in tried]
-
-
-def calibrate_baseline(
-    baseline: task.PixelStatsBaseline, normal: list[Image.Image], image_fpr: float, pixel_fpr: float
-) -> dict[str, Any]:
-    """The trivial baseline's thresholds from normal images, as every method's are (task.calibrate)."""
-    scores, pixels = baseline.score(np.stack([task.baseline_input(img) for img in normal]))
-    full = [task.to_original_size(h, img.size) for h, img in zip(pixels, normal, strict=True)]
-    return task.calibrate(scores, full, image_fpr, pixel_fpr)
-
-
-def mask_iou(maps: list[np.ndarray], masks: list[np.ndarray], which: np.ndarray, entry: dict[str, Any]) -> float:
-    """Mean IoU with the true masks of the images `which`, of the binary masks the app shows for them."""
-    t = float(entry["pixel_threshold"])
-    return metrics.mean_iou([maps[i] > t for i in which], [masks[i] for i in which])
-
-
-def stats_pick(n: int) -> torch.Tensor:
-    """Which of n training images the residual statistics are fitted on: at most STATS_IMAGES, evenly spaced."""
-    return torch.linspace(0, n - 1, min(n, STATS_IMAGES)).round().long()
-
-
-def scoring_record(tried: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the card says of the choice: how it was made, the chosen setting's val/ AUROCs and the runners-up."""
-    grid = ", ".join(f"{k} {v}" for k, v in SCORING_GRID.items())
-    return {
-        "chosen_by": f"the highest image AUROC + pixel AUROC on val/ among {len(tried)} settings ({grid}); floor "
-        "None = the heatmap is not z-scored",
-        "val_auroc": {"image": tried[0]["image_auroc"], "pixel": tried[0]["pixel_auroc"]},
-        "runners_up": tried[1:4],
-    }
 
 
 class AnomalyTask(ImageTask):
@@ -765,7 +503,7 @@ class AnomalyTask(ImageTask):
                 continue
             x = (self.val_hi if method == "inpaint" else self.val).batch(slice(None))
             t0 = time.perf_counter()
-            bar, advance = _progress_bar(len(x), f"calibrating {method}", self.progress)
+            bar, advance = progress_bar(len(x), f"calibrating {method}", self.progress)
             scores, heat = task.score_batches(
                 method,
                 models,
@@ -898,294 +636,15 @@ class AnomalyTask(ImageTask):
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         """--rescore first rewrites the checkpoint's scoring (`rescore`); then the shared driver."""
         if args.rescore and not args.dry_run:
-            cls.rescore(Path(args.checkpoint), Path(args.data))
+            anomaly_evaluation.rescore(Path(args.checkpoint), Path(args.data))
         return super().evaluate_checkpoint(args)
 
     @classmethod
     def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
-        """Measured on val/ (normal and defective images, never trained on): image AUROC (is the image
-        defective?) and pixel AUROC (is this pixel defective? all pixels of all val images, normal
-        ones included, against the masks) of both methods and of the trivial baseline, and seconds
-        per image as the app runs it (one image at a time). Also writes `aims` into the card: whether
-        each method reaches 0.90 image AUROC and beats the baseline, and the measured evidence why not."""
-        models, card = ckpt.modules, ckpt.card
-        block = task.settings(card)
-        iterations = task.check_iterations(args.iterations or block["search_iterations"])
-        sigma = float(block["heatmap_sigma"])
-        names = (
-            args.methods.split(",") if args.methods else [m for m in task.METHODS if m != "inpaint" or "I" in models]
-        )
-        methods = [task.check_method(m.strip()) for m in names if m.strip()]
-        items = mvtec_items(args.data, "val")
-        originals, _ = decode([i.path for i in items], args.progress, "decoding val")
-        if len(originals) != len(items):
-            raise SystemExit("some val images could not be decoded; evaluation needs all of them")
-        labels = np.array([i.anomalous for i in items])
-        if labels.all() or not labels.any():
-            raise SystemExit(f"{args.data}/val needs both good and defective images")
-        masks = [load_mask(i, img.size) for i, img in zip(items, originals, strict=True)]
-        paths = [i.path for i in items]
-        inputs = {
-            m: ModelImages(originals, paths, *task.input_shape(models, m, card)).batch(slice(None)) for m in methods
-        }
-        n_def, n_good = int(labels.sum()), int((~labels).sum())
-        where = f"{len(items)} val images ({n_good} normal, {n_def} defective)"
+        """See training.anomaly_evaluation.measure."""
+        return anomaly_evaluation.measure(ckpt, args)
 
-        # the baseline, fitted on train/good
-        train_paths = list_images(Path(args.data) / "train" / "good")
-        train_rgb = np.stack([task.baseline_input(p) for p in train_paths])
-        baseline = task.PixelStatsBaseline.fit(train_rgb)
-        val_rgb = np.stack([task.baseline_input(img) for img in originals])
-        b_scores, b_pixels = baseline.score(val_rgb)
-        b_maps = [task.to_original_size(m, img.size) for m, img in zip(b_pixels, originals, strict=True)]
-        one = val_rgb[:1]
-        b_seconds = statistics.median(_timed(lambda: baseline.score(one)) for _ in range(max(1, args.timing_n)))
-        result: dict[str, dict[str, Any]] = {}
-        found: dict[str, dict[str, Any]] = {}
-        for method in methods:
-            tm = time.perf_counter()
-            x = inputs[method]
-            bar, advance = _progress_bar(len(x), method, args.progress)
-            scores, heat = task.score_batches(
-                method,
-                models,
-                x,
-                iterations,
-                sigma=sigma,
-                batch=args.batch,
-                progress=advance,
-                block=block.get("inpaint"),
-                scoring=block,
-            )
-            bar.close()
-            maps = [task.to_original_size(h, img.size) for h, img in zip(heat, originals, strict=True)]
-            timing = [
-                task.run_method(
-                    method, models, x[i : i + 1], iterations, sigma=sigma, block=block.get("inpaint"), scoring=block
-                ).seconds
-                for i in range(min(len(x), max(1, args.timing_n)))
-            ]
-            found[method] = {
-                "scores": scores,
-                "maps": maps,
-                "image": metrics.auroc(labels, scores),
-                "pixel": metrics.auroc(
-                    np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in maps])
-                ),
-                "seconds": statistics.median(timing),
-                "timed": len(timing),
-            }
-            print(f"{method}: {time.perf_counter() - tm:.0f} s", file=sys.stderr)
-        b_entry = task.thresholds(card, "baseline")
-        b_image = metrics.auroc(labels, b_scores)
-        b_pixel = metrics.auroc(np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in b_maps]))
-        baseline_method = (
-            "the trivial baseline: RGB at 128², per-pixel z-score against the train/good mean and std (+0.02), "
-            "max over channels; image score = mean of the top 1 % of pixel scores"
-        )
-        for method, f in found.items():
-            label = method + (f" ({iterations} iterations)" if method == "latent_search" else "")
-            result[f"image AUROC, {label}"] = {
-                "model": round(f["image"], 4),
-                "baseline": round(b_image, 4),
-                "method": f"scikit-learn roc_auc_score of A(x) over {where}, defective = positive; baseline: "
-                + baseline_method,
-            }
-            result[f"pixel AUROC, {label}"] = {
-                "model": round(f["pixel"], 4),
-                "baseline": round(b_pixel, 4),
-                "method": "roc_auc_score of the heatmap (mapped back to each image's size) against the ground-truth "
-                f"masks over all pixels of the {len(items)} val images, normal ones included; baseline: its "
-                "per-pixel z-score map",
-            }
-            entry = task.thresholds(card, method) or {}
-            if "pixel_threshold" in entry:
-                bad = np.flatnonzero(labels)
-                result[f"mask IoU, {label}"] = {
-                    "model": round(mask_iou(f["maps"], masks, bad, entry), 4),
-                    "baseline": round(mask_iou(b_maps, masks, bad, b_entry), 4) if b_entry else None,
-                    "method": f"mean over the {len(bad)} defective val images with a non-empty mask of the IoU of "
-                    "the app's mask (heatmap > the card's pixel threshold) with the true mask; baseline: its own "
-                    "mask at its own calibrated pixel threshold",
-                }
-            t = entry.get("image_threshold")
-            if t is not None:
-                flagged = f["scores"] > t
-                result[f"flagged at the card's threshold, {label}"] = {
-                    "model": f"{int(flagged[labels].sum())}/{n_def} defective, "
-                    f"{int(flagged[~labels].sum())}/{n_good} normal",
-                    "method": f"A(x) > the calibrated image threshold {t:.4g} (from val/good itself)",
-                }
-            result[f"seconds per image, {label}"] = {
-                "model": round(f["seconds"], 4),
-                "baseline": round(b_seconds, 5),
-                "method": f"median over {f['timed']} val images scored one at a time on the CPU, "
-                f"{torch.get_num_threads()} torch thread(s), model time only (as the app runs it)",
-            }
-        aims = cls._aims(found, b_image, models, card, Path(args.data), labels, iterations)
-        preview = _preview(originals, masks, labels, found, card) if args.preview else None
-        note = "\n  ".join([f"aims met: {aims['met']}", *aims["shortfalls"], *aims["why"]])
-        return Evaluation(result, preview, f"image | truth | {' | '.join(found)}", {"aims": aims}, [note])
-
-    @staticmethod
-    def rescore(folder: Path, data: Path) -> None:
-        """Re-choose an exported inpainter's scoring on val/ (`choose_scoring`), refit N and the baseline's B on
-        train/good, recalibrate the inpainter's and the baseline's thresholds on val/good, and rewrite the
-        checkpoint (atomically; the networks' weights are unchanged)."""
-        ckpt = load_checkpoint(folder)
-        models, card = dict(ckpt.modules), ckpt.card
-        if "I" not in models:
-            raise SystemExit(f"{folder} has no inpainter to rescore")
-        channels = int(models["I"].out_channels)
-        train_paths = list_images(data / "train" / "good")
-        train_images, train_paths = decode(train_paths)
-        train = ModelImages(train_images, train_paths, task.INPAINT_SIZE, channels)
-        pick = stats_pick(len(train))
-        items = mvtec_items(data, "val")
-        originals, _ = decode([i.path for i in items])
-        val = ModelImages(originals, [i.path for i in items], task.INPAINT_SIZE, channels).batch(slice(None))
-        labels = np.array([i.anomalous for i in items])
-        masks = [load_mask(i, (task.INPAINT_SIZE, task.INPAINT_SIZE)) for i in items]
-        settings, stats, tried = choose_scoring(models, train.batch(pick), val, labels, masks)
-        block = card["anomaly"]
-        block["inpaint"] = {**(block.get("inpaint") or {}), **settings, **scoring_record(tried)}
-        models["N"] = stats
-        baseline = task.PixelStatsBaseline.fit(np.stack([task.baseline_input(img) for img in train_images]))
-        models["B"] = baseline.to_module()
-        card["arch"]["N"] = arch_entry(models["N"], {"size": task.INPAINT_SIZE})
-        card["arch"]["B"] = arch_entry(models["B"], {"size": task.BASELINE_SIZE, "channels": 3})
-        calibration = block["calibration"]
-        old = calibration.get("inpaint") or {}
-        fpr = float(old.get("image_fpr", task.IMAGE_FPR)), float(old.get("pixel_fpr", task.PIXEL_FPR))
-        good = [img for img, bad in zip(originals, labels, strict=True) if not bad]
-        scores, heat = task.score_batches("inpaint", models, val[~torch.from_numpy(labels)], block=block["inpaint"])
-        full = [task.to_original_size(h, img.size) for h, img in zip(heat, good, strict=True)]
-        calibration["inpaint"] = task.calibrate(scores, full, *fpr)
-        calibration["baseline"] = calibrate_baseline(baseline, good, *fpr)
-        samples = Image.open(folder / "samples.png").copy() if (folder / "samples.png").is_file() else None
-        pictures = {p.name: Image.open(p).copy() for p in folder.glob("*.png") if p.name != "samples.png"}
-        save_checkpoint(folder, models, portable_card(card), samples=samples, pictures=pictures)
-        print(f"rescored {folder}: {settings}, val AUROC {block['inpaint']['val_auroc']}", file=sys.stderr)
-
-    @staticmethod
-    def _aims(
-        found: dict[str, dict[str, Any]],
-        baseline_auroc: float,
-        models: dict[str, nn.Module],
-        card: dict[str, Any],
-        data: Path,
-        labels: np.ndarray,
-        iterations: int,
-    ) -> dict[str, Any]:
-        """Whether the app's method (the inpainter where the checkpoint has one) reaches the category's image
-        AUROC aim and the pixel AUROC aim and beats the baseline; each other method is held to beating the
-        baseline. Where one falls short, the measured evidence of why (scores of training vs new normal vs
-        defective images, and for f-AnoGAN whether G reproduces anything)."""
-        block = task.settings(card)
-        variant = card.get("variant", "")
-        lead = "inpaint" if "inpaint" in found else next(iter(found))
-        image_aim = AIM_IMAGE_AUROC.get(variant, AIM_AUROC)
-        shortfalls = []
-        for method, f in found.items():
-            if method == lead and f["image"] < image_aim:
-                shortfalls.append(f"{method}: image AUROC {f['image']:.3f} is below the aim of {image_aim:.2f}")
-            if method == lead and f["pixel"] < AIM_PIXEL_AUROC:
-                shortfalls.append(f"{method}: pixel AUROC {f['pixel']:.3f} is below the aim of {AIM_PIXEL_AUROC:.2f}")
-            if f["image"] <= baseline_auroc:
-                shortfalls.append(
-                    f"{method}: image AUROC {f['image']:.3f} does not beat the trivial baseline's {baseline_auroc:.3f}"
-                )
-        why = []
-        failing = {m for m in found if any(line.startswith(f"{m}:") for line in shortfalls)}
-        train_paths = list_images(data / "train" / "good")[:64]
-        train_images = decode(train_paths)[0] if failing else []
-        for method in sorted(failing, key=list(found).index):
-            f = found[method]
-            train_x = ModelImages(train_images, train_paths, *task.input_shape(models, method, card)).batch(slice(None))
-            train_scores, train_heat = task.score_batches(
-                method,
-                models,
-                train_x,
-                iterations,
-                sigma=float(block["heatmap_sigma"]),
-                block=block.get("inpaint"),
-                scoring=block,
-            )
-            s = f["scores"]
-            tr, good, bad = float(np.median(train_scores)), float(np.median(s[~labels])), float(np.median(s[labels]))
-            text = (
-                f"{method}: median score of training images {tr:.4g}, of new normal images {good:.4g}, of "
-                f"defective images {bad:.4g}"
-            )
-            # the reference for "does G reproduce anything?": the residual of the average training image
-            average = float((train_x - train_x.mean(0)).abs().mean() / 2)
-            residual = float(train_heat.mean())  # f-AnoGAN's heatmap mean is its residual R (smoothing keeps it)
-            if method != "inpaint" and residual >= 0.8 * average:
-                text += (
-                    f"; G reproduces its own training images no better than their average image does "
-                    f"(residual {residual:.3f} vs {average:.3f}): it has not learnt the product's detail (too "
-                    "few steps, or a collapsed generator), so every image scores alike"
-                )
-            else:
-                if abs(good - tr) > 0.15 * abs(tr):
-                    text += (
-                        "; new normal images score unlike training ones, so the model has learnt its training images "
-                        "more than what normal looks like, and normal variation it has not seen scores like a defect"
-                    )
-                if bad - good < 0.15 * abs(good):
-                    text += (
-                        "; defective images score barely higher than normal ones: the model reproduces the defects too"
-                    )
-            if f["pixel"] >= 0.8 and f["image"] < image_aim:
-                text += (
-                    f"; the heatmap does find defect pixels (pixel AUROC {f['pixel']:.3f}), but the whole-image "
-                    "score is dominated by residuals spread over normal areas"
-                )
-            why.append(text)
-        return {
-            "aim": f"{lead}: image AUROC >= {image_aim:.2f} and pixel AUROC >= {AIM_PIXEL_AUROC:.2f} on val/; every "
-            "method above the trivial baseline's image AUROC",
-            "met": not shortfalls,
-            "shortfalls": shortfalls,
-            "why": why,
-            "baseline_image_auroc": round(baseline_auroc, 4),
-            "image_auroc": {m: round(f["image"], 4) for m, f in found.items()},
-            "pixel_auroc": {m: round(f["pixel"], 4) for m, f in found.items()},
-        }
-
-
-def _progress_bar(total: int, desc: str, enabled: bool) -> tuple[tqdm, task.Progress]:
-    """A tqdm bar and a `progress(done, total)` callback that moves it."""
-    bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False)
-    return bar, lambda done, _total: bar.update(done - bar.n)
-
-
-def _timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def _preview(
-    originals: list[Image.Image],
-    masks: list[np.ndarray],
-    labels: np.ndarray,
-    found: dict[str, dict[str, Any]],
-    card: dict[str, Any],
-) -> Image.Image:
-    """Up to 8 defective val images as columns; rows: image | true mask | each method's overlay."""
-    idx = np.flatnonzero(labels)[:: max(1, int(labels.sum()) // 8)][:8]
-    size = originals[0].size
-    cells = []
-    for i in idx:
-        cells.append(originals[i].resize(size))
-    for i in idx:
-        cells.append(Image.fromarray((masks[i] * 255).astype(np.uint8)).convert("RGB").resize(size))
-    for method, f in found.items():
-        t = (task.thresholds(card, method) or {}).get("pixel_threshold", float(np.quantile(f["maps"][0], 0.99)))
-        for i in idx:
-            cells.append(task.overlay(originals[i], f["maps"][i], t).resize(size))
-    return make_grid(cells, ncol=len(idx))
+    rescore = staticmethod(anomaly_evaluation.rescore)
 
 
 # ---- the tests' tiny checkpoints (TrainTask.tiny_checkpoints) --------------------------------------------

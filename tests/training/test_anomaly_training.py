@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 from gandemo import metrics
 from gandemo.checkpoint import load_checkpoint, read_card
 from gandemo.tasks import anomaly as task
-from training.anomaly import SCORING_GRID, augment, load_mask, mvtec_items, parse_augment
+from training.anomaly_data import augment, load_mask, mvtec_items, parse_augment
+from training.anomaly_scoring import SCORING_GRID
 from training.cli import main
 
 TINY = [
@@ -241,7 +242,7 @@ def test_evaluate_dry_run_leaves_the_card_alone(tree: Path, tmp_path: Path):
 
 # ---- stage 3: the inpainter -------------------------------------------------------------------------
 def test_training_masks_hide_whole_cells_of_one_grid_about_a_quarter_of_the_time():
-    from training.anomaly import random_cell_masks
+    from training.anomaly_data import random_cell_masks
 
     torch.manual_seed(0)
     m = random_cell_masks(64, 32, (8, 16), 4)
