@@ -47,6 +47,9 @@ MALLOC_MMAP_BYTES = 1 << 20
 MALLOC_TRIM_EVERY_S = 5.0
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
 _lock = threading.Lock()
+# Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
+# (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
+WARM_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.collections")
 
 
 class Studio(gr.Blocks):
@@ -195,6 +198,23 @@ def start_trimming(every_s: float = MALLOC_TRIM_EVERY_S) -> threading.Thread | N
     return _trimmer[0]
 
 
+def warm_imports(modules: tuple[str, ...] = WARM_IMPORTS) -> None:
+    """Import `modules` (what a tab imports on its first click); one that fails is left to that click."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the tab's own import reports it, where a user sees it
+            return
+
+
+def start_warm_imports() -> threading.Thread:
+    """`warm_imports` in a daemon thread: it runs while Gradio starts its server and renders the page
+    (one core is mostly idle then), instead of in the first GAN Basics request."""
+    thread = threading.Thread(target=warm_imports, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 class _BlocksWithoutConfigs:
     """What Gradio's SessionState reads from the app at its start, without the blocks whose configs it
     would compute up front."""
@@ -279,6 +299,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
     lighter_sessions()
     start_trimming()
+    start_warm_imports()
     options = {
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "share": False,

@@ -275,3 +275,21 @@ def test_sessions_compute_the_same_block_configs_only_when_read():
     assert [c["id"] for c in got] == [c["id"] for c in expected]  # all of them, in the blocks' order
     expected[[c["id"] for c in expected].index(text._id)]["props"]["value"] = "changed"
     assert got == expected
+
+
+def test_the_background_imports_are_what_gan_basics_imports_on_its_first_click():
+    import ast
+    import sys
+
+    from gandemo.ui import app
+
+    figures = Path(app.__file__).parent / "basics" / "figures.py"
+    lazy = {
+        node.module
+        for node in ast.walk(ast.parse(figures.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("matplotlib")
+    }
+    assert lazy and lazy <= set(app.WARM_IMPORTS)
+    app.warm_imports(("no_such_module_here", "json"))  # a failing import is left to the tab, quietly
+    app.start_warm_imports().join()
+    assert all(name in sys.modules for name in app.WARM_IMPORTS)
