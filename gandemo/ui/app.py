@@ -49,6 +49,7 @@ _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.
 _lock = threading.Lock()
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
 # (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
+PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 WARM_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.collections")
 
 
@@ -215,6 +216,37 @@ def start_warm_imports() -> threading.Thread:
     return thread
 
 
+def patient_page_check(timeout_s: float = PAGE_CHECK_TIMEOUT_S) -> bool:
+    """Give Gradio's check of its own page at launch `timeout_s` per try instead of 3 s. It fails the
+    launch ("When localhost is not accessible, a shareable link must be created") when the page takes
+    longer, which it did on 2 cores kept busy by other processes while a client polled the page.
+    Returns False, changing nothing, on a Gradio without that check."""
+    from gradio import networking
+
+    check = getattr(networking, "url_ok", None)
+    if check is None:
+        return False
+    if getattr(check, "_gandemo_patient", False):
+        return True
+
+    def url_ok(url: str) -> bool:
+        import httpx
+
+        for _ in range(5):
+            try:
+                r = httpx.head(url, timeout=timeout_s, verify=False)
+            except (ConnectionError, httpx.ConnectError, httpx.TimeoutException):
+                return False
+            if r.status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+            time.sleep(0.5)
+        return False
+
+    url_ok._gandemo_patient = True  # type: ignore[attr-defined]
+    networking.url_ok = url_ok
+    return True
+
+
 class _BlocksWithoutConfigs:
     """What Gradio's SessionState reads from the app at its start, without the blocks whose configs it
     would compute up front."""
@@ -298,8 +330,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     torch.set_num_threads(threads_from_env())
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
     lighter_sessions()
-    start_trimming()
-    start_warm_imports()
+    patient_page_check()
     options = {
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "share": False,
@@ -307,4 +338,10 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
         "state_session_capacity": STATE_SESSIONS,
         **kwargs,
     }
-    configure_queue(demo).launch(css=CSS, theme=gr.themes.Soft(), **options)
+    block = not options.pop("prevent_thread_lock", False) and not getattr(sys, "ps1", sys.flags.interactive)
+    configure_queue(demo).launch(css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, **options)
+    # once Gradio has checked its page: on a starved start these threads would only slow that check
+    start_trimming()
+    start_warm_imports()
+    if block:  # as Gradio's launch does in a script: serve until interrupted
+        demo.block_thread()

@@ -120,6 +120,7 @@ def _launch_options(monkeypatch) -> dict:
 
     seen = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw, max_size=self._queue.max_size))
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: seen.update(blocked=True))
     with gr.Blocks() as demo:
         gr.Markdown("x")
     launch(demo)
@@ -133,6 +134,7 @@ def test_launch_binds_localhost_and_never_shares_unless_told(monkeypatch):
     seen = _launch_options(monkeypatch)
     assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["max_size"] == 40
     assert seen["max_file_size"] == "64mb" and seen["state_session_capacity"] == 500  # bounded memory and disk
+    assert seen["blocked"]  # a script serves until interrupted (Gradio is asked not to block, then launch does)
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what a Space sets
     monkeypatch.setenv("GANDEMO_QUEUE_SIZE", "7")
     seen = _launch_options(monkeypatch)
@@ -293,3 +295,30 @@ def test_the_background_imports_are_what_gan_basics_imports_on_its_first_click()
     app.warm_imports(("no_such_module_here", "json"))  # a failing import is left to the tab, quietly
     app.start_warm_imports().join()
     assert all(name in sys.modules for name in app.WARM_IMPORTS)
+
+
+def test_gradios_check_of_its_page_waits_for_a_slow_page():
+    import http.server
+    import threading
+    import time
+
+    from gradio import networking
+
+    from gandemo.ui.app import patient_page_check
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - the http.server name
+            time.sleep(4)  # longer than Gradio's own 3 s a try
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert patient_page_check() and patient_page_check()  # idempotent
+        assert networking.url_ok(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
