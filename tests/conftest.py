@@ -15,8 +15,9 @@ from gandemo import registry
 from training import anomaly as anomaly_trainer
 from training import edges2photo as edges_trainer
 from training import faces as faces_trainer
+from training import music as music_trainer
 from training import superres as superres_trainer
-from training.task import task_class, trainable_tasks, write_tiny
+from training.task import task_class, trainable_tasks
 
 # tiny models gain nothing from more threads, and oversubscribed cores make torch crawl
 torch.set_num_threads(1)
@@ -34,6 +35,10 @@ write_tiny_faces_checkpoint = faces_trainer.write_tiny_checkpoint
 write_tiny_edges_checkpoint = edges_trainer.write_tiny_checkpoint
 write_tiny_anomaly_checkpoint = anomaly_trainer.write_tiny_checkpoint
 write_tiny_superres_checkpoints = superres_trainer.write_tiny_checkpoints
+TINY_MUSE = music_trainer.TINY_MUSE
+TINY_HARMONY = music_trainer.TINY_HARMONY
+write_tiny_music_checkpoint = music_trainer.write_tiny_music_checkpoint
+write_tiny_harmony_checkpoint = music_trainer.write_tiny_harmony_checkpoint
 
 
 def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) -> Path:
@@ -52,92 +57,6 @@ def make_image_folder(folder: Path, n: int = 24, size: int = 64, seed: int = 0) 
     return folder
 
 
-TINY_MUSE = {
-    "n_tracks": 4,
-    "n_bars": 4,
-    "steps_per_bar": 16,
-    "n_pitches": 48,
-    "z_dim": 4,
-    "width": 8,
-    "temporal_width": 8,
-}
-
-
-MUSIC_RESOLUTION = "4 voices x 64 steps x 48 pitches"
-MUSIC_HYPERPARAMETERS = {"d_width": 4, "n_critic": 5, "gp_weight": 10.0, "batch_size": 2, "lr": 1e-3}
-
-
-def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
-    """An untrained but valid music checkpoint (MuseGAN G of width 8) under `root/music/default`. Its
-    weights are redrawn at unit gain and its note bias set to -4 so that, untrained, it writes a few
-    seed-dependent notes (~1 % of the cells on, 40-120 notes: fast to play) rather than silence or
-    noise; its card has held-out reference numbers measured on two hand-made chords."""
-    from gandemo.nets.musegan import MuseGenerator, TrackLinear
-    from gandemo.tasks import music
-
-    torch.manual_seed(seed)
-    G = MuseGenerator(**TINY_MUSE).eval()
-    with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, TrackLinear | torch.nn.Linear):
-                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
-                m.weight.normal_(0, (2 / fan_in) ** 0.5)
-        G.semitone_bias.fill_(-4.0)
-    chords = np.zeros((2, 4, music.N_STEPS, music.N_PITCHES), bool)  # held C major / G major chords, one note a voice
-    for i, pitches in enumerate(((72, 67, 64, 48), (71, 67, 62, 43))):
-        for track, pitch in enumerate(pitches):
-            chords[i, track, :, pitch - music.LOWEST_PITCH] = True
-    return write_tiny(
-        root,
-        "music",
-        "default",
-        {"G": (G, TINY_MUSE)},
-        MUSIC_RESOLUTION,
-        hyperparameters=MUSIC_HYPERPARAMETERS,
-        held_out_metrics={"split": "test", "pieces": 2, "values": music.piece_metrics(chords)},
-    )
-
-
-TINY_HARMONY = {**TINY_MUSE, "n_tracks": 3, "cond_width": 4}
-
-
-def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
-    """An untrained but valid harmoniser checkpoint (the conditional MuseGAN G of width 8 with a
-    melody encoder of 4) under `root/music/harmonize`, its weights redrawn at unit gain and its note
-    bias at -2.5 so that, untrained, its voices sound a few seed-dependent notes; its card has harmony
-    reference numbers measured on two hand-made chords and their mismatch."""
-    from gandemo.nets.musegan import MuseGenerator, TrackLinear
-    from gandemo.tasks import music
-
-    torch.manual_seed(seed)
-    G = MuseGenerator(**TINY_HARMONY).eval()
-    with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, TrackLinear | torch.nn.Linear):
-                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
-                m.weight.normal_(0, (2 / fan_in) ** 0.5)
-        G.semitone_bias.fill_(-2.5)
-    chords = np.zeros((2, 4, music.N_STEPS, music.N_PITCHES), bool)
-    for i, pitches in enumerate(((72, 67, 64, 48), (71, 67, 62, 43))):
-        for track, pitch in enumerate(pitches):
-            chords[i, track, :, pitch - music.LOWEST_PITCH] = True
-    swapped = np.concatenate([chords[:, :1], chords[::-1, 1:]], 1)
-    reference = {"split": "test", "pieces": 2, "chorales": music.piece_harmony(chords)}
-    reference["mismatched"] = music.piece_harmony(swapped)
-    return write_tiny(
-        root,
-        "music",
-        "harmonize",
-        {"G": (G, TINY_HARMONY)},
-        MUSIC_RESOLUTION,
-        hyperparameters=MUSIC_HYPERPARAMETERS,
-        harmony_reference=reference,
-    )
-
-
-WRITTEN_HERE = {"music": (write_tiny_music_checkpoint, write_tiny_harmony_checkpoint)}
-
-
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
@@ -152,12 +71,8 @@ def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_tiny_checkpoints(name: str, root: Path, seed: int = 0) -> list[Path]:
-    """Task `name`'s tiny checkpoints, by its trainer's hook (`TrainTask.tiny_checkpoints`); music's
-    trainer has no hook yet, so its writers are still here."""
-    cls = task_class(name)
-    if "tiny_checkpoints" not in vars(cls) and name in WRITTEN_HERE:
-        return [write(root, seed) for write in WRITTEN_HERE[name]]
-    return cls.tiny_checkpoints(root, seed)
+    """Task `name`'s tiny checkpoints, by its trainer's hook (`TrainTask.tiny_checkpoints`)."""
+    return task_class(name).tiny_checkpoints(root, seed)
 
 
 @pytest.fixture

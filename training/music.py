@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +57,9 @@ from PIL import Image
 from torch import nn
 
 from gandemo import metrics
-from gandemo.checkpoint import load_checkpoint
+from gandemo.checkpoint import Checkpoint
 from gandemo.imaging import make_grid
-from gandemo.nets.musegan import MuseCritic, MuseGenerator
+from gandemo.nets.musegan import MuseCritic, MuseGenerator, TrackLinear
 from gandemo.tasks.music import (
     DRAFTS,
     HARMONIZE,
@@ -86,8 +84,9 @@ from gandemo.tasks.music import (
 )
 from training import distributed
 from training.data import EpochSampler
+from training.evaluation import Evaluation
 from training.loop import Amp
-from training.task import TrainTask, data_path
+from training.task import TrainTask, data_path, write_tiny
 
 DATA_FILE = "Jsb16thSeparated.json"
 SAMPLE_SEEDS = (0, 1, 2, 3)  # the sample grid: the app's seeds 0-3
@@ -291,6 +290,11 @@ def _number(x: float) -> float | None:
 
 class MusicTask(TrainTask):
     name = "music"
+
+    @classmethod
+    def tiny_checkpoints(cls, root: Path, seed: int = 0) -> list[Path]:
+        return [write_tiny_music_checkpoint(root, seed), write_tiny_harmony_checkpoint(root, seed)]
+
     ema_of = "G"
     eval_key = "metric_gap"
     # Sized on these 2-core machines (AVX2-only EPYC: fp32; no weight has 4 dimensions, so
@@ -364,10 +368,8 @@ class MusicTask(TrainTask):
         )
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.device = device
-        self.variant = args.variant
+        super().__init__(args, device)
         self.harmonize = self.variant == HARMONIZE
-        self.ema_decay = float(args.ema_decay)
         self.n_critic, self.gp_weight = int(args.n_critic), float(args.gp_weight)
         self.transpose, self.eval_n = int(args.transpose), int(args.eval_n)
         self.binary = args.binary
@@ -623,14 +625,12 @@ class MusicTask(TrainTask):
         parser.add_argument("--preview", type=Path, help="write a PNG: generated | baseline | held-out pieces")
 
     @classmethod
-    def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    def measure(cls, ckpt: Checkpoint, args: argparse.Namespace) -> Evaluation:
         """The five MuseGAN metrics (means over the voices; tonal distance over the 6 pairs of
         voices) of N generated pieces, of the frequency baseline, of training phrases and of the
         held-out test phrases, plus the gap of each set to the held-out one."""
-        t0 = time.time()
-        ckpt = load_checkpoint(args.checkpoint)
         if ckpt.card.get("variant") == HARMONIZE:
-            return cls.evaluate_harmonizer(args, ckpt["G"])
+            return cls.measure_harmonizer(args, ckpt["G"])
         G = ckpt["G"]
         data = load_chorales(args.data)
         train, test = phrases(data["train"], hop_bars=1), phrases(data["test"], hop_bars=N_BARS)
@@ -645,15 +645,19 @@ class MusicTask(TrainTask):
             "real": flat_rolls(real_train),
             "held_out": flat_rolls(test),
         }
-        if args.preview:
-            cols = min(4, *(len(v) for v in sets.values()))
-            pictures = [
-                piano_roll_image(sets[k][i], title=f"{k} {i}")
-                for k in ("model", "baseline", "held_out")
-                for i in range(cols)
-            ]
-            make_grid(pictures, ncol=cols).save(args.preview)
-            print(f"rows: model (seeds 0-{cols - 1}) | baseline | held-out -> {args.preview}", file=sys.stderr)
+        cols = min(4, *(len(v) for v in sets.values()))
+        preview = (
+            make_grid(
+                [
+                    piano_roll_image(sets[k][i], title=f"{k} {i}")
+                    for k in ("model", "baseline", "held_out")
+                    for i in range(cols)
+                ],
+                ncol=cols,
+            )
+            if args.preview
+            else None
+        )
         measured = {k: piece_metrics(v) for k, v in sets.items()}
         sizes = {k: len(v) for k, v in sets.items()}
         how = (
@@ -687,17 +691,15 @@ class MusicTask(TrainTask):
             result[label]["generated"] = n
             result[label]["method"] = f"{HARMONY_METHODS[key]}. {how} (notes at once: all four voices)"
         result.update(eight_bars(G, data["test"], n))
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        return Evaluation(result, preview, f"rows: model (seeds 0-{cols - 1}) | baseline | held-out")
 
     @classmethod
-    def evaluate_harmonizer(cls, args: argparse.Namespace, G: nn.Module) -> dict[str, dict[str, Any]]:
+    def measure_harmonizer(cls, args: argparse.Namespace, G: nn.Module) -> Evaluation:
         """The harmoniser on the held-out test phrases: each one's real soprano harmonised as the app
         does (`harmonize_phrases`: the best of `drafts` drafts) with the app's seeds 0..draws-1, beside
         the first draft alone (one_draft: the model without the choice), the phrase's own lower voices
         (held_out), a mismatched chorale's (the floor) and the soprano doubled in octaves; the
         harmony figures, the five MuseGAN metrics and the gap of each set to the chorales."""
-        t0 = time.time()
         data = load_chorales(args.data)
         test, owner = phrases_of(data["test"], hop_bars=N_BARS)
         real = flat_rolls(test)
@@ -715,19 +717,19 @@ class MusicTask(TrainTask):
             "mismatched": flat_rolls(mismatched(test, owner)),
             "doubled": flat_rolls(doubled(test)),
         }
-        if args.preview:
-            idx = sample_phrases(len(test))
-            pictures = [
-                piano_roll_image(sets[k][i], title=f"{k}: test phrase {i}")
-                for k in ("model", "one_draft", "held_out", "mismatched")
-                for i in idx
-            ]
-            make_grid(pictures, ncol=len(idx)).save(args.preview)
-            print(
-                f"rows: model (seed 0, best of {drafts} drafts) | its first draft | held-out chorale | mismatched "
-                f"-> {args.preview}",
-                file=sys.stderr,
+        idx = sample_phrases(len(test))
+        preview = (
+            make_grid(
+                [
+                    piano_roll_image(sets[k][i], title=f"{k}: test phrase {i}")
+                    for k in ("model", "one_draft", "held_out", "mismatched")
+                    for i in idx
+                ],
+                ncol=len(idx),
             )
+            if args.preview
+            else None
+        )
         how = (
             f"model: each of the {len(test)} non-overlapping phrases of the {len(data['test'])} test chorales "
             f"harmonised from its own soprano with the app's seeds 0..{draws - 1} ({len(made)} pieces) as the app "
@@ -753,8 +755,8 @@ class MusicTask(TrainTask):
             "method": "gandemo.metrics.harmony_gap: mean over the four harmony figures of |set - held-out| "
             "(relative for the two counts), lower is better",
         }
-        print(f"evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
-        return result
+        note = f"rows: model (seed 0, best of {drafts} drafts) | its first draft | held-out chorale | mismatched"
+        return Evaluation(result, preview, note)
 
 
 HARMONY_METHODS = {
@@ -800,3 +802,81 @@ def eight_bars(G: nn.Module, test_pieces: list[np.ndarray], n: int) -> dict[str,
         f"1 = the same notes in the same proportions, about 0 = unrelated keys. {how}",
     }
     return out
+
+
+# ---- the tests' tiny checkpoints (TrainTask.tiny_checkpoints) --------------------------------------------
+TINY_MUSE = {
+    "n_tracks": 4,
+    "n_bars": 4,
+    "steps_per_bar": 16,
+    "n_pitches": 48,
+    "z_dim": 4,
+    "width": 8,
+    "temporal_width": 8,
+}
+
+
+MUSIC_RESOLUTION = "4 voices x 64 steps x 48 pitches"
+MUSIC_HYPERPARAMETERS = {"d_width": 4, "n_critic": 5, "gp_weight": 10.0, "batch_size": 2, "lr": 1e-3}
+
+
+def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid music checkpoint (MuseGAN G of width 8) under `root/music/default`. Its
+    weights are redrawn at unit gain and its note bias set to -4 so that, untrained, it writes a few
+    seed-dependent notes (~1 % of the cells on, 40-120 notes: fast to play) rather than silence or
+    noise; its card has held-out reference numbers measured on two hand-made chords."""
+    G, chords = _tiny_generator(TINY_MUSE, seed, -4.0), _tiny_chords()
+    return write_tiny(
+        root,
+        "music",
+        "default",
+        {"G": (G, TINY_MUSE)},
+        MUSIC_RESOLUTION,
+        hyperparameters=MUSIC_HYPERPARAMETERS,
+        held_out_metrics={"split": "test", "pieces": 2, "values": piece_metrics(chords)},
+    )
+
+
+TINY_HARMONY = {**TINY_MUSE, "n_tracks": 3, "cond_width": 4}
+
+
+def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
+    """An untrained but valid harmoniser checkpoint (the conditional MuseGAN G of width 8 with a
+    melody encoder of 4) under `root/music/harmonize`, its weights redrawn at unit gain and its note
+    bias at -2.5 so that, untrained, its voices sound a few seed-dependent notes; its card has harmony
+    reference numbers measured on two hand-made chords and their mismatch."""
+    G, chords = _tiny_generator(TINY_HARMONY, seed, -2.5), _tiny_chords()
+    swapped = np.concatenate([chords[:, :1], chords[::-1, 1:]], 1)
+    reference = {"split": "test", "pieces": 2, "chorales": piece_harmony(chords)}
+    reference["mismatched"] = piece_harmony(swapped)
+    return write_tiny(
+        root,
+        "music",
+        "harmonize",
+        {"G": (G, TINY_HARMONY)},
+        MUSIC_RESOLUTION,
+        hyperparameters=MUSIC_HYPERPARAMETERS,
+        harmony_reference=reference,
+    )
+
+
+def _tiny_generator(kwargs: dict[str, Any], seed: int, note_bias: float) -> MuseGenerator:
+    """An untrained G with its weights redrawn at unit gain and its note bias at `note_bias`."""
+    torch.manual_seed(seed)
+    G = MuseGenerator(**kwargs).eval()
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, TrackLinear | torch.nn.Linear):
+                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
+                m.weight.normal_(0, (2 / fan_in) ** 0.5)
+        G.semitone_bias.fill_(note_bias)
+    return G
+
+
+def _tiny_chords() -> np.ndarray:
+    """Two held chords, C major and G major, one note a voice: the tiny cards' reference pieces."""
+    chords = np.zeros((2, 4, N_STEPS, N_PITCHES), bool)
+    for i, pitches in enumerate(((72, 67, 64, 48), (71, 67, 62, 43))):
+        for track, pitch in enumerate(pitches):
+            chords[i, track, :, pitch - LOWEST_PITCH] = True
+    return chords

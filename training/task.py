@@ -184,8 +184,8 @@ class TrainTask(ABC):
     def evaluate_checkpoint(cls, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         """Measure a checkpoint folder against its baseline: metric name -> {"model": ...,
         "baseline": ..., "method": "in words"}; written into the card by the caller. The shared driver
-        (`training.evaluation.evaluate`) runs the task's `measure`; a task that overrides this instead
-        (music, until it moves to `measure`) keeps its own skeleton."""
+        (`training.evaluation.evaluate`) runs the task's `measure`; a task overrides this only to wrap the
+        driver (anomaly)."""
         from training.evaluation import evaluate  # the driver imports this module
 
         return evaluate(cls, args)
