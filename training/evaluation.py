@@ -36,6 +36,12 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)  # lines printed at the end (e.g. why an aim was missed)
 
 
+def metric_row(values: dict[str, Any], method: str, **reference: Any) -> dict[str, Any]:
+    """One row of a card's metrics: each set's value, then reference values (the floor, e.g.
+    held_out=...), then how it was measured; the shape every task's `measure` writes."""
+    return {**values, **reference, "method": method}
+
+
 def checkpoint_of(cls: type[TrainTask], folder: str | Path) -> Checkpoint:
     """The checkpoint in `folder`, which must be one of task `cls`'s (a clear stop, not a shape error later)."""
     ckpt = load_checkpoint(folder)

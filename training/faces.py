@@ -266,13 +266,7 @@ class FacesTask(ImageTask):
         "eigenfaces" generative model); real training faces give the floor every number should
         be read against."""
         G = ckpt["G"]
-        for psi, old in args.compare:  # first: pictures to look at cost seconds, the metrics minutes
-            new = make_grid(generate_faces(G, 0, 64, psi), ncol=8)
-            path = Path(args.checkpoint) / f"compare_psi{psi:g}.jpg"
-            side_by_side(Image.open(old).convert("RGB"), new, Path(old).name, f"this model, psi {psi:g}").save(
-                path, quality=90
-            )
-            print(f"{old} | this model (seed 0, psi {psi:g}) -> {path}", file=sys.stderr)
+        cls._write_comparisons(G, args)  # first: pictures to look at cost seconds, the metrics minutes
         train = ImageSet(args.data, cls.image_size, "train", cls.holdout_fraction)
         held = ImageSet(args.data, cls.image_size, "holdout", cls.holdout_fraction)
         n = min(args.n, len(held))
@@ -289,12 +283,7 @@ class FacesTask(ImageTask):
         held_f = inception_features(held_x, cache=True)
         feats = {k: inception_features(x, cache=k != "model") for k, x in sets.items()}
         pr = {k: metrics.precision_recall(held_f, f, k=3) for k, f in feats.items()}
-        # the truncation sweep: the same latents pulled toward 0, so each psi differs from psi = 1 by psi alone
-        swept = {}
-        for psi in (p for p in args.psi if p != 1):
-            f = inception_features(render(G, truncate(latents(EVAL_SEED, n, G.z_dim), psi)))
-            swept[psi_key(psi)] = (metrics.frechet_distance(f, held_f), *metrics.precision_recall(held_f, f, k=3))
-            print(f"psi {psi:g}: FID {swept[psi_key(psi)][0]:.1f}", file=sys.stderr)
+        swept = truncation_sweep(G, n, held_f, args.psi)
         truncation = (
             "; psi=x: the model at truncation psi = x (every latent pulled toward the mean, z' = x z)" if swept else ""
         )
@@ -351,6 +340,31 @@ class FacesTask(ImageTask):
         }
         preview = make_grid(grids, ncol=len(grids), pad=8) if grids else None
         return Evaluation(result, preview, "model | baseline | real faces")
+
+    @staticmethod
+    def _write_comparisons(G: nn.Module, args: argparse.Namespace) -> None:
+        """For each `--compare PSI=GRID`: the earlier model's grid beside this one's 64 faces of seed 0 at
+        that truncation, as compare_psiPSI.jpg in the checkpoint folder (the card's old-vs-new picture)."""
+        for psi, old in args.compare:
+            new = make_grid(generate_faces(G, 0, 64, psi), ncol=8)
+            path = Path(args.checkpoint) / f"compare_psi{psi:g}.jpg"
+            side_by_side(Image.open(old).convert("RGB"), new, Path(old).name, f"this model, psi {psi:g}").save(
+                path, quality=90
+            )
+            print(f"{old} | this model (seed 0, psi {psi:g}) -> {path}", file=sys.stderr)
+
+
+def truncation_sweep(
+    G: nn.Module, n: int, held_f: np.ndarray, psis: tuple[float, ...]
+) -> dict[str, tuple[float, float, float]]:
+    """(FID, precision, recall) against the held-out features at each psi < 1: the evaluation's latents
+    pulled toward 0, so each psi differs from psi = 1 by psi alone."""
+    swept = {}
+    for psi in (p for p in psis if p != 1):
+        f = inception_features(render(G, truncate(latents(EVAL_SEED, n, G.z_dim), psi)))
+        swept[psi_key(psi)] = (metrics.frechet_distance(f, held_f), *metrics.precision_recall(held_f, f, k=3))
+        print(f"psi {psi:g}: FID {swept[psi_key(psi)][0]:.1f}", file=sys.stderr)
+    return swept
 
 
 def compare_item(text: str) -> tuple[float, Path]:

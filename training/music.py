@@ -825,7 +825,7 @@ def write_tiny_music_checkpoint(root: Path, seed: int = 0) -> Path:
     weights are redrawn at unit gain and its note bias set to -4 so that, untrained, it writes a few
     seed-dependent notes (~1 % of the cells on, 40-120 notes: fast to play) rather than silence or
     noise; its card has held-out reference numbers measured on two hand-made chords."""
-    G, chords = _tiny_generator(TINY_MUSE, seed, -4.0), _tiny_chords()
+    G, chords = untrained_generator(TINY_MUSE, seed, -4.0), _tiny_chords()
     return write_tiny(
         root,
         "music",
@@ -845,7 +845,7 @@ def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
     melody encoder of 4) under `root/music/harmonize`, its weights redrawn at unit gain and its note
     bias at -2.5 so that, untrained, its voices sound a few seed-dependent notes; its card has harmony
     reference numbers measured on two hand-made chords and their mismatch."""
-    G, chords = _tiny_generator(TINY_HARMONY, seed, -2.5), _tiny_chords()
+    G, chords = untrained_generator(TINY_HARMONY, seed, -2.5), _tiny_chords()
     swapped = np.concatenate([chords[:, :1], chords[::-1, 1:]], 1)
     reference = {"split": "test", "pieces": 2, "chorales": piece_harmony(chords)}
     reference["mismatched"] = piece_harmony(swapped)
@@ -860,8 +860,9 @@ def write_tiny_harmony_checkpoint(root: Path, seed: int = 0) -> Path:
     )
 
 
-def _tiny_generator(kwargs: dict[str, Any], seed: int, note_bias: float) -> MuseGenerator:
-    """An untrained G with its weights redrawn at unit gain and its note bias at `note_bias`."""
+def untrained_generator(kwargs: dict[str, Any], seed: int, note_bias: float) -> MuseGenerator:
+    """An untrained G with its weights redrawn at unit gain and its note bias at `note_bias` (the tests'
+    tiny checkpoints, the benchmarks' stand-in for a model not trained yet)."""
     torch.manual_seed(seed)
     G = MuseGenerator(**kwargs).eval()
     with torch.no_grad():

@@ -48,10 +48,9 @@ def data(images: Path) -> Path:
 def stand_in_model(note_bias: float) -> tuple[Any, dict]:
     """An UNTRAINED G of the cpu preset's size, its weights redrawn at unit gain and its note bias set
     to `note_bias` (an untrained G switches every note on or none), and its constructor kwargs."""
-    import torch
 
-    from gandemo.nets.musegan import MuseGenerator, TrackLinear
     from gandemo.tasks import music
+    from training.music import untrained_generator
     from training.task import task_class
 
     preset = task_class("music").presets["cpu"]
@@ -64,15 +63,7 @@ def stand_in_model(note_bias: float) -> tuple[Any, dict]:
         "width": preset["g_width"],
         "temporal_width": 128,
     }
-    torch.manual_seed(0)
-    G = MuseGenerator(**kwargs).eval()
-    with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, TrackLinear | torch.nn.Linear):
-                fan_in = m.weight.shape[-2] if isinstance(m, TrackLinear) else m.weight.shape[-1]
-                m.weight.normal_(0, (2 / fan_in) ** 0.5)
-        G.semitone_bias.fill_(note_bias)
-    return G, kwargs
+    return untrained_generator(kwargs, 0, note_bias), kwargs
 
 
 def stand_in(folder: Path, variant: str, note_bias: float = NOTE_BIAS) -> str:
