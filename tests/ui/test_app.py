@@ -245,21 +245,21 @@ def test_each_model_is_loaded_once_however_many_tabs_and_requests_use_it(
 
 # ---- memory under load: the allocator and Gradio's per-session state ------------------------------------
 def test_the_allocator_is_bounded_and_trimmed_by_one_thread_on_glibc():
-    from gandemo.ui import app
+    from gandemo.ui import serving
 
-    if app._libc() is None:
+    if serving._libc() is None:
         pytest.skip("not glibc: the allocator is left as it is")
-    assert app.bound_allocator() is True
-    first = app.start_trimming()
+    assert serving.bound_allocator() is True
+    first = serving.start_trimming()
     assert first is not None and first.daemon and first.is_alive()
-    assert app.start_trimming() is first  # one thread however often the app is launched
+    assert serving.start_trimming() is first  # one thread however often the app is launched
 
 
 def test_sessions_compute_the_same_block_configs_only_when_read():
     import gradio as gr
     from gradio.state_holder import SessionState
 
-    from gandemo.ui.app import lighter_sessions
+    from gandemo.ui.serving import lighter_sessions
 
     with gr.Blocks() as demo:
         with gr.Tab("one"):
@@ -283,18 +283,18 @@ def test_the_background_imports_are_what_gan_basics_imports_on_its_first_click()
     import ast
     import sys
 
-    from gandemo.ui import app
+    from gandemo.ui import serving
 
-    figures = Path(app.__file__).parent / "basics" / "figures.py"
+    figures = Path(serving.__file__).parent / "basics" / "figures.py"
     lazy = {
         node.module
         for node in ast.walk(ast.parse(figures.read_text()))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("matplotlib")
     }
-    assert lazy and lazy <= set(app.WARM_IMPORTS)
-    app.warm_imports(("no_such_module_here", "json"))  # a failing import is left to the tab, quietly
-    app.start_warm_imports().join()
-    assert all(name in sys.modules for name in app.WARM_IMPORTS)
+    assert lazy and lazy <= set(serving.WARM_IMPORTS)
+    serving.warm_imports(("no_such_module_here", "json"))  # a failing import is left to the tab, quietly
+    serving.start_warm_imports().join()
+    assert all(name in sys.modules for name in serving.WARM_IMPORTS)
 
 
 def test_gradios_check_of_its_page_waits_for_a_slow_page():
@@ -304,7 +304,7 @@ def test_gradios_check_of_its_page_waits_for_a_slow_page():
 
     from gradio import networking
 
-    from gandemo.ui.app import patient_page_check
+    from gandemo.ui.serving import patient_page_check
 
     class Slow(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):  # noqa: N802 - the http.server name

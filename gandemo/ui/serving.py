@@ -1,0 +1,172 @@
+"""How the app's server process is tuned for a small machine under many visitors: glibc malloc bounded
+and trimmed, Gradio's per-session config copies made lazily, its analytics kept short, its launch-time
+page check given time on busy cores, and imports warmed in the background. `gandemo.ui.app` calls
+these around `launch`; each one leaves things as they are where the library is not the expected one."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib
+import inspect
+import threading
+import time
+from typing import Any
+
+import gradio as gr
+
+# Finished events whose timings Gradio keeps for its analytics page (its default: 10,000, ~1 kB each)
+ANALYTICS_EVENTS = 500
+# glibc malloc: at most this many arenas (its default is 8 per core: each request thread ends up with
+# its own, and freed memory stays in it), blocks from this size up mapped on their own and given back
+# when freed (glibc otherwise raises the bound up to 32 MB as blocks are freed, so that the buffers of a
+# batch of 64 faces stay in the arenas), and free memory handed back to the system every few seconds.
+MALLOC_ARENAS = 2
+MALLOC_MMAP_BYTES = 1 << 20
+MALLOC_TRIM_EVERY_S = 5.0
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
+PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
+# Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
+# (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
+WARM_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.collections")
+
+
+def _libc() -> Any:
+    """glibc, or None where the C library is another (musl, macOS): then the allocator is left as it is."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def bound_allocator() -> bool:
+    """Bound what glibc malloc keeps (MALLOC_ARENAS, MALLOC_MMAP_BYTES); call it before the server's
+    threads start (app.py does, first thing). Returns whether it could (glibc only). Under 20 users the
+    server grew +44 % in the first 40 s and a little every round after without it (docs/hosting.md)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_BYTES)
+    return True
+
+
+def _trim_forever(libc: Any, every_s: float) -> None:
+    while True:
+        time.sleep(every_s)
+        libc.malloc_trim(0)
+
+
+_trimmer: list[threading.Thread] = []
+_lock = threading.Lock()
+
+
+def start_trimming(every_s: float = MALLOC_TRIM_EVERY_S) -> threading.Thread | None:
+    """The daemon thread (one per process, however often this is called) that hands the allocator's
+    free memory back to the system every `every_s` seconds (glibc's malloc_trim: free pages inside
+    the arenas too, not only at their top); None where the C library is not glibc."""
+    libc = _libc()
+    if libc is None:
+        return None
+    with _lock:
+        if not _trimmer:
+            _trimmer.append(
+                threading.Thread(target=_trim_forever, args=(libc, every_s), name="malloc-trim", daemon=True)
+            )
+            _trimmer[0].start()
+    return _trimmer[0]
+
+
+def warm_imports(modules: tuple[str, ...] = WARM_IMPORTS) -> None:
+    """Import `modules` (what a tab imports on its first click); one that fails is left to that click."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the tab's own import reports it, where a user sees it
+            return
+
+
+def start_warm_imports() -> threading.Thread:
+    """`warm_imports` in a daemon thread: it runs while Gradio starts its server and renders the page
+    (one core is mostly idle then), instead of in the first GAN Basics request."""
+    thread = threading.Thread(target=warm_imports, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def patient_page_check(timeout_s: float = PAGE_CHECK_TIMEOUT_S) -> bool:
+    """Give Gradio's check of its own page at launch `timeout_s` per try instead of 3 s. It fails the
+    launch ("When localhost is not accessible, a shareable link must be created") when the page takes
+    longer, which it did on 2 cores kept busy by other processes while a client polled the page.
+    Returns False, changing nothing, on a Gradio without that check."""
+    from gradio import networking
+
+    check = getattr(networking, "url_ok", None)
+    if check is None:
+        return False
+    if getattr(check, "_gandemo_patient", False):
+        return True
+
+    def url_ok(url: str) -> bool:
+        import httpx
+
+        for _ in range(5):
+            try:
+                r = httpx.head(url, timeout=timeout_s, verify=False)
+            except (ConnectionError, httpx.ConnectError, httpx.TimeoutException):
+                return False
+            if r.status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+            time.sleep(0.5)
+        return False
+
+    url_ok._gandemo_patient = True  # type: ignore[attr-defined]
+    networking.url_ok = url_ok
+    return True
+
+
+class _BlocksWithoutConfigs:
+    """What Gradio's SessionState reads from the app at its start, without the blocks whose configs it
+    would compute up front."""
+
+    def __init__(self, blocks: gr.Blocks) -> None:
+        self.default_config = blocks.default_config
+        self.blocks: dict[int, Any] = {}
+
+
+def lighter_sessions() -> bool:
+    """Make Gradio's per-session state compute its copy of the blocks' configs when it is read (only a
+    deep link reads it) instead of at the session's start: ~500 kB and the get_config of all ~280
+    blocks for every session, and every REST or gradio_client call is a session of its own (the
+    server keeps STATE_SESSIONS of them). What the configs hold, and their order, are unchanged
+    (tests/ui/test_app.py compares both). Returns False, changing nothing, on a Gradio whose
+    SessionState does not look as expected."""
+    from gradio import state_holder
+
+    cls = state_holder.SessionState
+    if getattr(cls, "_gandemo_lazy_configs", False):
+        return True
+    eager_init, components = cls.__init__, cls.__dict__.get("components")
+    if not isinstance(components, property) or "config_values" not in inspect.getsource(eager_init):
+        return False
+
+    def __init__(self: Any, blocks: gr.Blocks) -> None:
+        eager_init(self, _BlocksWithoutConfigs(blocks))
+        self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
+
+    def all_components(self: Any) -> Any:
+        config = self.blocks_config
+        for k in self._config_ids:
+            if k not in self.config_values and k in config.blocks:
+                self.config_values[k] = config.config_for_block(k, [], config.blocks[k])
+        ids = [k for k in self._config_ids if k in self.config_values]
+        ordered = {k: self.config_values[k] for k in ids} | self.config_values
+        self.config_values.clear()
+        self.config_values.update(ordered)
+        return components.fget(self)
+
+    cls.__init__ = __init__
+    cls.components = property(all_components)
+    cls._gandemo_lazy_configs = True
+    return True
