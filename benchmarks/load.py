@@ -9,7 +9,10 @@ each answer as a page or gradio_client does. It prints the requests served, the 
 is counted on its own: it is the app's answer to too many users, not a failure), p50/p95 latency per
 endpoint, the server's CPU time per request, and its resident memory (RSS) with every endpoint called
 once, after the warm-up and after each round, with the growth of each round (issue 32's aim: the first
-round at most +25 % over the memory with every endpoint called once, then at most +1 % a round).
+round at most +25 % over the memory with every endpoint called once, then at most +1 % a round). Each
+reading is taken after --settle-seconds without requests (two of the app's malloc_trim periods), so
+that it shows what the server holds rather than what its last requests had just freed; the reading at
+once, as the last request ends, is printed beside it.
 Bounded in users, time and requests; loopback only.
 
 --client gradio (default) uses one gradio_client.Client per user; it costs the client about as much
@@ -26,6 +29,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +45,7 @@ from benchmarks._server import (  # noqa: E402
     running_app,
     tab_requests,
 )
+from gandemo.ui.serving import MALLOC_TRIM_EVERY_S  # noqa: E402
 
 
 def round_growth(rss: list[float]) -> list[float]:
@@ -63,7 +68,20 @@ def main() -> None:
         help="the same crowd first, unmeasured (0: none, as a Space meets it)",
     )
     p.add_argument("--tabs", default="basics,faces,edges2photo,superres,music,anomaly", help="comma-separated")
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=2 * MALLOC_TRIM_EVERY_S,
+        help="idle time before each RSS reading: the app's allocator trimming has run since the last "
+        "request, so the reading is what the server holds, not what it has just freed",
+    )
     args = p.parse_args()
+
+    def held_mb(pid: int) -> tuple[float, float]:
+        """(RSS at once, RSS after --settle-seconds idle) of the server."""
+        at_once = rss_mb(pid)
+        time.sleep(args.settle_seconds)
+        return at_once, rss_mb(pid)
 
     import os
 
@@ -77,18 +95,18 @@ def main() -> None:
             warm = RestClient(url)
             for api, inputs in requests:  # every model loaded and run once
                 warm.predict(*inputs, api_name=api)
-            rss = [rss_mb(server.pid)]
+            readings = [held_mb(server.pid)]
             if args.warmup_seconds > 0:  # then the crowd, unmeasured: per-thread pools, caches, kept figures
                 load(url, requests, args.users, args.warmup_seconds, args.client, args.max_requests)
-                rss.append(rss_mb(server.pid))
+                readings.append(held_mb(server.pid))
             cpu0 = cpu_seconds(server.pid)
             tally, wall = Tally(latencies={api: [] for api, _ in requests}), 0.0
             for i in range(args.rounds):
                 t, w = load(url, requests, args.users, args.seconds, args.client, args.max_requests)
                 tally.merge(t)
                 wall += w
-                rss.append(rss_mb(server.pid))
-                print(f"round {i + 1}: {t.served()} served, RSS {rss[-1]:.0f} MB", flush=True)
+                readings.append(held_mb(server.pid))
+                print(f"round {i + 1}: {t.served()} served, RSS {readings[-1][1]:.0f} MB", flush=True)
             server_cpu = cpu_seconds(server.pid) - cpu0
             peak = rss_mb(server.pid, "VmHWM")
 
@@ -108,10 +126,11 @@ def main() -> None:
     if args.warmup_seconds > 0:
         labels.append(f"after the {args.warmup_seconds:.0f} s warm-up")
     labels += [f"after round {i + 1}" for i in range(args.rounds)]
+    rss = [settled for _, settled in readings]
     growth = ["", *(f"{g:+.1f} %" for g in round_growth(rss))]
-    print("\n| server RSS | MB | growth |\n|---|---|---|")
-    for label, mb, g in zip(labels, rss, growth, strict=True):
-        print(f"| {label} | {mb:.0f} | {g} |")
+    print(f"\n| server RSS | MB, after {args.settle_seconds:.0f} s idle | growth | MB, at once |\n|---|---|---|---|")
+    for label, (at_once, mb), g in zip(labels, readings, growth, strict=True):
+        print(f"| {label} | {mb:.0f} | {g} | {at_once:.0f} |")
     rows = [
         ("requests served", f"{served} ({served / max(wall, 1e-9):.2f}/s)"),
         (

@@ -139,8 +139,11 @@ def lighter_sessions() -> bool:
     """Make Gradio's per-session state compute its copy of the blocks' configs when it is read (only a
     deep link reads it) instead of at the session's start: ~500 kB and the get_config of all ~280
     blocks for every session, and every REST or gradio_client call is a session of its own (the
-    server keeps STATE_SESSIONS of them). What the configs hold, and their order, are unchanged
-    (tests/ui/test_app.py compares both). Returns False, changing nothing, on a Gradio whose
+    server keeps STATE_SESSIONS of them). Nor does a session keep the last inputs and outputs of its
+    calls in that copy: only a deep link would show them, the app has no deep-link button, and they
+    were what still grew under load (a GAN Basics plot alone is a ~100 kB PNG in its config; the
+    sessions' gr.State values are kept as before). The configs, and their order, are the blocks'
+    own (tests/ui/test_app.py compares both). Returns False, changing nothing, on a Gradio whose
     SessionState does not look as expected."""
     from gradio import state_holder
 
@@ -148,7 +151,11 @@ def lighter_sessions() -> bool:
     if getattr(cls, "_gandemo_lazy_configs", False):
         return True
     eager_init, components = cls.__init__, cls.__dict__.get("components")
-    if not isinstance(components, property) or "config_values" not in inspect.getsource(eager_init):
+    if (
+        not isinstance(components, property)
+        or "config_values" not in inspect.getsource(eager_init)
+        or not callable(getattr(cls, "_update_value_in_config", None))
+    ):
         return False
 
     def __init__(self: Any, blocks: gr.Blocks) -> None:
@@ -166,7 +173,11 @@ def lighter_sessions() -> bool:
         self.config_values.update(ordered)
         return components.fget(self)
 
+    def keep_no_values(self: Any, key: int, value: Any) -> None:
+        """Gradio's `_update_value_in_config`, called with every input and output of a call."""
+
     cls.__init__ = __init__
     cls.components = property(all_components)
+    cls._update_value_in_config = keep_no_values
     cls._gandemo_lazy_configs = True
     return True
