@@ -67,12 +67,12 @@ class FacesTask(ImageTask):
             "eval_every": 2500,
             "sample_every": 500,
         },
-        # Faces v3, sized for ~8 h of one core (docs/faces.md, "The next run"): D with spectral norm and
-        # the hinge loss (SNGAN, robust at DCGAN's Adam settings), 1.5x as wide as shipped (ndf 48 costs
-        # ~1.3x the shipped step on this CPU, the paper's 64 ~1.9x: benchmarks/faces_recipes.py), for
-        # more steps than the shipped run had; G, data, DiffAugment and EMA as shipped, so the app's G
-        # keeps its shape. Its in-run FID every 2,500 steps compares step for step with the shipped
-        # run's curve in the card.
+        # Faces v3, sized for ~8 h of one core (docs/faces.md, "Faces v3"): D with spectral norm and
+        # the hinge loss (SNGAN, robust at DCGAN's Adam settings), 1.5x as wide as v2 (ndf 48 costs
+        # ~1.3x the v2 step on this CPU, the paper's 64 ~1.9x: benchmarks/faces_recipes.py), for more
+        # steps; G, data, DiffAugment and EMA as in v2, so the app's G keeps its shape. The shipped
+        # model is this preset with `--loss nonsaturating --d-norm none --r1 0.05 --r1-every 16` (R1
+        # beat spectral norm + hinge by 20 FID points at 7,500 steps; the curves are in docs/faces.md).
         "v3": {
             "steps": 20000,
             "batch_size": 64,

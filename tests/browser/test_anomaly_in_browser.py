@@ -34,9 +34,10 @@ def test_an_uploaded_example_gets_a_heatmap_mask_and_verdict(page, tmp_path: Pat
     page.locator("#anomaly-input img").first.wait_for(timeout=10_000)
     page.locator("#anomaly-category input").fill("transistor")
     page.locator("#anomaly-category input").press("Enter")
-    before = page.evaluate(_SRC.format(sel="#anomaly-overlay"))
+    before = {sel: page.evaluate(_SRC.format(sel=sel)) for sel in ("#anomaly-overlay", "#anomaly-mask")}
     page.get_by_role("button", name="Find the defect").click()
-    _wait_for_new_image(page, "#anomaly-overlay", before)
+    for sel, old in before.items():  # each picture loads on its own: the mask may come after the overlay
+        _wait_for_new_image(page, sel, old)
     overlay = page.locator("#anomaly-overlay img").first
     assert overlay.evaluate("i => [i.naturalWidth, i.naturalHeight]") == list(size)
     mask = page.locator("#anomaly-mask img").first
