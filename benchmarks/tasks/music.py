@@ -48,7 +48,6 @@ def data(images: Path) -> Path:
 def stand_in_model(note_bias: float) -> tuple[Any, dict]:
     """An UNTRAINED G of the cpu preset's size, its weights redrawn at unit gain and its note bias set
     to `note_bias` (an untrained G switches every note on or none), and its constructor kwargs."""
-
     from gandemo.tasks import music
     from training.music import untrained_generator
     from training.task import task_class

@@ -35,9 +35,10 @@ QUEUE_SIZE_ENV = "GANDEMO_QUEUE_SIZE"
 # every user has one request out at a time: on 2 vCPUs a longer queue only means longer waits.
 QUEUE_SIZE_DEFAULT = 40
 MAX_FILE_SIZE = "64mb"  # uploads above this are refused before they reach the disk (the pixel caps are smaller)
-# Sessions whose state the server keeps (Gradio's default: 10,000). Each keeps its last outputs (a
-# GAN Basics plot is a PNG of ~100 kB) and its gr.State; every API call without a session is one.
-# Beyond this the least recently used are dropped: such a visitor's next Start begins a new toy game.
+# Sessions whose state the server keeps (Gradio's default: 10,000). Each keeps its gr.State (GAN Basics'
+# toy game) and a ~7 kB table of the blocks, not its calls' outputs (serving.lighter_sessions); every
+# API call without a session is one. Beyond this the least recently used are dropped: such a visitor's
+# next Start begins a new toy game.
 STATE_SESSIONS = 500
 
 
