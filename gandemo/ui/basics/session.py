@@ -39,10 +39,17 @@ CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "gan_basics"}  # runs i
 # STATE_TTL_S: without a bound, a script calling toy_gan in a loop grew the server by gigabytes. The
 # least recently used figures beyond this are let go; their session draws one again on its next click.
 FIGURES_KEPT = 8  # 4 visitors drawing both views; ~56 MB at most
-
+# Sessions that keep their game (the toy GAN, its optimisers and evaluation samples: ~0.25 MB of resident
+# memory each, measured). Every toy_gan API call is a new session kept for STATE_TTL_S, so under a
+# crowd of API users the games grew the server by ~1 % a round of benchmarks/load.py, up to the app's
+# STATE_SESSIONS (~120 MB). Beyond this the least recently used idle games are let go: that session's
+# next Start begins its game again from step 0 (its status line says so).
+GAMES_KEPT = 64  # 32 visitors playing both views; ~16 MB at most
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
-_kept: OrderedDict[int, weakref.ref] = OrderedDict()  # id(session) -> session, least recently used first
+# id(session) -> session, least recently used first: the sessions that hold a game (GAMES_KEPT), the
+# last FIGURES_KEPT of which may hold a figure too
+_kept: OrderedDict[int, weakref.ref] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
@@ -60,29 +67,35 @@ class Session:
         self.gan: basics.ToyGAN | None = None
         self.figure: Figure1D | Figure2D | None = None  # drawn for self.gan, reused by the next click
         self.lock = threading.Lock()
+        self.runs = 0  # streams running from this session (their game is not let go meanwhile: _keep)
         # Pause sets this: Gradio's cancel only stops the stream between chunks, and the running
         # chunk would otherwise train on past the step that Pause reports
         self.stop = threading.Event()
 
 
-def _keep_figure(session: Session) -> None:
-    """Count `session`'s figure as the most recently used, and let the least recently used ones beyond
-    FIGURES_KEPT go: never one whose session is busy (a run or Pause holds its lock)."""
+def _keep(session: Session) -> None:
+    """Count `session` as the most recently used, and let the least recently used figures beyond
+    FIGURES_KEPT go, and whole games beyond GAMES_KEPT: never those of a session that is busy (a run
+    streams from it, or a chunk or Pause holds its lock)."""
     with _kept_lock:
         _kept.pop(id(session), None)
         _kept[id(session)] = weakref.ref(session)
-        for key in list(_kept):
-            if len(_kept) <= FIGURES_KEPT:
+        keys = list(_kept)
+        for rank, key in enumerate(keys):
+            from_newest = len(keys) - rank  # 1 for the most recently used
+            if from_newest <= FIGURES_KEPT:
                 break
             old = _kept[key]()
             if old is None:  # the session itself is gone (its state expired)
                 del _kept[key]
-            elif old is not session and old.lock.acquire(blocking=False):
+            elif old is not session and not old.runs and old.lock.acquire(blocking=False):
                 try:
                     old.figure = None
+                    if from_newest > GAMES_KEPT:
+                        old.gan = None
+                        del _kept[key]
                 finally:
                     old.lock.release()
-                del _kept[key]
 
 
 def numbers_1d(gan: basics.ToyGAN1D, view: basics.View1D, status: str, rate: float) -> dict[str, Any]:
@@ -191,20 +204,21 @@ def _stream(
     run of the same session may still be finishing a chunk when the next click starts."""
     global _active_runs
     session = state if isinstance(state, Session) else Session()
-    with session.lock:  # waits for a cancelled run's chunk, which a set `stop` ends at its next step
-        session.stop.clear()
-        if session.gan is None or session.gan.settings != settings:
-            session.gan = make(settings)  # new settings, new game: the same settings replay exactly
-            session.figure = figure_cls(session.gan, steps)
-        elif session.figure is None:  # let go to bound memory (_keep_figure): drawn again for this game
-            session.figure = figure_cls(session.gan, session.gan.steps + steps)
-        _keep_figure(session)
-        gan, fig = session.gan, session.figure
-        fig.reach(gan.steps + steps)
-        frame = _frame(gan, fig, numbers, f"Running {steps} steps from step {gan.steps}…", float("nan"))
     with _active_lock:
         _active_runs += 1
+        session.runs += 1
     try:
+        with session.lock:  # waits for a cancelled run's chunk, which a set `stop` ends at its next step
+            session.stop.clear()
+            if session.gan is None or session.gan.settings != settings:
+                session.gan = make(settings)  # new settings, new game: the same settings replay exactly
+                session.figure = figure_cls(session.gan, steps)
+            elif session.figure is None:  # let go to bound memory (_keep): drawn again for this game
+                session.figure = figure_cls(session.gan, session.gan.steps + steps)
+            _keep(session)
+            gan, fig = session.gan, session.figure
+            fig.reach(gan.steps + steps)
+            frame = _frame(gan, fig, numbers, f"Running {steps} steps from step {gan.steps}…", float("nan"))
         yield (*frame, session)
         start, done, busy = time.monotonic(), 0, 0.0
 
@@ -242,6 +256,7 @@ def _stream(
     finally:
         with _active_lock:
             _active_runs -= 1
+            session.runs -= 1
 
 
 # @endpoint turns the plain-words InvalidInput of the checks into gr.Error; the checks run at the
@@ -302,7 +317,7 @@ def pause(numbers: Numbers) -> Callable[[Any], tuple[Any, str, Any]]:
             return gr.skip(), "Nothing to pause: press Start.", gr.skip()
         state.stop.set()
         with state.lock:  # a chunk in progress ends at its next step: then the state is final
-            if state.figure is None:  # let go while idle (_keep_figure): the picture on the page is current
+            if state.figure is None:  # let go while idle (_keep): the picture on the page is current
                 return gr.skip(), f"**{_paused_status(state.gan)}**", gr.skip()
             return _frame(state.gan, state.figure, numbers, _paused_status(state.gan), float("nan"))
 

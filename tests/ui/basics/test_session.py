@@ -212,3 +212,18 @@ def test_only_the_most_recent_sessions_keep_their_figure_and_the_others_draw_one
     _, _, numbers, again = list(ui.toy_gan(*GAUSS, 3, 3, sessions[0]))[-1]  # its next click draws again
     assert again is sessions[0] and again.figure is not None and numbers["step"] == 6  # the same game goes on
     assert ui.pause(ui.numbers_1d)(sessions[1])[1] == "**Paused at step 3; Start goes on from here.**"
+
+
+def test_only_the_most_recent_sessions_keep_their_game_and_the_others_start_again(monkeypatch):
+    monkeypatch.setattr(ui, "FIGURES_KEPT", 1)
+    monkeypatch.setattr(ui, "GAMES_KEPT", 2)
+    monkeypatch.setattr(ui, "_kept", type(ui._kept)())
+    streaming = ui.toy_gan(*GAUSS, 6, 3, ui.Session())
+    busy = next(streaming)[3]  # a run of the oldest session is streaming: its game is not let go
+    sessions = [list(ui.toy_gan(*GAUSS, 3, 3, ui.Session()))[-1][3] for _ in range(3)]
+    assert [s.gan is not None for s in [busy, *sessions]] == [True, False, True, True]  # bounded
+    assert [s.figure is not None for s in [busy, *sessions]] == [True, False, False, True]
+    assert list(streaming)[-1][2]["step"] == 6  # the streaming run went on to its end
+    again = list(ui.toy_gan(*GAUSS, 3, 3, sessions[0]))
+    assert again[0][1].startswith("**Running 3 steps from step 0")  # a let-go game starts again
+    assert again[-1][2]["step"] == 3 and again[-1][3] is sessions[0]
