@@ -43,8 +43,9 @@ FIGURES_KEPT = 8  # 4 visitors drawing both views; ~56 MB at most
 # memory each, measured). Every toy_gan API call is a new session kept for STATE_TTL_S, so under a
 # crowd of API users the games grew the server by ~1 % a round of benchmarks/load.py, up to the app's
 # STATE_SESSIONS (~120 MB). Beyond this the least recently used idle games are let go: that session's
-# next Start begins its game again from step 0 (its status line says so).
-GAMES_KEPT = 64  # 32 visitors playing both views; ~16 MB at most
+# next Start begins its game again from step 0 (its status line says so). Twice the figures kept, and
+# small enough that a crowd fills it in its first minute rather than growing the server for several.
+GAMES_KEPT = 16  # 8 visitors playing both views; ~4 MB at most
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
 # id(session) -> session, least recently used first: the sessions that hold a game (GAMES_KEPT), the
