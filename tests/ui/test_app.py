@@ -255,6 +255,20 @@ def test_the_allocator_is_bounded_and_trimmed_by_one_thread_on_glibc():
     assert serving.start_trimming() is first  # one thread however often the app is launched
 
 
+def test_the_cycle_collector_runs_once_when_the_server_falls_idle_after_work(monkeypatch):
+    from gandemo.ui import serving
+
+    passes = []
+    monkeypatch.setattr(serving.gc, "collect", lambda: passes.append(1))
+    collector = serving.IdleCollector(period_s=5.0, idle_share=0.02)  # idle: under 0.1 s of CPU in 5 s
+    assert collector.tick(0.01) is False and not passes  # idle from the start: nothing to collect
+    assert collector.tick(2.5) is False and not passes  # busy: never during work
+    assert collector.tick(0.3) is False and not passes
+    assert collector.tick(0.05) is True and len(passes) == 1  # the first idle period after work
+    assert collector.tick(0.02) is False and len(passes) == 1  # once, not every idle period
+    assert collector.tick(1.0) is False and collector.tick(0.0) is True and len(passes) == 2
+
+
 def test_sessions_compute_the_blocks_own_configs_only_when_read_and_keep_no_call_values():
     import gradio as gr
     from gradio.state_holder import SessionState
