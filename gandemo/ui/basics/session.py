@@ -39,13 +39,10 @@ CONCURRENCY = {"concurrency_limit": 2, "concurrency_id": "gan_basics"}  # runs i
 # STATE_TTL_S: without a bound, a script calling toy_gan in a loop grew the server by gigabytes. The
 # least recently used figures beyond this are let go; their session draws one again on its next click.
 FIGURES_KEPT = 8  # 4 visitors drawing both views; ~56 MB at most
-# Sessions that keep their game (the toy GAN, its optimisers and evaluation samples: ~0.24 MB of resident
-# memory each, measured). Every toy_gan API call is a new session kept for STATE_TTL_S, so under a
-# crowd of API users the games grew the server by ~1 % a round of benchmarks/load.py, up to the app's
-# STATE_SESSIONS (~120 MB). Beyond this the least recently used idle games are let go: that session's
-# next Start begins its game again from step 0 (its status line says so). Twice the figures kept, and
-# small enough that a crowd fills it in its first minute rather than growing the server for several.
-GAMES_KEPT = 16  # 8 visitors playing both views; ~4 MB at most
+# Sessions that keep their game (toy GAN, optimisers, evaluation samples: ~0.24 MB each, measured). For
+# the same reason as the figures, unbounded games grew the server ~1 % a round of benchmarks/load.py, up
+# to STATE_SESSIONS of them (~120 MB). An older idle session's next Start begins again from step 0.
+GAMES_KEPT = 16  # 8 visitors playing both views; ~4 MB at most, filled in a crowd's first minute
 
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
