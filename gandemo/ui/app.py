@@ -17,6 +17,7 @@ from gandemo.tasks import TASKS, TaskSpec
 from gandemo.ui.common import unavailable
 from gandemo.ui.serving import (
     ANALYTICS_EVENTS,
+    bounded_queue_records,
     lighter_sessions,
     patient_page_check,
     start_trimming,
@@ -179,6 +180,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     torch.set_num_threads(threads_from_env())
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
     lighter_sessions()
+    bounded_queue_records()
     patient_page_check()
     options = {
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",

@@ -1,6 +1,7 @@
 """How the app's server process is tuned for a small machine under many visitors: glibc malloc bounded
-and trimmed (after a cycle collection once the server falls idle), Gradio's per-session config copies
-made lazily, its analytics kept short, its launch-time page check given time on busy cores, and imports
+and trimmed (after a cycle collection once the server falls idle), MKL's per-thread buffers let go,
+Gradio's per-session config copies made lazily and its per-session queue records bounded, its analytics
+kept short, its launch-time page check given time on busy cores, and imports
 warmed in the background. `gandemo.ui.app` calls these around `launch`; each one leaves things as they
 are where the library is not the expected one."""
 
@@ -11,6 +12,7 @@ import ctypes.util
 import gc
 import importlib
 import inspect
+import os
 import threading
 import time
 from typing import Any
@@ -30,6 +32,14 @@ MALLOC_TRIM_EVERY_S = 5.0
 # the cycle collector runs once (see IdleCollector), before the trim
 IDLE_CPU_SHARE = 0.02
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
+# MKL (torch's BLAS on x86) keeps the buffers of its matrix products in a cache per thread until the
+# thread ends: ~1.2 MB for one 512² product, in each of the server's dozens of worker threads, and how
+# much depends on which thread ran what. Off (MKL then frees them at once), the server's memory after
+# a round of 20 users swings less (docs/hosting.md). Read once, when MKL starts: set before torch runs.
+MKL_FAST_MM_ENV = "MKL_DISABLE_FAST_MM"
+# Sessions whose (empty) record of pending events Gradio's queue keeps: it adds one for every session
+# that calls and never drops it (1 kB per ~4 calls, without end). Its own message queues keep 2,000.
+PENDING_SESSIONS = 2000
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
 # (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
@@ -46,9 +56,12 @@ def _libc() -> Any:
 
 
 def bound_allocator() -> bool:
-    """Bound what glibc malloc keeps (MALLOC_ARENAS, MALLOC_MMAP_BYTES); call it before the server's
-    threads start (app.py does, first thing). Returns whether it could (glibc only). Under 20 users the
-    server grew +44 % in the first 40 s and a little every round after without it (docs/hosting.md)."""
+    """Bound what glibc malloc keeps (MALLOC_ARENAS, MALLOC_MMAP_BYTES) and turn MKL's per-thread
+    buffer cache off (MKL_FAST_MM_ENV, unless the environment sets it); call it before torch is imported
+    and the server's threads start (app.py does, first thing). Returns whether glibc could be bounded.
+    Under 20 users the server grew +44 % in the first 40 s and a little every round after without it
+    (docs/hosting.md)."""
+    os.environ.setdefault(MKL_FAST_MM_ENV, "1")
     libc = _libc()
     if libc is None:
         return False
@@ -193,7 +206,11 @@ def lighter_sessions() -> bool:
 
     def __init__(self: Any, blocks: gr.Blocks) -> None:
         eager_init(self, _BlocksWithoutConfigs(blocks))
-        self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
+        ids = blocks.__dict__.get("_gandemo_config_ids")
+        if ids is None or ids[0] != len(blocks.blocks):  # one tuple for all sessions, made again if the app grew
+            ids = (len(blocks.blocks), tuple(k for k in self.blocks_config.blocks if k in blocks.blocks))
+            blocks._gandemo_config_ids = ids
+        self._config_ids = ids[1]
 
     def all_components(self: Any) -> Any:
         config = self.blocks_config
@@ -213,4 +230,50 @@ def lighter_sessions() -> bool:
     cls.components = property(all_components)
     cls._update_value_in_config = keep_no_values
     cls._gandemo_lazy_configs = True
+    return True
+
+
+class _PendingIds(dict):
+    """Gradio's `Queue.pending_event_ids_session` (session -> ids of its events whose answer is not yet
+    delivered), bounded: adding a session beyond `capacity` drops the oldest sessions that have nothing
+    pending. Gradio reads and writes it on its event loop only, so it needs no lock."""
+
+    def __init__(self, capacity: int, items: dict[str, set[str]]) -> None:
+        super().__init__(items)
+        self.capacity = capacity
+
+    def __setitem__(self, key: str, value: set[str]) -> None:
+        fresh = key not in self
+        super().__setitem__(key, value)
+        if not fresh or len(self) <= self.capacity:
+            return
+        excess, idle = len(self) - self.capacity, []
+        for session, ids in self.items():  # oldest first: usually the first one will do
+            if len(idle) == excess:
+                break
+            if not ids and session != key:
+                idle.append(session)
+        for session in idle:
+            del self[session]
+
+
+def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
+    """Make every Gradio queue created from now on keep the pending-event records of at most `capacity`
+    idle sessions (see _PendingIds); a session with an event pending is never dropped. Returns False,
+    changing nothing, on a Gradio whose Queue does not look as expected."""
+    from gradio import queueing
+
+    cls = queueing.Queue
+    if getattr(cls, "_gandemo_bounded_records", False):
+        return True
+    plain_init = cls.__init__
+    if "self.pending_event_ids_session: dict" not in inspect.getsource(plain_init):
+        return False
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        plain_init(self, *args, **kwargs)
+        self.pending_event_ids_session = _PendingIds(capacity, self.pending_event_ids_session)
+
+    cls.__init__ = __init__
+    cls._gandemo_bounded_records = True
     return True

@@ -12,6 +12,8 @@ from PIL import Image
 from gandemo.tasks import TASKS
 from gandemo.ui.app import build_app, threads_from_env
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def client(app_url: str) -> Client:
@@ -142,7 +144,7 @@ def test_launch_binds_localhost_and_never_shares_unless_told(monkeypatch):
 
 
 def test_app_py_launches_the_app_with_these_settings():
-    source = (Path(__file__).resolve().parents[2] / "app.py").read_text()
+    source = (ROOT / "app.py").read_text()
     assert "launch(demo)" in source and "share=True" not in source
 
 
@@ -253,6 +255,53 @@ def test_the_allocator_is_bounded_and_trimmed_by_one_thread_on_glibc():
     first = serving.start_trimming()
     assert first is not None and first.daemon and first.is_alive()
     assert serving.start_trimming() is first  # one thread however often the app is launched
+
+
+def test_mkl_lets_its_buffers_go_when_app_py_starts_before_torch_is_imported():
+    import ast
+    import subprocess
+    import sys
+
+    def started(mkl_env: str) -> list[str]:
+        """A fresh process bounds the allocator: was torch imported, and what MKL's variable says."""
+        code = (
+            f"import os, sys; os.environ.pop('MKL_DISABLE_FAST_MM', None); {mkl_env}\n"
+            "from gandemo.ui import serving; serving.bound_allocator()\n"
+            "print('torch' in sys.modules, os.environ['MKL_DISABLE_FAST_MM'])"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+        return done.stdout.split()
+
+    assert started("") == ["False", "1"]  # set, before torch (hence MKL) has started
+    assert started("os.environ['MKL_DISABLE_FAST_MM'] = '0'") == ["False", "0"]  # the environment's choice stays
+    # and app.py bounds it before it imports the app, and with it torch
+    body = ast.parse((ROOT / "app.py").read_text()).body
+    calls = [i for i, node in enumerate(body) if ast.unparse(node) == "bound_allocator()"]
+    imports = [i for i, node in enumerate(body) if isinstance(node, ast.ImportFrom) and node.module == "gandemo.ui.app"]
+    assert calls and imports and calls[0] < imports[0]
+
+
+def test_the_queue_keeps_the_records_of_a_bounded_number_of_idle_sessions():
+    import gradio as gr
+
+    from gandemo.ui.serving import PENDING_SESSIONS, _PendingIds, bounded_queue_records
+
+    ids = _PendingIds(3, {})
+    for session in "abcdef":  # as Gradio's queue does: a record when an event is pushed, emptied when delivered
+        ids[session] = set()
+        ids[session].add(f"event-{session}")
+        if session != "b":  # b's answer is still on its way
+            ids[session].remove(f"event-{session}")
+    assert list(ids) == ["b", "e", "f"]  # the oldest idle ones went; a pending one is never dropped
+    ids["e"] = {"again"}  # a session already recorded: nothing dropped
+    assert list(ids) == ["b", "e", "f"] and ids["b"] == {"event-b"}
+
+    assert bounded_queue_records() and bounded_queue_records()  # idempotent
+    with gr.Blocks() as demo:
+        gr.Textbox()
+    demo.queue()
+    records = demo._queue.pending_event_ids_session
+    assert isinstance(records, _PendingIds) and records.capacity == PENDING_SESSIONS and records == {}
 
 
 def test_the_cycle_collector_runs_once_when_the_server_falls_idle_after_work(monkeypatch):
