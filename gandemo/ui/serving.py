@@ -33,12 +33,12 @@ MALLOC_TRIM_EVERY_S = 5.0
 IDLE_CPU_SHARE = 0.02
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
 # MKL (torch's BLAS on x86) keeps the buffers of its matrix products in a cache per thread until the
-# thread ends: ~1.2 MB for one 512² product, in each of the server's dozens of worker threads, and how
-# much depends on which thread ran what. Off (MKL then frees them at once), the server's memory after
-# a round of 20 users swings less (docs/hosting.md). Read once, when MKL starts: set before torch runs.
+# thread ends: ~1.2 MB after one 512² product, in each of the server's worker threads (up to 40). Off,
+# MKL frees them at once; no endpoint measured slower (docs/hosting.md). Read when MKL starts: set it
+# before torch runs.
 MKL_FAST_MM_ENV = "MKL_DISABLE_FAST_MM"
-# Sessions whose (empty) record of pending events Gradio's queue keeps: it adds one for every session
-# that calls and never drops it (1 kB per ~4 calls, without end). Its own message queues keep 2,000.
+# Sessions whose (empty) record of pending events Gradio's queue keeps: it adds one (~0.3 kB) for every
+# session that calls, every API call being one, and never drops it. Its message queues keep 2,000.
 PENDING_SESSIONS = 2000
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
