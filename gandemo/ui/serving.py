@@ -7,6 +7,7 @@ library is not the expected one."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
@@ -40,6 +41,7 @@ MKL_FAST_MM_ENV = "MKL_DISABLE_FAST_MM"
 # Sessions whose (empty) record of pending events Gradio's queue keeps: it adds one (~0.3 kB) for every
 # session that calls, every API call being one, and never drops it. Its message queues keep 2,000.
 PENDING_SESSIONS = 2000
+FORGET_EVERY_S = 1.0  # how often answered single-use sessions are looked for (bounded_queue_records)
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
 # (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
@@ -257,23 +259,78 @@ class _PendingIds(dict):
             del self[session]
 
 
+def _forget_session(queue: Any, session: str) -> None:
+    """Drop what Gradio keeps of `session`: its records in `queue` and its state (the State values'
+    delete callbacks run first, as when Gradio lets a state expire)."""
+    queue.pending_event_ids_session.pop(session, None)
+    queue.pending_messages_per_session.pop(session, None)
+    holder = getattr(queue.blocks, "state_holder", None)
+    if holder is not None and session in holder:
+        holder.delete_state(session)
+        with holder.lock:
+            holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
+
+
+def _forget_answered_calls(queue: Any) -> None:
+    """Forget the single-use sessions (see bounded_queue_records) whose answers have been delivered."""
+    calls = queue._gandemo_single_use
+    for session in [s for s in calls if not queue.pending_event_ids_session.get(s)]:
+        del calls[session]
+        _forget_session(queue, session)
+    while len(calls) > queue.pending_event_ids_session.capacity:  # answers never read: Gradio's bounds apply
+        del calls[next(iter(calls))]
+
+
+async def _forget_answered_calls_forever(queue: Any) -> None:
+    """`_forget_answered_calls` every FORGET_EVERY_S while the queue runs, so that the last answers
+    before a quiet spell do not wait for the next call (a GAN Basics session holds a ~7 MB figure)."""
+    while not queue.stopped:
+        await asyncio.sleep(FORGET_EVERY_S)
+        _forget_answered_calls(queue)
+
+
 def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
-    """Make every Gradio queue created from now on keep the pending-event records of at most `capacity`
-    idle sessions (see _PendingIds); a session with an event pending is never dropped. Returns False,
-    changing nothing, on a Gradio whose Queue does not look as expected."""
-    from gradio import queueing
+    """Bound what every Gradio queue created from now on keeps per session:
+    - a REST call that names no session (`POST /gradio_api/call/<api>`, as curl or a plain HTTP client
+      calls) gets a session of its own, named after its event, that no later call can name; Gradio
+      kept its state (~6 kB), message queue (~1.6 kB) and pending-event record until 500 / 2,000 newer
+      sessions pushed them out (with a GAN Basics game and figure: ~7 MB). Each such session is now
+      forgotten within FORGET_EVERY_S once its answer has been delivered, and at the next call (on the
+      event loop: Gradio touches these records there only);
+    - the pending-event records of at most `capacity` idle sessions are kept (see _PendingIds); a
+      session with an event pending is never dropped.
+    Returns False, changing nothing, on a Gradio whose Queue does not look as expected."""
+    from gradio import queueing, utils
 
     cls = queueing.Queue
     if getattr(cls, "_gandemo_bounded_records", False):
         return True
-    plain_init = cls.__init__
-    if "self.pending_event_ids_session: dict" not in inspect.getsource(plain_init):
+    plain_init, plain_push, plain_start = cls.__init__, cls.push, cls.start
+    if "self.pending_event_ids_session: dict" not in inspect.getsource(plain_init) or (
+        "body.session_hash = event.session_hash" not in inspect.getsource(plain_push)
+    ):
         return False
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         plain_init(self, *args, **kwargs)
         self.pending_event_ids_session = _PendingIds(capacity, self.pending_event_ids_session)
+        self._gandemo_single_use = {}  # sessions of calls that named none, oldest first
+
+    async def push(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+        _forget_answered_calls(self)
+        single_use = body.session_hash is None  # Gradio then names the session after the event
+        answer = await plain_push(self, body, *args, **kwargs)
+        if single_use and body.session_hash is not None:
+            self._gandemo_single_use[body.session_hash] = None
+        return answer
+
+    def start(self: Any) -> None:
+        plain_start(self)
+        utils.run_coro_in_background(_forget_answered_calls_forever, self)
 
     cls.__init__ = __init__
+    cls.push = push
+    cls.start = start
     cls._gandemo_bounded_records = True
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +303,57 @@ def test_the_queue_keeps_the_records_of_a_bounded_number_of_idle_sessions():
     demo.queue()
     records = demo._queue.pending_event_ids_session
     assert isinstance(records, _PendingIds) and records.capacity == PENDING_SESSIONS and records == {}
+
+
+def test_a_rest_call_that_names_no_session_is_forgotten_once_its_answer_is_delivered():
+    import time
+
+    import gradio as gr
+    import httpx
+
+    from gandemo.ui.app import Studio, configure_queue
+    from gandemo.ui.serving import bounded_queue_records
+    from tests.conftest import free_port
+
+    assert bounded_queue_records()
+    with Studio() as demo:
+        n, calls = gr.Number(), gr.State(0)
+        n.submit(lambda x, k: (x, k + 1), [n, calls], [n, calls], api_name="echo")
+    configure_queue(demo).launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    call = f"{demo.local_url}gradio_api/call/echo"
+
+    def answer(event: str) -> float:
+        with httpx.stream("GET", f"{call}/{event}", timeout=60) as stream:
+            lines = [line for line in stream.iter_lines() if line.startswith("data:")]
+        return json.loads(lines[-1].split(":", 1)[1])[0]  # the number (the State's value is not sent)
+
+    def post(x: int) -> str:
+        return httpx.post(call, json={"data": [x]}, timeout=60).json()["event_id"]
+
+    try:
+        page = Client(demo.local_url, verbose=False)  # a session of its own, as a browser tab has
+        assert page.predict(1, api_name="/echo") == 1
+        queue, holder = demo._queue, demo.state_holder
+        answered = [post(x) for x in (2, 3, 4)]
+        assert [answer(e) for e in answered] == [2, 3, 4]
+        unread = post(5)  # its answer is not read yet
+        assert answer(post(6)) == 6
+        post(7)
+        # Gradio names such a session after its event: the answered ones are gone from every record...
+        for records in (queue.pending_messages_per_session, queue.pending_event_ids_session, holder.session_data):
+            assert not set(answered) & set(records)
+        # ...one whose answer waits, and a session that a client named, are kept
+        assert unread in queue.pending_event_ids_session and unread in queue.pending_messages_per_session
+        assert page.session_hash in queue.pending_messages_per_session and page.session_hash in holder
+        assert answer(unread) == 5
+        assert page.predict(8, api_name="/echo") == 8  # the page's session still serves
+        deadline = time.monotonic() + 30  # no call after the last answer: it goes within FORGET_EVERY_S
+        while unread in queue.pending_messages_per_session and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert unread not in queue.pending_messages_per_session and unread not in holder
+        assert page.session_hash in holder
+    finally:
+        demo.close()
 
 
 def test_the_cycle_collector_runs_once_when_the_server_falls_idle_after_work(monkeypatch):
