@@ -1,7 +1,8 @@
 """How the app's server process is tuned for a small machine under many visitors: glibc malloc bounded
 and trimmed (after a cycle collection once the server falls idle), MKL's per-thread buffers let go,
-Gradio's per-session config copies made lazily and its per-session queue records bounded, its analytics
-kept short, its launch-time page check given time on busy cores, and imports warmed in the background.
+Gradio's per-session config copies made lazily, its per-session queue records bounded and a REST call's
+own session forgotten once answered, its analytics kept short, its launch-time page check given time on
+busy cores, and imports warmed in the background.
 `app.py` and `gandemo.ui.app` call these around `launch`; each one leaves things as they are where the
 library is not the expected one."""
 
