@@ -273,13 +273,19 @@ def _forget_session(queue: Any, session: str) -> None:
             holder.time_last_used.pop(session, None)
 
 
+def _single_use(queue: Any) -> dict[str, None]:
+    """The sessions of `queue`'s calls that named none, oldest first (made here for a queue created
+    before bounded_queue_records patched the class)."""
+    return queue.__dict__.setdefault("_gandemo_single_use", {})
+
+
 def _forget_answered_calls(queue: Any) -> None:
     """Forget the single-use sessions (see bounded_queue_records) whose answers have been delivered."""
-    calls = queue._gandemo_single_use
+    calls = _single_use(queue)
     for session in [s for s in calls if not queue.pending_event_ids_session.get(s)]:
         del calls[session]
         _forget_session(queue, session)
-    while len(calls) > queue.pending_event_ids_session.capacity:  # answers never read: Gradio's bounds apply
+    while len(calls) > PENDING_SESSIONS:  # answers never read: Gradio's own bounds apply to those
         del calls[next(iter(calls))]
 
 
@@ -316,14 +322,13 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         plain_init(self, *args, **kwargs)
         self.pending_event_ids_session = _PendingIds(capacity, self.pending_event_ids_session)
-        self._gandemo_single_use = {}  # sessions of calls that named none, oldest first
 
     async def push(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
         _forget_answered_calls(self)
         single_use = body.session_hash is None  # Gradio then names the session after the event
         answer = await plain_push(self, body, *args, **kwargs)
         if single_use and body.session_hash is not None:
-            self._gandemo_single_use[body.session_hash] = None
+            _single_use(self)[body.session_hash] = None
         return answer
 
     def start(self: Any) -> None:

@@ -356,6 +356,17 @@ def test_a_rest_call_that_names_no_session_is_forgotten_once_its_answer_is_deliv
         demo.close()
 
 
+def test_a_queue_made_before_its_class_was_patched_is_served_too():
+    from types import SimpleNamespace
+
+    from gandemo.ui.serving import _forget_answered_calls
+
+    # an app whose queue was built before bounded_queue_records ran (the tests' shared app, a reload)
+    queue = SimpleNamespace(pending_event_ids_session={"a": set()}, pending_messages_per_session={"a": 1}, blocks=None)
+    _forget_answered_calls(queue)
+    assert queue._gandemo_single_use == {} and queue.pending_messages_per_session == {"a": 1}  # a page's: kept
+
+
 def test_the_cycle_collector_runs_once_when_the_server_falls_idle_after_work(monkeypatch):
     from gandemo.ui import serving
 
