@@ -290,8 +290,8 @@ def _forget_answered_calls(queue: Any) -> None:
 
 
 async def _forget_answered_calls_forever(queue: Any) -> None:
-    """`_forget_answered_calls` every FORGET_EVERY_S while the queue runs, so that the last answers
-    before a quiet spell do not wait for the next call (a GAN Basics session holds a ~7 MB figure)."""
+    """`_forget_answered_calls` every FORGET_EVERY_S while the queue runs (not on every call: the
+    calls' hot path stays Gradio's own)."""
     while not queue.stopped:
         await asyncio.sleep(FORGET_EVERY_S)
         _forget_answered_calls(queue)
@@ -303,8 +303,8 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
       calls) gets a session of its own, named after its event, that no later call can name; Gradio
       kept its state (~6 kB), message queue (~1.6 kB) and pending-event record until 500 / 2,000 newer
       sessions pushed them out (with a GAN Basics game and figure: ~7 MB). Each such session is now
-      forgotten within FORGET_EVERY_S once its answer has been delivered, and at the next call (on the
-      event loop: Gradio touches these records there only);
+      forgotten within FORGET_EVERY_S once its answer has been delivered (on the event loop: Gradio
+      touches these records there only);
     - the pending-event records of at most `capacity` idle sessions are kept (see _PendingIds); a
       session with an event pending is never dropped.
     Returns False, changing nothing, on a Gradio whose Queue does not look as expected."""
@@ -324,7 +324,6 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
         self.pending_event_ids_session = _PendingIds(capacity, self.pending_event_ids_session)
 
     async def push(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
-        _forget_answered_calls(self)
         single_use = body.session_hash is None  # Gradio then names the session after the event
         answer = await plain_push(self, body, *args, **kwargs)
         if single_use and body.session_hash is not None:
