@@ -1,5 +1,7 @@
 """The GAN Basics figures: one matplotlib figure per view (1-D and 2-D), drawn with blitting and
-sent to gr.Plot as a PNG. Its one job is drawing a toy GAN's moment; it knows nothing of sessions."""
+sent to gr.Plot as a PNG. Its one job is drawing a toy GAN's moment; it knows nothing of sessions.
+A figure is built once and `retarget`ed to each new game, so the app can reuse a few figures rather
+than build one per game (each is ~7 MB and thousands of small objects)."""
 
 from __future__ import annotations
 
@@ -44,9 +46,12 @@ class _Figure:
     axes, ticks, labels and legends (most of matplotlib's time is text layout) are drawn once into
     a background, and each frame only restores it and draws the moving artists on top. A full
     redraw happens only when a history curve outgrows its panel's limits. A session keeps its
-    figure between clicks (Step then costs one blitted frame), drawing under the session's lock."""
+    figure between clicks (Step then costs one blitted frame), drawing under the session's lock.
 
-    def __init__(self, side_titles: tuple[str, str, str], x_end: int) -> None:
+    The artists are made once, in `__init__`; everything that depends on the game is set by
+    `retarget`, which `__init__` calls too, so a reused figure draws exactly as a new one would."""
+
+    def __init__(self, side_titles: tuple[str, str, str]) -> None:
         # matplotlib is imported by the first figure, not with the app: importing it is ~1 s of the
         # app's cold start, and only a GAN Basics click needs it
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -61,13 +66,22 @@ class _Figure:
         self.side = [self.fig.add_subplot(grid[i, 1]) for i in range(3)]
         for ax, title in zip(self.side, side_titles, strict=True):
             _style_side(ax, title)
-            ax.set_xlim(0, max(10, x_end))  # a run's last step is known: the x-axis rarely moves
         self.side[2].set_xlabel("step", fontsize=8)
         (self.d_loss,) = self.side[0].plot([], [], color="tab:blue", lw=1.2, label="D loss")
         (self.g_loss,) = self.side[0].plot([], [], color="tab:green", lw=1.2, label="G loss")
         self.side[0].legend(fontsize=7, loc="upper right")
-        self.side[0].set_ylim(0, 1.5)
         self.title = self.main.set_title("", fontsize=10)
+        self._background = None
+
+    def retarget(self, gan: Any, x_end: int) -> None:
+        """Show a new game from its start: no history, the first limits, the step axis up to `x_end`
+        (a run's last step is known, so the axis rarely moves)."""
+        for ax in self.side:
+            ax.set_xlim(0, max(10, x_end))
+        self.side[0].set_ylim(0, 1.5)
+        for line in (self.d_loss, self.g_loss):
+            line.set_data([], [])
+        self.title.set_text("")
         self._background = None
         self._dirty = True  # limits changed: the background must be drawn again
         self.frames = 0
@@ -130,21 +144,17 @@ class Figure1D(_Figure):
     Z_LINE, X_LINE = -0.42, -0.08  # heights of the z axis and the x axis of the mapping drawing
 
     def __init__(self, gan: basics.ToyGAN1D, x_end: int) -> None:
-        super().__init__(("losses", "‖∇G‖ (log scale)", "JSD (bits) and mean |D − D*|"), x_end)
-        ax, x = self.main, gan.grid
-        ax.set_xlim(x[0], x[-1])
-        ax.set_ylim(-0.5, max(1.1, 1.35 * float(gan.p_data.max())))
+        super().__init__(("losses", "‖∇G‖ (log scale)", "JSD (bits) and mean |D − D*|"))
+        ax = self.main
         ax.axhline(0.5, color="0.6", lw=0.8, zorder=0)
         ax.axhline(self.X_LINE, color="0.3", lw=0.8)
         ax.axhline(self.Z_LINE, color="0.3", lw=0.8)
-        ax.text(x[0] + 0.1, self.Z_LINE + 0.03, "z", fontsize=9)
-        ax.text(x[0] + 0.1, self.X_LINE + 0.03, "x = G(z)", fontsize=9)
-        ax.plot(x, gan.p_data, ":", color="black", lw=2, label="data density")
-        (self.p_g,) = ax.plot(x, np.zeros_like(x), color="tab:green", lw=2, label="G's density")
-        (self.d,) = ax.plot(x, np.zeros_like(x), "--", color="tab:blue", lw=2, label="D(x)")
-        (self.d_star,) = ax.plot(
-            x, np.zeros_like(x), color="tab:purple", lw=1, alpha=0.7, label="D*(x) = p_data / (p_data + p_g)"
-        )
+        self.z_label = ax.text(0, self.Z_LINE + 0.03, "z", fontsize=9)
+        self.x_label = ax.text(0, self.X_LINE + 0.03, "x = G(z)", fontsize=9)
+        (self.p_data,) = ax.plot([], [], ":", color="black", lw=2, label="data density")
+        (self.p_g,) = ax.plot([], [], color="tab:green", lw=2, label="G's density")
+        (self.d,) = ax.plot([], [], "--", color="tab:blue", lw=2, label="D(x)")
+        (self.d_star,) = ax.plot([], [], color="tab:purple", lw=1, alpha=0.7, label="D*(x) = p_data / (p_data + p_g)")
         from matplotlib.collections import LineCollection
 
         self.mapping = LineCollection([], colors="0.35", linewidths=0.8)
@@ -153,11 +163,27 @@ class Figure1D(_Figure):
         ax.tick_params(labelsize=8)
         ax.set_yticks([0, 0.5, 1])
         (self.g_grad,) = self.side[1].semilogy([], [], color="tab:green", lw=1.2)
-        self.side[1].set_ylim(1e-3, 10)
         (self.jsd,) = self.side[2].plot([], [], color="black", lw=1.2, label="JSD")
         (self.gap,) = self.side[2].plot([], [], color="tab:purple", lw=1.2, label="|D − D*|")
         self.side[2].set_ylim(0, 1.02)  # both live in [0, 1]: fixed limits, no redraws
         self.side[2].legend(fontsize=7, loc="upper right")
+        self.retarget(gan, x_end)
+
+    def retarget(self, gan: basics.ToyGAN1D, x_end: int) -> None:
+        """Show `gan` from its start: its data's density over its grid, nothing of G or D yet."""
+        super().retarget(gan, x_end)
+        x = gan.grid
+        self.main.set_xlim(x[0], x[-1])
+        self.main.set_ylim(-0.5, max(1.1, 1.35 * float(gan.p_data.max())))
+        self.z_label.set_x(x[0] + 0.1)
+        self.x_label.set_x(x[0] + 0.1)
+        self.p_data.set_data(x, gan.p_data)
+        for line in (self.p_g, self.d, self.d_star):
+            line.set_data(x, np.zeros_like(x))
+        self.mapping.set_segments([])
+        for line in (self.g_grad, self.jsd, self.gap):
+            line.set_data([], [])
+        self.side[1].set_ylim(1e-3, 10)
 
     def _animated(self) -> list[Any]:
         return [*super()._animated(), self.p_g, self.d, self.d_star, self.mapping, self.g_grad, self.jsd, self.gap]
@@ -187,42 +213,52 @@ class Figure2D(_Figure):
     """Real points (black) and G's points (orange) over D's verdict as a heatmap, with the losses,
     the modes covered and the high-quality share over time."""
 
+    D_TICKS = (0, 0.2, 0.4, 0.6, 0.8, 1)
+
     def __init__(self, gan: basics.ToyGAN2D, x_end: int) -> None:
-        super().__init__(("losses", "modes covered", "high-quality samples (%)"), x_end)
-        ax, e = self.main, gan.data.extent
-        self.wgan = gan.settings.loss == "wgan-gp"
+        super().__init__(("losses", "modes covered", "high-quality samples (%)"))
+        ax = self.main
         self.heat = ax.imshow(
-            np.zeros((2, 2)),
-            extent=(-e, e, -e, e),
-            origin="lower",
-            cmap="RdBu",
-            vmin=0,
-            vmax=1,
-            interpolation="bilinear",
-            alpha=0.75,
+            np.zeros((2, 2)), origin="lower", cmap="RdBu", vmin=0, vmax=1, interpolation="bilinear", alpha=0.75
         )
-        cbar = self.fig.colorbar(self.heat, ax=ax, fraction=0.04, pad=0.01)
-        cbar.ax.tick_params(labelsize=7)
-        if self.wgan:  # the critic's scale drifts: show it rescaled to [0, 1] each frame
-            cbar.set_ticks([0, 1], labels=["low", "high"])
-        cbar.set_label(
-            "critic score (high: real side)" if self.wgan else "D(x): blue says real, red says fake", fontsize=8
-        )
-        ax.scatter(*gan.real_eval.numpy().T, s=4, c="black", alpha=0.5, label="real", linewidths=0)
+        self.colorbar = self.fig.colorbar(self.heat, ax=ax, fraction=0.04, pad=0.01)
+        self.colorbar.ax.tick_params(labelsize=7)
+        self.real = ax.scatter([], [], s=4, c="black", alpha=0.5, label="real", linewidths=0)
         self.fake = ax.scatter([], [], s=5, c="tab:orange", alpha=0.8, label="G(z)", linewidths=0)
-        ax.scatter(*gan.data.centers.T, s=40, marker="+", c="black", linewidths=0.8)
-        ax.set_xlim(-e, e)
-        ax.set_ylim(-e, e)
+        self.centers = ax.scatter([], [], s=40, marker="+", c="black", linewidths=0.8)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=8)
         for handle in ax.legend(fontsize=8, loc="upper right", markerscale=3).legend_handles:
             handle.set_alpha(1)  # the points are translucent on the plot, not in the key
-        total = len(gan.data.centers)
         (self.modes,) = self.side[1].plot([], [], color="tab:orange", lw=1.2, drawstyle="steps-post")
-        self.side[1].axhline(total, color="0.5", lw=0.8, ls=":")
-        self.side[1].set_ylim(-0.3, total + 0.7)
+        self.all_modes = self.side[1].axhline(0, color="0.5", lw=0.8, ls=":")
         (self.hq,) = self.side[2].plot([], [], color="tab:orange", lw=1.2)
         self.side[2].set_ylim(-3, 103)
+        self.retarget(gan, x_end)
+
+    def retarget(self, gan: basics.ToyGAN2D, x_end: int) -> None:
+        """Show `gan` from its start: its data's points and modes, no samples of G yet."""
+        super().retarget(gan, x_end)
+        e = gan.data.extent
+        self.wgan = gan.settings.loss == "wgan-gp"
+        self.heat.set_data(np.zeros((2, 2)))
+        self.heat.set_extent((-e, e, -e, e))
+        if self.wgan:  # the critic's scale drifts: show it rescaled to [0, 1] each frame
+            self.colorbar.set_ticks([0, 1], labels=["low", "high"])
+            self.colorbar.set_label("critic score (high: real side)", fontsize=8)
+        else:
+            self.colorbar.set_ticks(self.D_TICKS, labels=[f"{t:.1f}" for t in self.D_TICKS])
+            self.colorbar.set_label("D(x): blue says real, red says fake", fontsize=8)
+        self.real.set_offsets(gan.real_eval.numpy())
+        self.fake.set_offsets(np.empty((0, 2)))
+        self.centers.set_offsets(gan.data.centers)
+        self.main.set_xlim(-e, e)
+        self.main.set_ylim(-e, e)
+        total = len(gan.data.centers)
+        self.all_modes.set_ydata([total, total])
+        self.side[1].set_ylim(-0.3, total + 0.7)
+        for line in (self.modes, self.hq):
+            line.set_data([], [])
 
     def _animated(self) -> list[Any]:
         return [*super()._animated(), self.heat, self.fake, self.modes, self.hq]

@@ -43,6 +43,11 @@ FIGURES_KEPT = 8  # 4 visitors drawing both views; ~56 MB at most
 # the same reason as the figures, unbounded games grew the server ~1 % a round of benchmarks/load.py, up
 # to STATE_SESSIONS of them (~120 MB). An older idle session's next Start begins again from step 0.
 GAMES_KEPT = 16  # 8 visitors playing both views; ~4 MB at most, filled in a crowd's first minute
+# Figures that no session holds any more (let go above, or their session ended: every REST call's
+# session ends a second after its answer) are kept, this many per view, and retargeted to the next new
+# game. Building a figure per game made and freed thousands of objects a call, and the server's RSS
+# swung by 1-2 % a round of benchmarks/load.py with GAN Basics alone.
+IDLE_FIGURES_KEPT = 2
 
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
@@ -50,6 +55,9 @@ _active_lock = threading.Lock()
 # last FIGURES_KEPT of which may hold a figure too
 _kept: OrderedDict[int, weakref.ref] = OrderedDict()
 _kept_lock = threading.Lock()
+_idle: dict[type, list[Any]] = {}  # figure class -> figures no session holds (IDLE_FIGURES_KEPT)
+# re-entrant: a session may end (Session.__del__) in whichever thread drops it, this one included
+_idle_lock = threading.RLock()
 
 
 def active_runs() -> int:
@@ -71,6 +79,33 @@ class Session:
         # chunk would otherwise train on past the step that Pause reports
         self.stop = threading.Event()
 
+    def __del__(self) -> None:
+        _let_go(self.figure)  # the session ended (its state expired or was forgotten): the figure lives on
+
+
+def _let_go(figure: Any) -> None:
+    """Keep a figure that no session holds for the next new game, up to IDLE_FIGURES_KEPT per view."""
+    if figure is None:
+        return
+    with _idle_lock:
+        idle = _idle.setdefault(type(figure), [])
+        if len(idle) < IDLE_FIGURES_KEPT and figure not in idle:
+            idle.append(figure)
+
+
+def _figure_for(figure_cls: Callable[[Any, int], Any], gan: basics.ToyGAN, x_end: int, own: Any = None) -> Any:
+    """A figure showing `gan` from its start, with room for steps up to `x_end`: the session's `own`
+    figure or an idle one, retargeted, else a new one."""
+    if own is None or type(own) is not figure_cls:
+        _let_go(own)
+        with _idle_lock:
+            idle = _idle.get(figure_cls)
+            own = idle.pop() if idle else None
+    if own is None:
+        return figure_cls(gan, x_end)
+    own.retarget(gan, x_end)
+    return own
+
 
 def _keep(session: Session) -> None:
     """Count `session` as the most recently used, and let the least recently used figures beyond
@@ -89,6 +124,7 @@ def _keep(session: Session) -> None:
                 del _kept[key]
             elif old is not session and not old.runs and old.lock.acquire(blocking=False):
                 try:
+                    _let_go(old.figure)
                     old.figure = None
                     if from_newest > GAMES_KEPT:
                         old.gan = None
@@ -211,9 +247,9 @@ def _stream(
             session.stop.clear()
             if session.gan is None or session.gan.settings != settings:
                 session.gan = make(settings)  # new settings, new game: the same settings replay exactly
-                session.figure = figure_cls(session.gan, steps)
+                session.figure = _figure_for(figure_cls, session.gan, steps, session.figure)
             elif session.figure is None:  # let go to bound memory (_keep): drawn again for this game
-                session.figure = figure_cls(session.gan, session.gan.steps + steps)
+                session.figure = _figure_for(figure_cls, session.gan, session.gan.steps + steps)
             _keep(session)
             gan, fig = session.gan, session.figure
             fig.reach(gan.steps + steps)

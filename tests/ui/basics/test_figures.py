@@ -63,3 +63,28 @@ def test_the_wgan_critics_heatmap_is_shown_rescaled_to_0_1():
     heat = np.asarray(fig.heat.get_array())
     assert heat.min() == pytest.approx(0) and heat.max() == pytest.approx(1)
     assert "modes" in fig.title.get_text()
+
+
+def _frame_after(fig, gan, steps: int) -> bytes:
+    gan.train(steps)
+    return np.asarray(_png(fig.draw(gan.snapshot(), gan.history))).tobytes()
+
+
+@pytest.mark.parametrize(
+    "figure_cls, gan_cls, before, after",
+    [
+        (Figure1D, ToyGAN1D, Settings1D(distribution="uniform", loss="minimax"), Settings1D(distribution="bimodal")),
+        (Figure2D, ToyGAN2D, Settings2D(dataset="grid", loss="wgan-gp", k=5), Settings2D(dataset="ring")),
+        (Figure2D, ToyGAN2D, Settings2D(dataset="ring"), Settings2D(dataset="grid", loss="wgan-gp", k=5)),
+    ],
+)
+def test_a_figure_retargeted_to_a_new_game_draws_exactly_as_a_new_figure(figure_cls, gan_cls, before, after):
+    used = figure_cls(gan_cls(before), 30)
+    _frame_after(used, used_gan := gan_cls(before), 0)
+    _frame_after(used, used_gan, 40)  # grows the step axis and the limits: all of it must be undone
+    used.retarget(reused_gan := gan_cls(after), 20)
+    new = figure_cls(new_gan := gan_cls(after), 20)
+    for steps in (0, 5, 30):  # the first frame, a blitted one, and one past the first step axis
+        assert _frame_after(used, reused_gan, steps) == _frame_after(new, new_gan, steps)
+    assert (used.frames, used.full_redraws) == (new.frames, new.full_redraws)  # the same redraws, too
+    assert used.frames == 3 and used.full_redraws >= 2  # the first frame and the grown step axis

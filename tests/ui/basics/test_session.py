@@ -6,11 +6,13 @@ own, without the rest of the app."""
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import threading
 import time
 import uuid
+import weakref
 
 import gradio as gr
 import httpx
@@ -227,3 +229,24 @@ def test_only_the_most_recent_sessions_keep_their_game_and_the_others_start_agai
     again = list(ui.toy_gan(*GAUSS, 3, 3, sessions[0]))
     assert again[0][1].startswith("**Running 3 steps from step 0")  # a let-go game starts again
     assert again[-1][2]["step"] == 3 and again[-1][3] is sessions[0]
+
+
+def test_a_figure_outlives_its_session_and_draws_the_next_new_game(monkeypatch):
+    monkeypatch.setattr(ui, "IDLE_FIGURES_KEPT", 1)
+    monkeypatch.setattr(ui, "_kept", type(ui._kept)())
+    first = list(ui.toy_gan(*GAUSS, 3, 3, ui.Session()))[-1][3]
+    figure = first.figure
+    # the session ends (its state expired; a REST call's is forgotten once answered). gc: matplotlib's
+    # first parse of a tick label (pyparsing) leaves cycles that hold the drawing's frames a while
+    del first
+    gc.collect()
+    monkeypatch.setattr(ui, "_idle", {ui.Figure1D: [figure]})  # only this one: earlier tests' sessions end too
+    second = list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1]
+    assert second[3].figure is figure and second[2]["step"] == 4  # retargeted, not drawn anew
+    assert second[0].plot == list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1][0].plot  # as a new one draws
+    others = [list(ui.toy_gan(*GAUSS, 1, 1, ui.Session()))[-1][3] for _ in range(3)]
+    figures = [weakref.ref(s.figure) for s in others]
+    del others
+    gc.collect()
+    assert len(ui._idle[ui.Figure1D]) == 1  # bounded (other tests' sessions may end now too)
+    assert sum(f() is not None for f in figures) <= 1  # the rest are freed
