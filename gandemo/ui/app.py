@@ -22,6 +22,7 @@ from gandemo.ui.serving import (
     patient_page_check,
     start_trimming,
     start_warm_imports,
+    whole_cached_files,
 )
 from gandemo.validation import shown
 
@@ -181,6 +182,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
     lighter_sessions()
     bounded_queue_records()
+    whole_cached_files()
     patient_page_check()
     options = {
         "server_name": os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",

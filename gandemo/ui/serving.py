@@ -1,22 +1,26 @@
 """How the app's server process is tuned for a small machine under many visitors: glibc malloc bounded
 and trimmed (after a cycle collection once the server falls idle), MKL's per-thread buffers let go,
 Gradio's per-session config copies made lazily, its per-session queue records bounded and a REST call's
-own session forgotten once answered, its analytics kept short, its launch-time page check given time on
-busy cores, and imports warmed in the background.
+own session forgotten once answered, its cached output files written whole before anyone can fetch them,
+its analytics kept short, its launch-time page check given time on busy cores, and imports warmed in the
+background.
 `app.py` and `gandemo.ui.app` call these around `launch`; each one leaves things as they are where the
 library is not the expected one."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import importlib
 import inspect
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -338,4 +342,77 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
     cls.push = push
     cls.start = start
     cls._gandemo_bounded_records = True
+    return True
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Put `data` at `path` as one complete file: written under a temporary name in the same folder and
+    renamed into place. A file already there is left as it is: its name is a hash of its content."""
+    if path.exists():
+        with contextlib.suppress(OSError):
+            os.utime(path)  # Gradio's delete_cache ages files by ctime: this one is handed out again
+        return
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def whole_cached_files() -> bool:
+    """Make Gradio write the output files it caches (images, galleries, bytes; audio: see below) whole
+    before their name can be fetched. It names each file after a hash of its content and rewrote the
+    file in place on every call with the same output (the same example, seed or picture from two
+    users): a fetch of it meanwhile read a truncated or growing file, and the server dropped the
+    connection ("peer closed connection" in benchmarks/load.py: 1,160 of 5,633 calls of Edges alone,
+    whose answers repeat). Its save_file_to_cache already works this way. Returns False, changing
+    nothing, on a Gradio whose cache writers do not look as expected."""
+    from gradio import processing_utils as pu
+
+    if getattr(pu, "_gandemo_whole_files", False):
+        return True
+    plain_pil, plain_bytes, plain_audio = pu.save_pil_to_cache, pu.save_bytes_to_cache, pu.audio_to_file
+    if (
+        "write_bytes(bytes_data)" not in inspect.getsource(plain_pil)
+        or "path.write_bytes(data)" not in inspect.getsource(plain_bytes)
+        or "audio_to_file(sample_rate, data, filename, format=format)" not in inspect.getsource(pu.save_audio_to_cache)
+    ):
+        return False
+
+    def save_pil_to_cache(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = pu.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        _write_whole(path, data)
+        return str(path)
+
+    def save_bytes_to_cache(data: bytes, file_name: str, cache_dir: str) -> str:
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        if not Path(file_name).suffix:
+            file_name += pu.detect_audio_format(data)
+        path = folder / Path(file_name).name
+        _write_whole(path, data)
+        return str(path.resolve())
+
+    def audio_to_file(sample_rate: int, data: Any, filename: str, format: str = "wav") -> None:
+        """Gradio's audio writer (save_audio_to_cache names the file after a hash of the samples),
+        encoding into a temporary file that is renamed into place."""
+        path = Path(filename)
+        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
+        try:
+            plain_audio(sample_rate, data, staging, format=format)
+            os.replace(staging, path)
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            raise
+
+    pu.save_pil_to_cache, pu.save_bytes_to_cache = save_pil_to_cache, save_bytes_to_cache
+    pu.audio_to_file = audio_to_file
+    pu._gandemo_whole_files = True
     return True

@@ -451,3 +451,46 @@ def test_gradios_check_of_its_page_waits_for_a_slow_page():
         assert networking.url_ok(f"http://127.0.0.1:{server.server_address[1]}/")
     finally:
         server.shutdown()
+
+
+def _read_while_written(save, rounds: int = 400) -> list[int]:
+    """Sizes of the file read while `save()` writes the same output again and again in another
+    thread, as a fetch of one user's answer meets the same answer computed for another user."""
+    import threading
+
+    path = Path(save())
+    stop, sizes = threading.Event(), []
+
+    def write_again() -> None:
+        while not stop.is_set():
+            save()
+
+    writer = threading.Thread(target=write_again)
+    writer.start()
+    try:
+        for _ in range(rounds):
+            sizes.append(len(path.read_bytes()))
+    finally:
+        stop.set()
+        writer.join()
+    return sizes
+
+
+def test_a_cached_output_is_never_read_half_written_when_another_call_gives_the_same(tmp_path):
+    from gradio import processing_utils as pu
+
+    from gandemo.ui import serving
+
+    assert serving.whole_cached_files() is True
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    whole = len(Path(pu.save_pil_to_cache(image, str(tmp_path), format="png")).read_bytes())
+    sizes = _read_while_written(lambda: pu.save_pil_to_cache(image, str(tmp_path), format="png"))
+    assert set(sizes) == {whole}  # rewritten in place, reads saw empty and partial files
+    data = b"RIFF....WAVE" + bytes(5000)
+    sizes = _read_while_written(lambda: pu.save_bytes_to_cache(data, "clip", str(tmp_path)))
+    assert set(sizes) == {len(data)}
+    samples = (np.sin(np.arange(8000) / 10) * 10_000).astype(np.int16)
+    path = Path(pu.save_audio_to_cache(samples, 8000, "wav", str(tmp_path)))
+    sizes = _read_while_written(lambda: pu.save_audio_to_cache(samples, 8000, "wav", str(tmp_path)))
+    assert set(sizes) == {path.stat().st_size} and path.name == "audio.wav"
+    assert not list(tmp_path.rglob(".*"))  # no temporary file is left behind
