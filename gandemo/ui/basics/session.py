@@ -47,7 +47,7 @@ GAMES_KEPT = 16  # 8 visitors playing both views; ~4 MB at most, filled in a cro
 # session ends a second after its answer) are kept, this many per view, and retargeted to the next new
 # game. Building a figure per game made and freed thousands of objects a call, and the server's RSS
 # swung by 1-2 % a round of benchmarks/load.py with GAN Basics alone.
-IDLE_FIGURES_KEPT = 2
+IDLE_FIGURES_KEPT = 2  # ~28 MB at most beside the FIGURES_KEPT that sessions hold
 
 _active_runs = 0  # runs iterating right now (the tests check that closing a page ends its run)
 _active_lock = threading.Lock()
