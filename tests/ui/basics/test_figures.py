@@ -73,18 +73,18 @@ def _frame_after(fig, gan, steps: int) -> bytes:
 @pytest.mark.parametrize(
     "figure_cls, gan_cls, before, after",
     [
-        (Figure1D, ToyGAN1D, Settings1D(distribution="uniform", loss="minimax"), Settings1D(distribution="bimodal")),
-        (Figure2D, ToyGAN2D, Settings2D(dataset="grid", loss="wgan-gp", k=5), Settings2D(dataset="ring")),
-        (Figure2D, ToyGAN2D, Settings2D(dataset="ring"), Settings2D(dataset="grid", loss="wgan-gp", k=5)),
+        (Figure1D, ToyGAN1D, Settings1D(distribution="uniform", loss="minimax", batch=32), Settings1D(batch=32)),
+        (Figure2D, ToyGAN2D, Settings2D(dataset="grid", loss="wgan-gp", k=2, batch=32), Settings2D(batch=32)),
+        (Figure2D, ToyGAN2D, Settings2D(batch=32), Settings2D(dataset="grid", loss="wgan-gp", k=2, batch=32)),
     ],
 )
 def test_a_figure_retargeted_to_a_new_game_draws_exactly_as_a_new_figure(figure_cls, gan_cls, before, after):
-    used = figure_cls(gan_cls(before), 30)
-    _frame_after(used, used_gan := gan_cls(before), 0)
-    _frame_after(used, used_gan, 40)  # grows the step axis and the limits: all of it must be undone
-    used.retarget(reused_gan := gan_cls(after), 20)
-    new = figure_cls(new_gan := gan_cls(after), 20)
-    for steps in (0, 5, 30):  # the first frame, a blitted one, and one past the first step axis
+    used = figure_cls(used_gan := gan_cls(before), 10)
+    _frame_after(used, used_gan, 0)
+    _frame_after(used, used_gan, 15)  # grows the step axis and the limits: all of it must be undone
+    used.retarget(reused_gan := gan_cls(after), 10)
+    new = figure_cls(new_gan := gan_cls(after), 10)
+    for steps in (0, 2, 10):  # the first frame, a blitted one, and one past the first step axis
         assert _frame_after(used, reused_gan, steps) == _frame_after(new, new_gan, steps)
     assert (used.frames, used.full_redraws) == (new.frames, new.full_redraws)  # the same redraws, too
     assert used.frames == 3 and used.full_redraws >= 2  # the first frame and the grown step axis
