@@ -69,7 +69,7 @@ class _Figure:
         self.side[2].set_xlabel("step", fontsize=8)
         (self.d_loss,) = self.side[0].plot([], [], color="tab:blue", lw=1.2, label="D loss")
         (self.g_loss,) = self.side[0].plot([], [], color="tab:green", lw=1.2, label="G loss")
-        self.side[0].legend(fontsize=7, loc="upper right")
+        self.loss_key = self.side[0].legend(fontsize=7, loc="upper right")
         self.title = self.main.set_title("", fontsize=10)
         self._background = None
 
@@ -88,7 +88,9 @@ class _Figure:
         self.full_redraws = 0
 
     def _animated(self) -> list[Any]:
-        return [self.title, self.d_loss, self.g_loss]
+        """The artists drawn on every frame, in this order; a key comes after the lines it labels, so
+        that they never cross it."""
+        return [self.title, self.d_loss, self.g_loss, self.loss_key]
 
     def reach(self, step: int) -> None:
         """Make room on the history panels' step axis up to `step` (with headroom, so that a
@@ -159,14 +161,14 @@ class Figure1D(_Figure):
 
         self.mapping = LineCollection([], colors="0.35", linewidths=0.8)
         ax.add_collection(self.mapping)
-        ax.legend(fontsize=8, loc="upper left", ncols=2)
+        self.key = ax.legend(fontsize=8, loc="upper left", ncols=2)
         ax.tick_params(labelsize=8)
         ax.set_yticks([0, 0.5, 1])
         (self.g_grad,) = self.side[1].semilogy([], [], color="tab:green", lw=1.2)
         (self.jsd,) = self.side[2].plot([], [], color="black", lw=1.2, label="JSD")
         (self.gap,) = self.side[2].plot([], [], color="tab:purple", lw=1.2, label="|D − D*|")
         self.side[2].set_ylim(0, 1.02)  # both live in [0, 1]: fixed limits, no redraws
-        self.side[2].legend(fontsize=7, loc="upper right")
+        self.metric_key = self.side[2].legend(fontsize=7, loc="upper right")
         self.retarget(gan, x_end)
 
     def retarget(self, gan: basics.ToyGAN1D, x_end: int) -> None:
@@ -186,7 +188,8 @@ class Figure1D(_Figure):
         self.side[1].set_ylim(1e-3, 10)
 
     def _animated(self) -> list[Any]:
-        return [*super()._animated(), self.p_g, self.d, self.d_star, self.mapping, self.g_grad, self.jsd, self.gap]
+        curves = [self.p_g, self.d, self.d_star, self.mapping, self.key]
+        return [*super()._animated(), *curves, self.g_grad, self.jsd, self.gap, self.metric_key]
 
     def draw(self, view: basics.View1D, history: basics.History) -> PlotData:
         """This moment as a PNG for gr.Plot."""
@@ -228,8 +231,15 @@ class Figure2D(_Figure):
         self.centers = ax.scatter([], [], s=40, marker="+", c="black", linewidths=0.8)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=8)
-        for handle in ax.legend(fontsize=8, loc="upper right", markerscale=3).legend_handles:
-            handle.set_alpha(1)  # the points are translucent on the plot, not in the key
+        # the key is made of plain markers (the scatters are empty until a game is shown, and
+        # translucent); it is drawn above the heatmap, with the points (see _animated)
+        from matplotlib.lines import Line2D
+
+        key = [
+            Line2D([], [], ls="", marker="o", ms=5, color=c, label=t)
+            for c, t in (("black", "real"), ("tab:orange", "G(z)"))
+        ]
+        self.key = ax.legend(handles=key, fontsize=8, loc="upper right")
         (self.modes,) = self.side[1].plot([], [], color="tab:orange", lw=1.2, drawstyle="steps-post")
         self.all_modes = self.side[1].axhline(0, color="0.5", lw=0.8, ls=":")
         (self.hq,) = self.side[2].plot([], [], color="tab:orange", lw=1.2)
@@ -261,7 +271,9 @@ class Figure2D(_Figure):
             line.set_data([], [])
 
     def _animated(self) -> list[Any]:
-        return [*super()._animated(), self.heat, self.fake, self.modes, self.hq]
+        # the heatmap changes every frame, so it is drawn over the background: what must be seen on top
+        # of it (the real points, the modes' centres, the key) is drawn after it, in this order
+        return [*super()._animated(), self.heat, self.real, self.centers, self.fake, self.key, self.modes, self.hq]
 
     def draw(self, view: basics.View2D, history: basics.History) -> PlotData:
         """This moment as a PNG for gr.Plot."""

@@ -88,3 +88,14 @@ def test_a_figure_retargeted_to_a_new_game_draws_exactly_as_a_new_figure(figure_
         assert _frame_after(used, reused_gan, steps) == _frame_after(new, new_gan, steps)
     assert (used.frames, used.full_redraws) == (new.frames, new.full_redraws)  # the same redraws, too
     assert used.frames == 3 and used.full_redraws >= 2  # the first frame and the grown step axis
+
+
+def test_the_real_points_the_modes_and_the_keys_are_drawn_above_what_moves_under_them():
+    fig = Figure2D(ToyGAN2D(Settings2D(batch=32)), 10)
+    order = fig._animated()  # blitted frames draw these over the background, in this order
+    assert all(order.index(fig.heat) < order.index(a) for a in (fig.real, fig.centers, fig.fake, fig.key))
+    assert order.index(fig.g_loss) < order.index(fig.loss_key)
+    assert [h.get_color() for h in fig.key.legend_handles] == ["black", "tab:orange"]  # the points' own colours
+    fig1 = Figure1D(ToyGAN1D(Settings1D(batch=32)), 10)
+    order = fig1._animated()
+    assert all(order.index(line) < order.index(fig1.key) for line in (fig1.p_g, fig1.d, fig1.d_star))
