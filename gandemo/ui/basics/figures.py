@@ -83,14 +83,19 @@ class _Figure:
             line.set_data([], [])
         self.title.set_text("")
         self._background = None
+        self._key_pixels: list[Any] = []
         self._dirty = True  # limits changed: the background must be drawn again
         self.frames = 0
         self.full_redraws = 0
 
     def _animated(self) -> list[Any]:
-        """The artists drawn on every frame, in this order; a key comes after the lines it labels, so
-        that they never cross it."""
-        return [self.title, self.d_loss, self.g_loss, self.loss_key]
+        """The artists drawn on every frame, in this order."""
+        return [self.title, self.d_loss, self.g_loss]
+
+    def _keys(self) -> list[Any]:
+        """The legends, pasted back over each frame as the full redraw drew them (a copy of their
+        pixels: drawing them again would double a frame's time), so that no moving line crosses them."""
+        return [self.loss_key]
 
     def reach(self, step: int) -> None:
         """Make room on the history panels' step axis up to `step` (with headroom, so that a
@@ -122,12 +127,16 @@ class _Figure:
                 a.set_animated(True)  # left out of canvas.draw(), so the background is clean
             self.canvas.draw()
             self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+            renderer = self.canvas.get_renderer()
+            self._key_pixels = [self.canvas.copy_from_bbox(k.get_window_extent(renderer)) for k in self._keys()]
             self._dirty = False
             self.full_redraws += 1
         else:
             self.canvas.restore_region(self._background)
         for a in artists:
             self.fig.draw_artist(a)
+        for pixels in self._key_pixels:
+            self.canvas.restore_region(pixels)
         self.frames += 1
         return np.asarray(self.canvas.buffer_rgba())[..., :3]
 
@@ -188,8 +197,10 @@ class Figure1D(_Figure):
         self.side[1].set_ylim(1e-3, 10)
 
     def _animated(self) -> list[Any]:
-        curves = [self.p_g, self.d, self.d_star, self.mapping, self.key]
-        return [*super()._animated(), *curves, self.g_grad, self.jsd, self.gap, self.metric_key]
+        return [*super()._animated(), self.p_g, self.d, self.d_star, self.mapping, self.g_grad, self.jsd, self.gap]
+
+    def _keys(self) -> list[Any]:
+        return [*super()._keys(), self.key, self.metric_key]
 
     def draw(self, view: basics.View1D, history: basics.History) -> PlotData:
         """This moment as a PNG for gr.Plot."""
@@ -231,8 +242,7 @@ class Figure2D(_Figure):
         self.centers = ax.scatter([], [], s=40, marker="+", c="black", linewidths=0.8)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=8)
-        # the key is made of plain markers (the scatters are empty until a game is shown, and
-        # translucent); it is drawn above the heatmap, with the points (see _animated)
+        # the key is made of plain markers: the scatters are translucent, and empty until a game is shown
         from matplotlib.lines import Line2D
 
         key = [
@@ -271,9 +281,12 @@ class Figure2D(_Figure):
             line.set_data([], [])
 
     def _animated(self) -> list[Any]:
-        # the heatmap changes every frame, so it is drawn over the background: what must be seen on top
-        # of it (the real points, the modes' centres, the key) is drawn after it, in this order
-        return [*super()._animated(), self.heat, self.real, self.centers, self.fake, self.key, self.modes, self.hq]
+        # the heatmap changes every frame, so it is drawn over the background: the real points and the
+        # modes' centres, which must be seen on top of it, are drawn after it
+        return [*super()._animated(), self.heat, self.real, self.centers, self.fake, self.modes, self.hq]
+
+    def _keys(self) -> list[Any]:
+        return [*super()._keys(), self.key]
 
     def draw(self, view: basics.View2D, history: basics.History) -> PlotData:
         """This moment as a PNG for gr.Plot."""

@@ -91,11 +91,16 @@ def test_a_figure_retargeted_to_a_new_game_draws_exactly_as_a_new_figure(figure_
 
 
 def test_the_real_points_the_modes_and_the_keys_are_drawn_above_what_moves_under_them():
-    fig = Figure2D(ToyGAN2D(Settings2D(batch=32)), 10)
+    gan = ToyGAN2D(Settings2D(batch=32))
+    fig = Figure2D(gan, 10)
     order = fig._animated()  # blitted frames draw these over the background, in this order
-    assert all(order.index(fig.heat) < order.index(a) for a in (fig.real, fig.centers, fig.fake, fig.key))
-    assert order.index(fig.g_loss) < order.index(fig.loss_key)
+    assert all(order.index(fig.heat) < order.index(a) for a in (fig.real, fig.centers, fig.fake))
     assert [h.get_color() for h in fig.key.legend_handles] == ["black", "tab:orange"]  # the points' own colours
-    fig1 = Figure1D(ToyGAN1D(Settings1D(batch=32)), 10)
-    order = fig1._animated()
-    assert all(order.index(line) < order.index(fig1.key) for line in (fig1.p_g, fig1.d, fig1.d_star))
+    first = np.asarray(_png(fig.draw(gan.snapshot(), gan.history)))
+    gan.train(3)
+    later = np.asarray(_png(fig.draw(gan.snapshot(), gan.history)))  # blitted: the keys pasted back on top
+    assert fig.full_redraws == 1
+    for key in fig._keys():
+        x0, y0, x1, y1 = np.asarray(key.get_window_extent().extents).round().astype(int)
+        rows = slice(first.shape[0] - y1 + 1, first.shape[0] - y0 - 1)  # display y goes up, rows go down
+        assert (first[rows, x0 + 1 : x1 - 1] == later[rows, x0 + 1 : x1 - 1]).all()  # untouched by what moved

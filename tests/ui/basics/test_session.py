@@ -85,6 +85,28 @@ def _png(plot: dict) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(plot["plot"].split(",", 1)[1])))
 
 
+def test_a_figure_outlives_its_session_and_draws_the_next_new_game(monkeypatch):
+    # first in the module, before its server starts: a stream of that server would take idle figures too
+    monkeypatch.setattr(ui, "IDLE_FIGURES_KEPT", 1)
+    monkeypatch.setattr(ui, "_kept", type(ui._kept)())
+    first = list(ui.toy_gan(*GAUSS, 3, 3, ui.Session()))[-1][3]
+    figure = first.figure
+    # the session ends (its state expired; a REST call's is forgotten once answered). gc: matplotlib's
+    # first parse of a tick label (pyparsing) leaves cycles that hold the drawing's frames a while
+    del first
+    gc.collect()
+    monkeypatch.setattr(ui, "_idle", {ui.Figure1D: [figure]})  # only this one: earlier tests' sessions end too
+    second = list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1]
+    assert second[3].figure is figure and second[2]["step"] == 4  # retargeted, not drawn anew
+    assert second[0].plot == list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1][0].plot  # as a new one draws
+    others = [list(ui.toy_gan(*GAUSS, 1, 1, ui.Session()))[-1][3] for _ in range(3)]
+    figures = [weakref.ref(s.figure) for s in others]
+    del others
+    gc.collect()
+    assert len(ui._idle[ui.Figure1D]) == 1  # bounded (other tests' sessions may end now too)
+    assert sum(f() is not None for f in figures) <= 1  # the rest are freed
+
+
 def test_toy_gan_streams_a_plot_and_the_numbers_every_few_steps(client: Client):
     frames = _run(client, "/toy_gan", *GAUSS[:-1], 5, 30, 10)  # seed 5: a game of its own, from step 0
     assert [numbers["step"] for _, _, numbers in frames] == [0, 10, 20, 30]
@@ -229,24 +251,3 @@ def test_only_the_most_recent_sessions_keep_their_game_and_the_others_start_agai
     again = list(ui.toy_gan(*GAUSS, 3, 3, sessions[0]))
     assert again[0][1].startswith("**Running 3 steps from step 0")  # a let-go game starts again
     assert again[-1][2]["step"] == 3 and again[-1][3] is sessions[0]
-
-
-def test_a_figure_outlives_its_session_and_draws_the_next_new_game(monkeypatch):
-    monkeypatch.setattr(ui, "IDLE_FIGURES_KEPT", 1)
-    monkeypatch.setattr(ui, "_kept", type(ui._kept)())
-    first = list(ui.toy_gan(*GAUSS, 3, 3, ui.Session()))[-1][3]
-    figure = first.figure
-    # the session ends (its state expired; a REST call's is forgotten once answered). gc: matplotlib's
-    # first parse of a tick label (pyparsing) leaves cycles that hold the drawing's frames a while
-    del first
-    gc.collect()
-    monkeypatch.setattr(ui, "_idle", {ui.Figure1D: [figure]})  # only this one: earlier tests' sessions end too
-    second = list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1]
-    assert second[3].figure is figure and second[2]["step"] == 4  # retargeted, not drawn anew
-    assert second[0].plot == list(ui.toy_gan(*BIMODAL, 4, 4, ui.Session()))[-1][0].plot  # as a new one draws
-    others = [list(ui.toy_gan(*GAUSS, 1, 1, ui.Session()))[-1][3] for _ in range(3)]
-    figures = [weakref.ref(s.figure) for s in others]
-    del others
-    gc.collect()
-    assert len(ui._idle[ui.Figure1D]) == 1  # bounded (other tests' sessions may end now too)
-    assert sum(f() is not None for f in figures) <= 1  # the rest are freed
