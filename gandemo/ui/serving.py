@@ -50,7 +50,7 @@ FORGET_EVERY_S = 1.0  # how often answered single-use sessions are looked for (b
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
 # (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
-WARM_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.collections")
+WARM_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.collections", "matplotlib.lines")
 
 
 def _libc() -> Any:
