@@ -84,18 +84,25 @@ def endpoint(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def save_example(img: Any, path: Path) -> Path:
-    """Write an example picture (a PIL image) as PNG at `path`, atomically: another app process
-    building its tab may be reading the same file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.partial")
+def write_whole(path: Path, write: Callable[[Path], None]) -> None:
+    """Make the file at `path` with `write(staging_path)`: written under a temporary name in the same
+    folder (with the same suffix, for writers that go by it) and renamed into place, so that a reader
+    never sees it half written and a failed write leaves nothing behind."""
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
+        write(Path(staging))
+        os.replace(staging, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(staging).unlink(missing_ok=True)
         raise
+
+
+def save_example(img: Any, path: Path) -> Path:
+    """Write an example picture (a PIL image) as PNG at `path`, whole: another app process building
+    its tab may be reading the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_whole(path, lambda staging: img.save(staging, format="PNG"))
     return path
 
 

@@ -17,7 +17,6 @@ import gc
 import importlib
 import inspect
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -345,23 +344,6 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
     return True
 
 
-def _write_whole(path: Path, data: bytes) -> None:
-    """Put `data` at `path` as one complete file: written under a temporary name in the same folder and
-    renamed into place. A file already there is left as it is: its name is a hash of its content."""
-    if path.exists():
-        with contextlib.suppress(OSError):
-            os.utime(path)  # Gradio's delete_cache ages files by ctime: this one is handed out again
-        return
-    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
 def whole_cached_files() -> bool:
     """Make Gradio write the output files it caches (images, galleries, bytes; audio: see below) whole
     before their name can be fetched. It names each file after a hash of its content and rewrote the
@@ -372,45 +354,40 @@ def whole_cached_files() -> bool:
     nothing, on a Gradio whose cache writers do not look as expected."""
     from gradio import processing_utils as pu
 
+    from gandemo.ui.common import write_whole  # here, not at the top: common imports torch (bound_allocator)
+
     if getattr(pu, "_gandemo_whole_files", False):
         return True
-    plain_pil, plain_bytes, plain_audio = pu.save_pil_to_cache, pu.save_bytes_to_cache, pu.audio_to_file
+    plain_audio = pu.audio_to_file
     if (
-        "write_bytes(bytes_data)" not in inspect.getsource(plain_pil)
-        or "path.write_bytes(data)" not in inspect.getsource(plain_bytes)
+        "write_bytes(bytes_data)" not in inspect.getsource(pu.save_pil_to_cache)
+        or "path.write_bytes(data)" not in inspect.getsource(pu.save_bytes_to_cache)
         or "audio_to_file(sample_rate, data, filename, format=format)" not in inspect.getsource(pu.save_audio_to_cache)
     ):
         return False
 
+    def cache(data: bytes, name: str, cache_dir: str) -> Path:
+        """`data` in Gradio's cache as `<hash of data>/<name>`. A file already there is left as it is:
+        its name says its content."""
+        path = (Path(cache_dir) / pu.hash_bytes(data) / name).resolve()
+        path.parent.mkdir(exist_ok=True, parents=True)
+        if path.exists():
+            with contextlib.suppress(OSError):
+                os.utime(path)  # Gradio's delete_cache ages files by ctime: this one is handed out again
+        else:
+            write_whole(path, lambda staging: staging.write_bytes(data))
+        return path
+
     def save_pil_to_cache(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
-        data = pu.encode_pil_to_bytes(img, format)
-        folder = Path(cache_dir) / pu.hash_bytes(data)
-        folder.mkdir(exist_ok=True, parents=True)
-        path = (folder / f"{name}.{format}").resolve()
-        _write_whole(path, data)
-        return str(path)
+        return str(cache(pu.encode_pil_to_bytes(img, format), f"{name}.{format}", cache_dir))
 
     def save_bytes_to_cache(data: bytes, file_name: str, cache_dir: str) -> str:
-        folder = Path(cache_dir) / pu.hash_bytes(data)
-        folder.mkdir(exist_ok=True, parents=True)
-        if not Path(file_name).suffix:
-            file_name += pu.detect_audio_format(data)
-        path = folder / Path(file_name).name
-        _write_whole(path, data)
-        return str(path.resolve())
+        suffix = "" if Path(file_name).suffix else pu.detect_audio_format(data)
+        return str(cache(data, Path(file_name).name + suffix, cache_dir))
 
     def audio_to_file(sample_rate: int, data: Any, filename: str, format: str = "wav") -> None:
-        """Gradio's audio writer (save_audio_to_cache names the file after a hash of the samples),
-        encoding into a temporary file that is renamed into place."""
-        path = Path(filename)
-        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.close(fd)
-        try:
-            plain_audio(sample_rate, data, staging, format=format)
-            os.replace(staging, path)
-        except BaseException:
-            Path(staging).unlink(missing_ok=True)
-            raise
+        # Gradio's audio writer (save_audio_to_cache names the file after a hash of the samples)
+        write_whole(Path(filename), lambda staging: plain_audio(sample_rate, data, str(staging), format=format))
 
     pu.save_pil_to_cache, pu.save_bytes_to_cache = save_pil_to_cache, save_bytes_to_cache
     pu.audio_to_file = audio_to_file
