@@ -77,11 +77,12 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    def held_mb(pid: int) -> tuple[float, float]:
-        """(RSS at once, RSS after --settle-seconds idle) of the server."""
+    def held_mb(pid: int) -> tuple[float, float, float, float]:
+        """(RSS at once, RSS after --settle-seconds idle, its anonymous part, its file-backed part) of the
+        server: the file-backed part is library code and data paged in as new code paths first run."""
         at_once = rss_mb(pid)
         time.sleep(args.settle_seconds)
-        return at_once, rss_mb(pid)
+        return at_once, rss_mb(pid), rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
 
     import os
 
@@ -106,7 +107,11 @@ def main() -> None:
                 tally.merge(t)
                 wall += w
                 readings.append(held_mb(server.pid))
-                print(f"round {i + 1}: {t.served()} served, RSS {readings[-1][1]:.0f} MB", flush=True)
+                _, mb, anon, file = readings[-1]
+                print(
+                    f"round {i + 1}: {t.served()} served, RSS {mb:.0f} MB (anon {anon:.0f}, file {file:.0f})",
+                    flush=True,
+                )
             server_cpu = cpu_seconds(server.pid) - cpu0
             peak = rss_mb(server.pid, "VmHWM")
 
@@ -126,11 +131,14 @@ def main() -> None:
     if args.warmup_seconds > 0:
         labels.append(f"after the {args.warmup_seconds:.0f} s warm-up")
     labels += [f"after round {i + 1}" for i in range(args.rounds)]
-    rss = [settled for _, settled in readings]
+    rss = [settled for _, settled, _, _ in readings]
     growth = ["", *(f"{g:+.1f} %" for g in round_growth(rss))]
-    print(f"\n| server RSS | MB, after {args.settle_seconds:.0f} s idle | growth | MB, at once |\n|---|---|---|---|")
-    for label, (at_once, mb), g in zip(labels, readings, growth, strict=True):
-        print(f"| {label} | {mb:.0f} | {g} | {at_once:.0f} |")
+    print(
+        f"\n| server RSS | MB, after {args.settle_seconds:.0f} s idle | growth | of it anonymous / file-backed "
+        "| MB, at once |\n|---|---|---|---|---|"
+    )
+    for label, (at_once, mb, anon, file), g in zip(labels, readings, growth, strict=True):
+        print(f"| {label} | {mb:.0f} | {g} | {anon:.0f} / {file:.0f} | {at_once:.0f} |")
     rows = [
         ("requests served", f"{served} ({served / max(wall, 1e-9):.2f}/s)"),
         (

@@ -18,6 +18,7 @@ from gandemo.ui.common import unavailable
 from gandemo.ui.serving import (
     ANALYTICS_EVENTS,
     bounded_queue_records,
+    calmer_queue,
     lighter_sessions,
     patient_page_check,
     start_trimming,
@@ -182,6 +183,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue starts
     lighter_sessions()
     bounded_queue_records()
+    calmer_queue()
     whole_cached_files()
     patient_page_check()
     options = {

@@ -33,9 +33,11 @@ ANALYTICS_EVENTS = 500
 MALLOC_ARENAS = 2
 MALLOC_MMAP_BYTES = 1 << 20
 MALLOC_TRIM_EVERY_S = 5.0
-# A trimming period in which the whole process used less CPU than this share of it counts as idle: then
-# the cycle collector runs once (see IdleCollector), before the trim
-IDLE_CPU_SHARE = 0.02
+# A second in which the whole process used less CPU than this share of a core counts as idle (an idle
+# server uses ~2 %: calmer_queue); after IDLE_SECONDS of them following work the cycle collector runs
+# once, then the allocator is trimmed (see IdleCollector)
+IDLE_CPU_SHARE = 0.05
+IDLE_SECONDS = 3
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
 # MKL (torch's BLAS on x86) keeps the buffers of its matrix products in a cache per thread until the
 # thread ends: ~1.2 MB after one 512² product, in each of the server's worker threads (up to 40). Off,
@@ -46,6 +48,10 @@ MKL_FAST_MM_ENV = "MKL_DISABLE_FAST_MM"
 # session that calls, every API call being one, and never drops it. Its message queues keep 2,000.
 PENDING_SESSIONS = 2000
 FORGET_EVERY_S = 1.0  # how often answered single-use sessions are looked for (bounded_queue_records)
+# How often Gradio's queue looks for work, and for progress to send, while it has none: its own 1 ms and
+# 10 ms woke the event loop ~1,100 times a second and kept an idle server at ~14 % of a core (see
+# calmer_queue). A request that finds the server idle waits up to this long for its slot.
+IDLE_POLL_S = 0.02
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
 # Imported in the background while the server starts (see `warm_imports`): GAN Basics' figures
 # (matplotlib and its font list, ~1 s of CPU), which its first click would otherwise wait for
@@ -80,20 +86,23 @@ class IdleCollector:
     """Runs Python's full cycle collection once the server falls idle after work. Between requests,
     garbage in reference cycles (figures, frames of finished streams, tracebacks) waits for the
     collector's next full pass, which only comes with more allocations: under 20 users that left
-    8-23 MB more held after each round (docs/hosting.md). A full pass takes 0.4-0.9 s here, so it
-    runs only when a trimming period went (nearly) without CPU, and once per stretch of work."""
+    8-23 MB more held after each round (docs/hosting.md). A full pass takes 0.4-1.5 s here, so it
+    runs only after `quiet_ticks` idle seconds in a row, and once per stretch of work."""
 
-    def __init__(self, period_s: float, idle_share: float = IDLE_CPU_SHARE) -> None:
-        self.budget = idle_share * period_s
+    def __init__(self, quiet_ticks: int = IDLE_SECONDS, idle_share: float = IDLE_CPU_SHARE) -> None:
+        self.budget = idle_share  # CPU seconds in a one-second tick
+        self.quiet_ticks = quiet_ticks
+        self.quiet = 0  # idle ticks in a row
         self.pending = False  # work was done since the last collection
 
     def tick(self, cpu_used_s: float) -> bool:
-        """Called once a period with the process's CPU seconds in it; collects (and returns True) when
-        the period was idle and work was done since the last collection."""
+        """Called once a second with the process's CPU seconds in it; collects (and returns True) on the
+        `quiet_ticks`-th idle second in a row after work."""
         if cpu_used_s > self.budget:
-            self.pending = True
+            self.pending, self.quiet = True, 0
             return False
-        if not self.pending:
+        self.quiet += 1
+        if not self.pending or self.quiet < self.quiet_ticks:
             return False
         gc.collect()
         self.pending = False
@@ -101,12 +110,15 @@ class IdleCollector:
 
 
 def _trim_forever(libc: Any, every_s: float) -> None:
-    collector = IdleCollector(every_s)
+    collector, since_trim = IdleCollector(), 0.0
     while True:
         before = time.process_time()
-        time.sleep(every_s)
-        collector.tick(time.process_time() - before)
-        libc.malloc_trim(0)
+        time.sleep(1.0)
+        collected = collector.tick(time.process_time() - before)
+        since_trim += 1.0
+        if collected or since_trim >= every_s:  # what the collection freed goes back at once
+            libc.malloc_trim(0)
+            since_trim = 0.0
 
 
 _trimmer: list[threading.Thread] = []
@@ -116,8 +128,8 @@ _lock = threading.Lock()
 def start_trimming(every_s: float = MALLOC_TRIM_EVERY_S) -> threading.Thread | None:
     """The daemon thread (one per process, however often this is called) that hands the allocator's
     free memory back to the system every `every_s` seconds (glibc's malloc_trim: free pages inside
-    the arenas too, not only at their top), after collecting the cycles left by work that has ended
-    (IdleCollector); None where the C library is not glibc."""
+    the arenas too, not only at their top), and once more after collecting the cycles left by work
+    that has ended (IdleCollector); None where the C library is not glibc."""
     libc = _libc()
     if libc is None:
         return None
@@ -341,6 +353,42 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
     cls.push = push
     cls.start = start
     cls._gandemo_bounded_records = True
+    return True
+
+
+def calmer_queue(idle_poll_s: float = IDLE_POLL_S) -> bool:
+    """Make Gradio's queues look for work and for progress to send every `idle_poll_s` seconds while
+    nothing waits and nothing runs, instead of every 1 ms and 10 ms. Both loops spin on the event loop
+    whether or not anyone is there: an idle server used ~14 % of a core (1.7 % now), on a 2-vCPU Space
+    that serves nobody, and never looked idle to IdleCollector. While a request waits or runs, Gradio's
+    own intervals hold, so a busy queue hands a freed slot on as fast as before. Returns False, changing
+    nothing, on a Gradio whose Queue does not poll this way."""
+    from gradio import queueing
+
+    cls = queueing.Queue
+    if getattr(cls, "_gandemo_calmer", False):
+        return True
+    source = inspect.getsource(cls)  # the class as written (its __init__ may be wrapped already)
+    if "await asyncio.sleep(self.sleep_when_free)" not in source or (
+        "await asyncio.sleep(self.progress_update_sleep_when_free)" not in source
+    ):
+        return False
+
+    def interval(name: str) -> property:
+        """Gradio's interval `name` (set in its __init__) while the queue is busy, else idle_poll_s."""
+
+        def get(self: Any) -> float:
+            busy = len(self) > 0 or any(job is not None for job in self.active_jobs)
+            return self.__dict__[name] if busy else max(idle_poll_s, self.__dict__[name])
+
+        def set_(self: Any, value: float) -> None:
+            self.__dict__[name] = value
+
+        return property(get, set_)
+
+    cls.sleep_when_free = interval("sleep_when_free")
+    cls.progress_update_sleep_when_free = interval("progress_update_sleep_when_free")
+    cls._gandemo_calmer = True
     return True
 
 

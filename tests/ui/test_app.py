@@ -370,18 +370,39 @@ def test_a_queue_made_before_its_class_was_patched_is_served_too():
     assert queue._gandemo_single_use == {} and queue.pending_messages_per_session == {"a": 1}  # a page's: kept
 
 
+def test_an_idle_queue_looks_for_work_less_often_and_a_busy_one_as_gradio_does():
+    import gradio as gr
+
+    from gandemo.ui.serving import calmer_queue
+
+    assert calmer_queue(idle_poll_s=0.02) is True
+    with gr.Blocks() as demo:
+        text = gr.Textbox()
+        text.submit(lambda x: x, text, text)
+    queue = demo.queue()._queue
+    plain = queue.__dict__["sleep_when_free"], queue.__dict__["progress_update_sleep_when_free"]
+    assert plain[0] < 0.02 and plain[1] < 0.02  # Gradio's own: 1 ms and 10 ms on Linux
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (0.02, 0.02)  # nobody there
+    queue.active_jobs = [None, [object()]]  # a request runs: a freed slot is handed on as fast as before
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == plain
+    queue.active_jobs = [None, None]
+    assert queue.sleep_when_free == 0.02
+
+
 def test_the_cycle_collector_runs_once_when_the_server_falls_idle_after_work(monkeypatch):
     from gandemo.ui import serving
 
     passes = []
     monkeypatch.setattr(serving.gc, "collect", lambda: passes.append(1))
-    collector = serving.IdleCollector(period_s=5.0, idle_share=0.02)  # idle: under 0.1 s of CPU in 5 s
-    assert collector.tick(0.01) is False and not passes  # idle from the start: nothing to collect
-    assert collector.tick(2.5) is False and not passes  # busy: never during work
-    assert collector.tick(0.3) is False and not passes
-    assert collector.tick(0.05) is True and len(passes) == 1  # the first idle period after work
-    assert collector.tick(0.02) is False and len(passes) == 1  # once, not every idle period
-    assert collector.tick(1.0) is False and collector.tick(0.0) is True and len(passes) == 2
+    collector = serving.IdleCollector(quiet_ticks=3, idle_share=0.05)  # idle: under 0.05 s of CPU a second
+    assert [collector.tick(0.01) for _ in range(5)] == [False] * 5 and not passes  # idle from the start
+    assert collector.tick(0.9) is False and not passes  # busy: never during work
+    assert collector.tick(0.02) is False and collector.tick(0.02) is False and not passes  # 2 quiet seconds
+    assert collector.tick(0.3) is False and not passes  # work again: the count starts over
+    assert [collector.tick(0.02) for _ in range(3)] == [False, False, True] and len(passes) == 1  # 3rd quiet
+    assert collector.tick(0.02) is False and len(passes) == 1  # once, not every idle second
+    assert collector.tick(1.0) is False and len(passes) == 1
+    assert [collector.tick(0.0) for _ in range(3)] == [False, False, True] and len(passes) == 2
 
 
 def test_sessions_compute_the_blocks_own_configs_only_when_read_and_keep_no_call_values():
