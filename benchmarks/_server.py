@@ -58,14 +58,20 @@ def wait_for(url: str, timeout: float = START_TIMEOUT_S) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def start_app(threads: int, **env: str) -> tuple[subprocess.Popen, str, float]:
-    """Start the app; returns (process, url, seconds from process start to the page answering)."""
+def start_app(threads: int, log: Path | None = None, **env: str) -> tuple[subprocess.Popen, str, float]:
+    """Start the app; returns (process, url, seconds from process start to the page answering). Its
+    output is discarded, or appended to `log` with Python's fault handler on (a crash's stacks)."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GANDEMO_THREADS": str(threads), **env}
+    if log is not None:
+        env["PYTHONFAULTHANDLER"] = "1"
+    out = subprocess.DEVNULL if log is None else log.open("ab")
     t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    try:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    finally:
+        if log is not None:
+            out.close()  # the server has its own copy
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(url)
@@ -76,10 +82,10 @@ def start_app(threads: int, **env: str) -> tuple[subprocess.Popen, str, float]:
 
 
 @contextlib.contextmanager
-def running_app(threads: int, **env: str) -> Iterator[tuple[subprocess.Popen, str, float]]:
+def running_app(threads: int, log: Path | None = None, **env: str) -> Iterator[tuple[subprocess.Popen, str, float]]:
     """`start_app` for the block: (process, url, seconds to the page); the server is stopped after
     it, whatever happens."""
-    server, url, seconds = start_app(threads, **env)
+    server, url, seconds = start_app(threads, log, **env)
     try:
         yield server, url, seconds
     finally:

@@ -75,6 +75,7 @@ def main() -> None:
         help="idle time before each RSS reading: the app's allocator trimming has run since the last "
         "request, so the reading is what the server holds, not what it has just freed",
     )
+    p.add_argument("--server-log", type=Path, help="append the server's output here (default: discarded)")
     args = p.parse_args()
 
     def held_mb(pid: int) -> tuple[float, float, float, float]:
@@ -92,7 +93,7 @@ def main() -> None:
         root, notes = every_model_root(Path(tmp) / "checkpoints")
         by_tab = tab_requests(root, Path(tmp) / "examples")
         requests = [by_tab[t] for t in args.tabs.split(",")]
-        with running_app(args.threads, GANDEMO_CHECKPOINTS=str(root)) as (server, url, cold):
+        with running_app(args.threads, args.server_log, GANDEMO_CHECKPOINTS=str(root)) as (server, url, cold):
             warm = RestClient(url)
             for api, inputs in requests:  # every model loaded and run once
                 warm.predict(*inputs, api_name=api)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from gandemo import plotting
 from gandemo.imaging import load_image
 from gandemo.optim import Adam
 from gandemo.validation import InvalidInput, as_int, shown
@@ -516,24 +517,25 @@ def score_plot(score: float, normal_scores: Sequence[float], threshold: float, t
     from matplotlib.figure import Figure
 
     normal = np.asarray(normal_scores, dtype=np.float64)
-    fig = Figure(figsize=(5.6, 2.2), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(normal))
-    ax.scatter(normal, jitter, s=12, color="tab:blue", alpha=0.6, label=f"{len(normal)} normal validation images")
-    ax.axvline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.4g}")
-    ax.scatter([score], [0], s=160, marker="*", color="black", zorder=3, label=f"this image {score:.4g}")
-    lo, hi = min(normal.min(), score, threshold), max(normal.max(), score, threshold)
-    pad = 0.08 * (hi - lo or 1.0)
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(-0.6, 0.6)
-    ax.set_yticks([])
-    ax.set_xlabel("anomaly score A(x)" + (f", {title}" if title else ""), fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
-    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.25, top=0.72)  # the top stays clear for the app's label
-    fig.canvas.draw()
-    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    with plotting.LOCK:  # matplotlib is not thread-safe (gandemo.plotting)
+        fig = Figure(figsize=(5.6, 2.2), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(normal))
+        ax.scatter(normal, jitter, s=12, color="tab:blue", alpha=0.6, label=f"{len(normal)} normal validation images")
+        ax.axvline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.4g}")
+        ax.scatter([score], [0], s=160, marker="*", color="black", zorder=3, label=f"this image {score:.4g}")
+        lo, hi = min(normal.min(), score, threshold), max(normal.max(), score, threshold)
+        pad = 0.08 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(-0.6, 0.6)
+        ax.set_yticks([])
+        ax.set_xlabel("anomaly score A(x)" + (f", {title}" if title else ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+        fig.subplots_adjust(left=0.04, right=0.96, bottom=0.25, top=0.72)  # the top stays clear for the app's label
+        fig.canvas.draw()
+        return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
 
 # ---- one image, end to end -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 from PIL import Image
 
+from gandemo import plotting
 from gandemo.tasks import basics
 
 D_STAR_MIN_DENSITY = 0.01  # draw D* only where (p_data + p_g) / 2 exceeds this
@@ -142,9 +143,11 @@ class _Figure:
 
     def plot_data(self) -> PlotData:
         """The frame as what gr.Plot shows: a PNG data URL, sent inline (no file per frame on disk)."""
+        with plotting.LOCK:  # matplotlib's fonts are shared by every thread (gandemo.plotting)
+            frame = Image.fromarray(self.render())
         buf = io.BytesIO()
         # compress_level 1: a third of the default's encoding time for a slightly bigger file
-        Image.fromarray(self.render()).save(buf, format="PNG", compress_level=1)
+        frame.save(buf, format="PNG", compress_level=1)
         return PlotData(type="matplotlib", plot="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
 
 

@@ -23,6 +23,7 @@ import gradio as gr
 import numpy as np
 from gradio.components.plot import PlotData
 
+from gandemo import plotting
 from gandemo.tasks import basics
 from gandemo.ui.basics.figures import Figure1D, Figure2D
 from gandemo.ui.common import endpoint
@@ -101,10 +102,11 @@ def _figure_for(figure_cls: Callable[[Any, int], Any], gan: basics.ToyGAN, x_end
         with _idle_lock:
             idle = _idle.get(figure_cls)
             own = idle.pop() if idle else None
-    if own is None:
-        return figure_cls(gan, x_end)
-    own.retarget(gan, x_end)
-    return own
+    with plotting.LOCK:  # matplotlib is not thread-safe (gandemo.plotting)
+        if own is None:
+            return figure_cls(gan, x_end)
+        own.retarget(gan, x_end)
+        return own
 
 
 def _keep(session: Session) -> None:
