@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from gandemo import plotting
 from gandemo.tasks.anomaly import score_plot
 from gandemo.tasks.basics import Settings1D, Settings2D, ToyGAN1D, ToyGAN2D
+from gandemo.ui.basics import session
 from gandemo.ui.basics.figures import Figure1D, Figure2D
 from gandemo.ui.basics.session import _figure_for
 
@@ -43,7 +44,8 @@ def _all_under_the_lock(seen: list[tuple[str, bool]], work: Callable[[], object]
     assert seen and [what for what, held in seen if not held] == []
 
 
-def test_gan_basics_figures_are_made_and_drawn_under_the_lock(lock_held):
+def test_gan_basics_figures_are_made_and_drawn_under_the_lock(lock_held, monkeypatch):
+    monkeypatch.setattr(session, "_idle", {})  # no idle figure left by other tests: a new one is made
     gan1, gan2 = ToyGAN1D(Settings1D()), ToyGAN2D(Settings2D())
     fig1 = _figure_for(Figure1D, gan1, 100)
     fig2 = _figure_for(Figure2D, gan2, 100)
