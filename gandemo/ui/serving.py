@@ -49,7 +49,7 @@ MKL_FAST_MM_ENV = "MKL_DISABLE_FAST_MM"
 PENDING_SESSIONS = 2000
 FORGET_EVERY_S = 1.0  # how often answered single-use sessions are looked for (bounded_queue_records)
 # How often Gradio's queue looks for work, and for progress to send, while it has none: its own 1 ms and
-# 10 ms woke the event loop ~1,100 times a second and kept an idle server at ~14 % of a core (see
+# 10 ms woke the event loop ~1,100 times a second and kept an idle server at ~12 % of a core (see
 # calmer_queue). A request that finds the server idle waits up to this long for its slot.
 IDLE_POLL_S = 0.02
 PAGE_CHECK_TIMEOUT_S = 60.0  # Gradio's own check of its page at launch: 3 s a try (see patient_page_check)
@@ -359,7 +359,7 @@ def bounded_queue_records(capacity: int = PENDING_SESSIONS) -> bool:
 def calmer_queue(idle_poll_s: float = IDLE_POLL_S) -> bool:
     """Make Gradio's queues look for work and for progress to send every `idle_poll_s` seconds while
     nothing waits and nothing runs, instead of every 1 ms and 10 ms. Both loops spin on the event loop
-    whether or not anyone is there: an idle server used ~14 % of a core (1.7 % now), on a 2-vCPU Space
+    whether or not anyone is there: an idle server used ~12 % of a core (2.2 % now), on a 2-vCPU Space
     that serves nobody, and never looked idle to IdleCollector. While a request waits or runs, Gradio's
     own intervals hold, so a busy queue hands a freed slot on as fast as before. Returns False, changing
     nothing, on a Gradio whose Queue does not poll this way."""
