@@ -1,9 +1,9 @@
 """How the app's server process is tuned for a small machine under many visitors: glibc malloc bounded
 and trimmed (after a cycle collection once the server falls idle), MKL's per-thread buffers let go,
 Gradio's per-session config copies made lazily, its per-session queue records bounded and a REST call's
-own session forgotten once answered, its cached output files written whole before anyone can fetch them,
-its analytics kept short, its launch-time page check given time on busy cores, and imports warmed in the
-background.
+own session forgotten once answered, its queue polling slowly while nobody is there, its cached output
+files written whole before anyone can fetch them, its analytics kept short, its launch-time page check
+given time on busy cores, and imports warmed in the background.
 `app.py` and `gandemo.ui.app` call these around `launch`; each one leaves things as they are where the
 library is not the expected one."""
 
